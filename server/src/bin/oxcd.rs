@@ -1,0 +1,46 @@
+//! `oxcd`: the server. Takes etcd's flags and `ETCD_*` variables.
+
+use anyhow::Context;
+use oxcd::config::Config;
+use oxcd::server::EtcdServer;
+
+fn main() {
+    let mut cfg = Config::load(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    if let Err(e) = cfg.validate() {
+        e.exit();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            cfg.log_level.as_tracing_directive(),
+        ))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(cfg)) {
+        eprintln!("oxcd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let addrs = cfg.listen_client_addrs()?;
+    let addr = addrs.first().context("no --listen-client-urls")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen on {addr}"))?;
+    let server = EtcdServer::start(&cfg).await?;
+    tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), %addr, "serving client requests");
+    server.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

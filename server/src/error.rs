@@ -1,0 +1,214 @@
+//! Errors of the server and their one translation into etcd's wire errors.
+//!
+//! etcd clients match on the gRPC code *and* the message text, so both are API:
+//! every variant below carries etcd's exact string, and `From<Error> for Status` is
+//! the only place an internal error becomes a wire error.
+
+use tonic::{Code, Status};
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: unhealthy cluster")]
+    UnhealthyCluster,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A storage or consensus failure; the text is ours, not etcd's.
+    #[error("etcdserver: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The gRPC code etcd uses for this error (see etcd's `api/v3rpc/rpctypes`).
+    pub fn code(&self) -> Code {
+        use Error::*;
+        match self {
+            EmptyKey
+            | ValueProvided
+            | LeaseProvided
+            | TooManyOps
+            | DuplicateKey
+            | InvalidSortOption
+            | RequestTooLarge
+            | InvalidArgument(_)
+            | NotSupportedForLearner => Code::InvalidArgument,
+            KeyNotFound | LeaseNotFound | MemberNotFound => Code::NotFound,
+            LeaseExist => Code::FailedPrecondition,
+            LeaseTtlTooLarge | Compacted | FutureRev => Code::OutOfRange,
+            NoSpace => Code::ResourceExhausted,
+            NoLeader | NotLeader | LeaderChanged | Timeout | Stopped | UnhealthyCluster => {
+                Code::Unavailable
+            }
+            Unimplemented(_) => Code::Unimplemented,
+            Internal(_) => Code::Unknown,
+        }
+    }
+
+    /// Stable numbers for errors produced while applying a committed entry; they travel in
+    /// `InternalResponse.error` so every member reports the same outcome.
+    pub fn apply_code(&self) -> u32 {
+        match self {
+            Error::KeyNotFound => 1,
+            Error::LeaseNotFound => 2,
+            Error::LeaseExist => 3,
+            Error::Compacted => 4,
+            Error::FutureRev => 5,
+            Error::NoSpace => 6,
+            Error::LeaseTtlTooLarge => 7,
+            _ => 99,
+        }
+    }
+
+    /// Inverse of [`Error::apply_code`].
+    pub fn from_apply_code(code: u32) -> Error {
+        match code {
+            1 => Error::KeyNotFound,
+            2 => Error::LeaseNotFound,
+            3 => Error::LeaseExist,
+            4 => Error::Compacted,
+            5 => Error::FutureRev,
+            6 => Error::NoSpace,
+            7 => Error::LeaseTtlTooLarge,
+            other => Error::Internal(format!("apply failed with code {other}")),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_errors_match_etcd() {
+        let cases = [
+            (
+                Error::Compacted,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                Error::FutureRev,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                Error::RequestTooLarge,
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                Error::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                Error::DuplicateKey,
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            (
+                Error::EmptyKey,
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                Error::TooManyOps,
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                Error::LeaseExist,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+        ];
+        for (err, code, msg) in cases {
+            let status = Status::from(err);
+            assert_eq!(status.code(), code, "{msg}");
+            assert_eq!(status.message(), msg);
+        }
+    }
+
+    #[test]
+    fn apply_codes_round_trip() {
+        for e in [
+            Error::KeyNotFound,
+            Error::LeaseNotFound,
+            Error::LeaseExist,
+            Error::Compacted,
+            Error::FutureRev,
+            Error::NoSpace,
+            Error::LeaseTtlTooLarge,
+        ] {
+            assert_eq!(Error::from_apply_code(e.apply_code()), e);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The Lease service: grant, revoke, keep-alive, time-to-live, list.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Error;
+use crate::lease::MAX_LEASE_TTL;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::proto::oxcdpb::{internal_request::Request as Cmd, internal_response::Response as Out};
+use crate::server::EtcdServer;
+
+pub struct LeaseService {
+    server: Arc<EtcdServer>,
+    /// etcd's request-id generator: member id's low 16 bits, then a millisecond clock that
+    /// counts up; used for leases granted with ID 0.
+    next_id: AtomicU64,
+}
+
+impl LeaseService {
+    pub fn new(server: Arc<EtcdServer>) -> LeaseService {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let prefix = (server.member_id & 0xffff) << 48;
+        let suffix = (millis << 8) & ((1 << 48) - 1);
+        LeaseService {
+            server,
+            next_id: AtomicU64::new(prefix | suffix),
+        }
+    }
+
+    fn generate_id(&self) -> i64 {
+        loop {
+            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & (i64::MAX as u64)) as i64;
+            if id != 0 && !self.server.state.read().kv.leases.contains(id) {
+                return id;
+            }
+        }
+    }
+
+    /// Renews a lease on the leader; returns its TTL, or 0 for an unknown lease (as etcd).
+    fn renew(&self, id: i64) -> Result<i64, Error> {
+        if self.server.leader() != Some(self.server.member_id) {
+            return Err(if self.server.leader().is_some() {
+                Error::NotLeader
+            } else {
+                Error::NoLeader
+            });
+        }
+        let ttl = self.server.state.read().kv.leases.get(id).map(|l| l.ttl);
+        Ok(match ttl {
+            Some(ttl) => {
+                self.server.state.lease_clock.renew(id, ttl);
+                ttl
+            }
+            None => 0,
+        })
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let mut r = request.into_inner();
+        if r.ttl > MAX_LEASE_TTL {
+            return Err(Error::LeaseTtlTooLarge.into());
+        }
+        if r.id == 0 {
+            r.id = self.generate_id();
+        }
+        match self.server.propose(Cmd::LeaseGrant(r)).await? {
+            Out::LeaseGrant(mut resp) => {
+                resp.header = self.server.fill_header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(Error::internal("unexpected apply response").into()),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        match self
+            .server
+            .propose(Cmd::LeaseRevoke(request.into_inner()))
+            .await?
+        {
+            Out::LeaseRevoke(mut resp) => {
+                resp.header = self.server.fill_header(resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(Error::internal("unexpected apply response").into()),
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<KeepAliveStream>, Status> {
+        let mut input = request.into_inner();
+        let service = LeaseService {
+            server: self.server.clone(),
+            next_id: AtomicU64::new(0),
+        };
+        let output = async_stream::try_stream! {
+            while let Some(req) = input.next().await {
+                let req = req?;
+                let ttl = service.renew(req.id)?;
+                let revision = service.server.state.read().kv.mvcc.current_rev();
+                yield LeaseKeepAliveResponse { header: Some(service.server.header(revision)), id: req.id, ttl };
+            }
+        };
+        Ok(Response::new(Box::pin(output)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = request.into_inner();
+        self.server.read_index().await?;
+        let state = self.server.state.read();
+        let revision = state.kv.mvcc.current_rev();
+        let resp = match state.kv.leases.get(r.id) {
+            None => LeaseTimeToLiveResponse {
+                header: Some(self.server.header(revision)),
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            },
+            Some(lease) => {
+                let remaining = self
+                    .server
+                    .state
+                    .lease_clock
+                    .remaining_truncated(r.id)
+                    .unwrap_or(lease.ttl);
+                LeaseTimeToLiveResponse {
+                    header: Some(self.server.header(revision)),
+                    id: r.id,
+                    ttl: remaining,
+                    granted_ttl: lease.ttl,
+                    keys: if r.keys {
+                        lease.keys.iter().cloned().collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            }
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.server.read_index().await?;
+        let state = self.server.state.read();
+        let leases = state.kv.leases.ids().map(|id| LeaseStatus { id }).collect();
+        let header = Some(self.server.header(state.kv.mvcc.current_rev()));
+        Ok(Response::new(LeaseLeasesResponse { header, leases }))
+    }
+}

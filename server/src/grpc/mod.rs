@@ -1,0 +1,65 @@
+//! The client port: one tonic service per etcd gRPC service.
+
+pub mod cluster;
+pub mod kv;
+pub mod lease;
+pub mod maintenance;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::server::EtcdServer;
+
+/// Room gRPC framing and headers take beyond the request payload (etcd's grpcOverheadBytes):
+/// a request between max-request-bytes and this is refused by the server with
+/// "etcdserver: request is too large", a larger one by the transport.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The `version` etcd clients see in Status: the etcd API level oxcd implements.
+pub const ETCD_API_VERSION: &str = "3.5.0";
+
+/// Serves every gRPC service on `listener` until `shutdown` completes.
+pub async fn serve(
+    server: Arc<EtcdServer>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let max = server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let kv = KvServer::new(kv::KvService {
+        server: server.clone(),
+    })
+    .max_decoding_message_size(max);
+    let watch = WatchServer::new(watch::WatchService {
+        server: server.clone(),
+    })
+    .max_decoding_message_size(max);
+    let lease =
+        LeaseServer::new(lease::LeaseService::new(server.clone())).max_decoding_message_size(max);
+    let maintenance = MaintenanceServer::new(maintenance::MaintenanceService {
+        server: server.clone(),
+    })
+    .max_decoding_message_size(max);
+    let cluster = ClusterServer::new(cluster::ClusterService {
+        server: server.clone(),
+    })
+    .max_decoding_message_size(max);
+    tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(watch)
+        .add_service(lease)
+        .add_service(maintenance)
+        .add_service(cluster)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(Error::internal)
+}

@@ -1,0 +1,97 @@
+//! openraft's view of the state store: apply committed entries, build and install snapshots.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use openraft::alias::SnapshotOf;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{OptionalSend, Snapshot};
+
+use super::TypeConfig;
+use super::typ::{LogId, SnapshotMeta, StoredMembership};
+use crate::state::StateStore;
+
+/// A snapshot on disk: the file holds the whole state store, written by
+/// [`StateStore::build_snapshot`].
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The raft state machine: a handle on the shared state store.
+#[derive(Clone)]
+pub struct StateMachine {
+    pub store: Arc<StateStore>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
+        let store = self.store.clone();
+        let (meta, path) = tokio::task::spawn_blocking(move || store.build_snapshot())
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotFile { path },
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        Ok(self.store.applied_state())
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let result = self.store.apply_entry(entry).map_err(io_err)?;
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> io::Result<()> {
+        let store = self.store.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || store.install_snapshot(&meta, &snapshot.path))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>> {
+        let current = self.store.current_snapshot().map_err(io_err)?;
+        Ok(current.map(|(meta, path)| Snapshot {
+            meta,
+            snapshot: SnapshotFile { path },
+        }))
+    }
+}
