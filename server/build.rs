@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/v3electionpb/v3election.proto",
     "proto/v3lockpb/v3lock.proto",
     "proto/oxcdpb/internal.proto",
+    "proto/oxcdpb/peer.proto",
 ];
 
 fn main() -> io::Result<()> {

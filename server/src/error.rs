@@ -57,6 +57,9 @@ pub enum Error {
     Unimplemented(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// An error another member answered a forwarded request with, passed on unchanged.
+    #[error("{message}")]
+    Remote { code: Code, message: String },
     /// A storage or consensus failure; the text is ours, not etcd's.
     #[error("etcdserver: {0}")]
     Internal(String),
@@ -84,6 +87,7 @@ impl Error {
                 Code::Unavailable
             }
             Unimplemented(_) => Code::Unimplemented,
+            Remote { code, .. } => *code,
             Internal(_) => Code::Unknown,
         }
     }
@@ -125,6 +129,12 @@ impl Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
         Status::new(e.code(), e.to_string())
+    }
+}
+
+impl From<Status> for Error {
+    fn from(s: Status) -> Error {
+        Error::Remote { code: s.code(), message: s.message().to_string() }
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`proto`]: generated etcd wire types.
 
 pub mod apply;
+pub mod compactor;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -22,6 +23,7 @@ pub mod members;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
+pub mod routing;
 pub mod server;
 pub mod state;
 pub mod storage;

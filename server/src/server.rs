@@ -1,26 +1,28 @@
 //! Wiring: opens storage, starts raft, and exposes [`EtcdServer`], the handle every service
 //! uses to propose commands, wait for linearizable reads and build response headers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::{ReadPolicy, SnapshotPolicy};
-use prost::Message;
+use openraft::SnapshotPolicy;
+use tonic::transport::Channel;
+use crate::proto::oxcdpb::peer_client::PeerClient;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::members;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::proto::oxcdpb::{InternalRequest, internal_request, internal_response};
+use crate::proto::oxcdpb::internal_request;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::state_machine::StateMachine;
-use crate::raft::{Command, MemberNode, Raft, typ};
+use crate::raft::{MemberNode, Raft};
 use crate::state::StateStore;
 use crate::storage::SledBackend;
 
@@ -47,6 +49,13 @@ pub struct EtcdServer {
     pub request_timeout: Duration,
     /// Interval of progress notifications for watchers that asked for them.
     pub progress_notify_interval: Duration,
+    /// `--quota-backend-bytes`; `None` when disabled.
+    pub quota_bytes: Option<u64>,
+    /// The database size last measured (measuring walks the files, so not per request).
+    db_size: AtomicU64,
+    /// Clients for other members' peer ports, by peer URL. A std Mutex: never held across
+    /// an await.
+    pub(crate) peers: Mutex<HashMap<String, PeerClient<Channel>>>,
     db: sled::Db,
 }
 
@@ -125,62 +134,36 @@ impl EtcdServer {
             request_timeout: Duration::from_secs(5)
                 + Duration::from_millis(2 * cfg.election_timeout),
             progress_notify_interval: cfg.progress_notify_interval(),
+            quota_bytes: cfg.backend_quota_bytes(),
+            db_size: AtomicU64::new(db.size_on_disk().unwrap_or(0)),
+            peers: Mutex::new(HashMap::new()),
             db,
         });
         tokio::spawn(crate::lease::run_expiry(server.clone()));
+        tokio::spawn(crate::compactor::run(server.clone(), cfg.auto_compaction().map_err(Error::internal)?));
+        tokio::spawn(track_db_size(server.clone()));
         Ok(server)
     }
 
-    /// Serves the client port until `shutdown` completes, then stops raft and flushes.
+    /// Serves the client and peer ports until `shutdown` completes, then stops raft and
+    /// flushes.
     pub async fn serve(
         self: &Arc<Self>,
         client: TcpListener,
+        peer: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        let (stop_peers, stopped) = tokio::sync::watch::channel(false);
+        let peer_task = tokio::spawn(crate::raft::peer_service::serve(self.clone(), peer, async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
         let result = crate::grpc::serve(self.clone(), client, shutdown).await;
         self.raft.shutdown().await.map_err(Error::internal)?;
+        let _ = stop_peers.send(true);
+        let _ = peer_task.await;
         self.db.flush()?;
         result
-    }
-
-    /// Replicates a command and returns what applying it produced.
-    pub async fn propose(
-        &self,
-        request: internal_request::Request,
-    ) -> Result<internal_response::Response> {
-        let cmd = InternalRequest {
-            request: Some(request),
-        };
-        if cmd.encoded_len() > self.limits.max_request_bytes {
-            return Err(Error::RequestTooLarge);
-        }
-        let write = self.raft.client_write(Command(cmd));
-        let resp = match tokio::time::timeout(self.request_timeout, write).await {
-            Err(_) => return Err(Error::Timeout),
-            Ok(Err(e)) => return Err(write_error(e)),
-            Ok(Ok(resp)) => resp.data.0,
-        };
-        if resp.error != 0 {
-            return Err(Error::from_apply_code(resp.error));
-        }
-        resp.response
-            .ok_or_else(|| Error::internal("empty apply response"))
-    }
-
-    /// Waits until this member has applied everything committed before the call (ReadIndex).
-    pub async fn read_index(&self) -> Result<()> {
-        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        match tokio::time::timeout(self.request_timeout, read).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(match e.api_error() {
-                Some(openraft::error::LinearizableReadError::ForwardToLeader(f)) => {
-                    leader_error(f.leader_id)
-                }
-                Some(_) => Error::Timeout,
-                None => Error::Stopped,
-            }),
-        }
     }
 
     pub fn raft_term(&self) -> u64 {
@@ -205,24 +188,37 @@ impl EtcdServer {
         Some(self.header(header.map(|h| h.revision).unwrap_or_default()))
     }
 
-    /// Bytes the database occupies on disk.
+    /// Bytes the database occupies on disk (measured at most a second ago).
     pub fn db_size(&self) -> i64 {
-        self.db.size_on_disk().unwrap_or(0) as i64
+        self.db_size.load(Ordering::Relaxed) as i64
+    }
+
+    pub(crate) fn over_quota(&self) -> bool {
+        self.quota_bytes.is_some_and(|q| self.db_size.load(Ordering::Relaxed) > q)
     }
 }
 
-fn leader_error(leader: Option<u64>) -> Error {
-    if leader.is_some() {
-        Error::NotLeader
-    } else {
-        Error::NoLeader
+/// Requests etcd refuses once the space quota is exceeded (deletes and compaction still work,
+/// so an operator can free space).
+pub(crate) fn grows_database(request: &internal_request::Request) -> bool {
+    use internal_request::Request as R;
+    match request {
+        R::Put(_) | R::LeaseGrant(_) => true,
+        R::Txn(t) => t.success.iter().chain(&t.failure).any(|op| {
+            matches!(op.request, Some(crate::proto::etcdserverpb::request_op::Request::RequestPut(_)) | Some(crate::proto::etcdserverpb::request_op::Request::RequestTxn(_)))
+        }),
+        _ => false,
     }
 }
 
-fn write_error(e: typ::RaftError<typ::ClientWriteError>) -> Error {
-    match e.api_error() {
-        Some(typ::ClientWriteError::ForwardToLeader(f)) => leader_error(f.leader_id),
-        Some(other) => Error::internal(other),
-        None => Error::Stopped,
+/// Re-measures the database size every second for the quota check and Status.
+async fn track_db_size(server: Arc<EtcdServer>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while Arc::strong_count(&server) > 1 {
+        tick.tick().await;
+        let db = server.db.clone();
+        if let Ok(Ok(size)) = tokio::task::spawn_blocking(move || db.size_on_disk()).await {
+            server.db_size.store(size, Ordering::Relaxed);
+        }
     }
 }

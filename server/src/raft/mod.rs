@@ -8,6 +8,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod peer_service;
 pub mod state_machine;
 
 use std::fmt;

@@ -1,24 +1,39 @@
-//! The peer network. A single-member cluster never sends raft messages; the transport to
-//! other members over the peer port is not built yet, so every send reports the peer
-//! unreachable and raft retries as it would for a down member.
+//! The peer network: a tonic client per peer on the peer port. Raft messages travel as
+//! bincode inside protobuf bytes; snapshots are streamed from their file in chunks.
 
 use std::future::Future;
+use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tonic::transport::{Channel, Endpoint};
 
 use super::state_machine::SnapshotFile;
 use super::{MemberNode, TypeConfig};
+use crate::proto::oxcdpb::peer_client::PeerClient as PeerRpc;
+use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
 
-fn unreachable(target: u64) -> Unreachable<TypeConfig> {
-    Unreachable::new(&std::io::Error::other(format!(
-        "no peer transport to member {target:x}"
-    )))
+/// Snapshot files are sent in pieces of this size.
+const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A lazily connecting channel to the first peer URL of `node`.
+pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
+    let url = node.peer_urls.first().ok_or_else(|| format!("member {} has no peer URL", node.name))?;
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("bad peer URL {url}: {e}"))?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .connect_lazy())
 }
 
 /// Creates a client per peer.
@@ -28,42 +43,108 @@ pub struct PeerNetwork;
 /// A client for one peer.
 pub struct PeerClient {
     target: u64,
+    rpc: Result<PeerRpc<Channel>, String>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &MemberNode) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: u64, node: &MemberNode) -> PeerClient {
+        let rpc = peer_channel(node).map(|c| PeerRpc::new(c).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX));
+        PeerClient { target, rpc }
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<RaftBytes, RPCError<TypeConfig>> {
+    let data = bincode::serialize(v).map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+    Ok(RaftBytes { data })
+}
+
+fn decode<T: DeserializeOwned>(b: RaftBytes) -> Result<T, RPCError<TypeConfig>> {
+    bincode::deserialize(&b.data).map_err(|e| RPCError::Network(NetworkError::from_string(e)))
+}
+
+fn status_error(target: u64, s: tonic::Status) -> RPCError<TypeConfig> {
+    let msg = format!("peer {target:x}: {} {}", s.code(), s.message());
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
+            RPCError::Unreachable(Unreachable::from_string(msg))
+        }
+        _ => RPCError::Network(NetworkError::from_string(msg)),
+    }
+}
+
+impl PeerClient {
+    fn rpc(&self) -> Result<PeerRpc<Channel>, RPCError<TypeConfig>> {
+        self.rpc.clone().map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
+    }
+
+    fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(option.hard_ttl());
+        req
     }
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+    async fn append_entries(&mut self, rpc: AppendEntriesRequest<TypeConfig>, option: RPCOption) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.rpc()?.append_entries(Self::request(encode(&rpc)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+        decode(resp.into_inner())
     }
 
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.rpc()?.vote(Self::request(encode(&rpc)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+        decode(resp.into_inner())
+    }
+
+    async fn transfer_leader(&mut self, req: TransferLeaderRequest<TypeConfig>, option: RPCOption) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.rpc()?.transfer_leader(Self::request(encode(&req)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+        decode(resp.into_inner())
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: VoteOf<TypeConfig>,
-        _snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(unreachable(self.target)))
+        let header = encode(&(vote, snapshot.meta.clone()))?.data;
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let chunks = async_stream::stream! {
+            let mut header = Some(header);
+            loop {
+                let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                let n = match file.read(&mut data).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading snapshot file failed");
+                        break;
+                    }
+                };
+                data.truncate(n);
+                let first = header.take();
+                if n == 0 && first.is_none() {
+                    break;
+                }
+                yield SnapshotChunk { header: first.unwrap_or_default(), data };
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let mut rpc = self.rpc()?;
+        let send = rpc.install_snapshot(chunks);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            resp = send => {
+                let resp = resp.map_err(|s| StreamingError::from(status_error(self.target, s)))?;
+                Ok(decode(resp.into_inner())?)
+            }
+        }
     }
 }

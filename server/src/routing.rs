@@ -1,0 +1,215 @@
+//! Where requests go: proposals and linearizable reads are answered by the leader. A
+//! follower forwards proposals to it over the peer port and asks it for a read index; lease
+//! keep-alives go to the leader because only the leader's clock decides expiry.
+//!
+//! During an election there is no leader to ask: requests wait for one (polling raft's
+//! metrics) until the request deadline, then fail with etcd's timeout error.
+
+use std::time::{Duration, Instant};
+
+use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::LinearizableReadError;
+use prost::Message;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+use crate::proto::oxcdpb::peer_client::PeerClient;
+use crate::proto::oxcdpb::{InternalRequest, KeepAliveRequest, ReadIndexRequest, internal_request, internal_response};
+use crate::raft::network::peer_channel;
+use crate::raft::{Command, MemberNode, typ};
+use crate::server::EtcdServer;
+
+/// How often a request waiting for a leader looks again.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// Where the leader is, as far as this member knows.
+enum Leader {
+    Me,
+    Other(MemberNode),
+    Unknown,
+}
+
+impl EtcdServer {
+    fn leader_node(&self, leader_id: Option<u64>, node: Option<MemberNode>) -> Leader {
+        match (leader_id, node) {
+            (Some(id), _) if id == self.member_id => Leader::Me,
+            (Some(_), Some(node)) => Leader::Other(node),
+            _ => Leader::Unknown,
+        }
+    }
+
+    /// A client for the peer port of `node`, reused across requests.
+    fn peer(&self, node: &MemberNode) -> Result<PeerClient<Channel>> {
+        let key = node.peer_urls.first().cloned().unwrap_or_default();
+        let mut peers = self.peers.lock().expect("peer cache poisoned");
+        if let Some(c) = peers.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = PeerClient::new(peer_channel(node).map_err(Error::Internal)?).max_decoding_message_size(usize::MAX);
+        peers.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Waits until a leader is known or `deadline` passes.
+    async fn await_leader(&self, deadline: Instant) -> Result<()> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_watched().current_leader.is_some() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
+            let _ = tokio::time::timeout(LEADER_POLL, metrics.changed()).await;
+        }
+    }
+
+    /// Replicates a command through the leader and returns what applying it produced.
+    pub async fn propose(&self, request: internal_request::Request) -> Result<internal_response::Response> {
+        if self.over_quota() && crate::server::grows_database(&request) {
+            return Err(Error::NoSpace);
+        }
+        let cmd = InternalRequest { request: Some(request) };
+        if cmd.encoded_len() > self.limits.max_request_bytes {
+            return Err(Error::RequestTooLarge);
+        }
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline.into(), self.propose_once(cmd.clone()));
+            match attempt.await {
+                Err(_) => return Err(Error::Timeout),
+                Ok(Err(Error::NoLeader)) => self.await_leader(deadline).await?,
+                Ok(result) => return result,
+            }
+        }
+    }
+
+    async fn propose_once(&self, cmd: InternalRequest) -> Result<internal_response::Response> {
+        let err = match self.raft.client_write(Command(cmd.clone())).await {
+            Ok(resp) => return decode_apply(resp.data.0),
+            Err(e) => e,
+        };
+        match err.api_error() {
+            Some(typ::ClientWriteError::ForwardToLeader(f)) => match self.leader_node(f.leader_id, f.leader_node.clone()) {
+                Leader::Other(node) => {
+                    let resp = self.peer(&node)?.propose(cmd).await.map_err(forwarded_error)?;
+                    decode_apply(resp.into_inner())
+                }
+                Leader::Me | Leader::Unknown => Err(Error::NoLeader),
+            },
+            Some(other) => Err(Error::internal(other)),
+            None => Err(Error::Stopped),
+        }
+    }
+
+    /// A proposal forwarded by another member: served only if this member leads.
+    pub async fn propose_local(&self, request: internal_request::Request) -> Result<internal_response::Response> {
+        let write = self.raft.client_write(Command(InternalRequest { request: Some(request) }));
+        match tokio::time::timeout(self.request_timeout, write).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Ok(resp)) => decode_apply(resp.data.0),
+            Ok(Err(e)) => Err(match e.api_error() {
+                Some(typ::ClientWriteError::ForwardToLeader(_)) => Error::NotLeader,
+                Some(other) => Error::internal(other),
+                None => Error::Stopped,
+            }),
+        }
+    }
+
+    /// Waits until this member has applied everything committed before the call (ReadIndex).
+    pub async fn read_index(&self) -> Result<()> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline.into(), self.read_index_once());
+            match attempt.await {
+                Err(_) => return Err(Error::Timeout),
+                Ok(Err(Error::NoLeader)) => self.await_leader(deadline).await?,
+                Ok(result) => return result,
+            }
+        }
+    }
+
+    async fn read_index_once(&self) -> Result<()> {
+        let err = match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match err.api_error() {
+            Some(LinearizableReadError::ForwardToLeader(f)) => match self.leader_node(f.leader_id, f.leader_node.clone()) {
+                Leader::Other(node) => {
+                    let index = self.peer(&node)?.read_index(ReadIndexRequest {}).await.map_err(forwarded_error)?.into_inner().index;
+                    let mut applied = self.state.applied_index();
+                    applied.wait_for(|a| *a >= index).await.map_err(|_| Error::Stopped)?;
+                    Ok(())
+                }
+                Leader::Me | Leader::Unknown => Err(Error::NoLeader),
+            },
+            Some(LinearizableReadError::QuorumNotEnough(_)) => Err(Error::NoLeader),
+            None => Err(Error::Stopped),
+        }
+    }
+
+    /// The read index a follower must reach, answered by the leader after confirming its
+    /// leadership with a quorum.
+    pub async fn leader_read_index(&self) -> Result<u64> {
+        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        match tokio::time::timeout(self.request_timeout, read).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Ok(read_log_id)) => Ok(read_log_id.log_id().index),
+            Ok(Err(e)) => Err(match e.api_error() {
+                Some(LinearizableReadError::ForwardToLeader(_)) => Error::NotLeader,
+                Some(_) => Error::Timeout,
+                None => Error::Stopped,
+            }),
+        }
+    }
+
+    /// Restarts a lease's countdown on the leader; returns its TTL, 0 if it does not exist.
+    pub async fn renew_lease(&self, id: i64) -> Result<i64> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            let leader = metrics.current_leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned().map(|n| (l, n)));
+            match self.leader_node(leader.as_ref().map(|l| l.0), leader.map(|l| l.1)) {
+                Leader::Me => return self.renew_lease_local(id),
+                Leader::Other(node) => {
+                    let resp = self.peer(&node)?.lease_keep_alive(KeepAliveRequest { id }).await.map_err(forwarded_error)?;
+                    return Ok(resp.into_inner().ttl);
+                }
+                Leader::Unknown => self.await_leader(deadline).await?,
+            }
+        }
+    }
+
+    /// Renews a lease on this member, which must be the leader.
+    pub fn renew_lease_local(&self, id: i64) -> Result<i64> {
+        if self.leader() != Some(self.member_id) {
+            return Err(Error::NotLeader);
+        }
+        let ttl = self.state.read().kv.leases.get(id).map(|l| l.ttl);
+        Ok(match ttl {
+            Some(ttl) => {
+                self.state.lease_clock.renew(id, ttl);
+                ttl
+            }
+            None => 0,
+        })
+    }
+}
+
+fn decode_apply(resp: crate::proto::oxcdpb::InternalResponse) -> Result<internal_response::Response> {
+    if resp.error != 0 {
+        return Err(Error::from_apply_code(resp.error));
+    }
+    resp.response.ok_or_else(|| Error::internal("empty apply response"))
+}
+
+/// An error from a forwarded request: the leader's etcd error as it sent it, or, when the
+/// leader could not be reached, "no leader" so the caller waits for the next one.
+fn forwarded_error(s: tonic::Status) -> Error {
+    match s.code() {
+        tonic::Code::Unavailable if !s.message().starts_with("etcdserver:") => Error::NoLeader,
+        _ => Error::from(s),
+    }
+}
