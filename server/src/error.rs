@@ -51,6 +51,20 @@ pub enum Error {
     UnhealthyCluster,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: the member has been permanently removed from the cluster")]
+    MemberRemoved,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
     #[error("{0}")]
@@ -80,6 +94,8 @@ impl Error {
             | InvalidArgument(_)
             | NotSupportedForLearner => Code::InvalidArgument,
             KeyNotFound | LeaseNotFound | MemberNotFound => Code::NotFound,
+            PeerUrlExists | MemberExists | MemberNotLearner | LearnerNotReady | TooManyLearners
+            | NotEnoughStartedMembers | MemberRemoved => Code::FailedPrecondition,
             LeaseExist => Code::FailedPrecondition,
             LeaseTtlTooLarge | Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,

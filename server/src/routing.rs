@@ -40,7 +40,7 @@ impl EtcdServer {
     }
 
     /// A client for the peer port of `node`, reused across requests.
-    fn peer(&self, node: &MemberNode) -> Result<PeerClient<Channel>> {
+    pub(crate) fn peer(&self, node: &MemberNode) -> Result<PeerClient<Channel>> {
         let key = node.peer_urls.first().cloned().unwrap_or_default();
         let mut peers = self.peers.lock().expect("peer cache poisoned");
         if let Some(c) = peers.get(&key) {
@@ -52,7 +52,7 @@ impl EtcdServer {
     }
 
     /// Waits until a leader is known or `deadline` passes.
-    async fn await_leader(&self, deadline: Instant) -> Result<()> {
+    pub(crate) async fn await_leader(&self, deadline: Instant) -> Result<()> {
         let mut metrics = self.raft.metrics();
         loop {
             if metrics.borrow_watched().current_leader.is_some() {

@@ -37,6 +37,8 @@ pub struct Limits {
 pub struct EtcdServer {
     pub name: String,
     pub member_id: u64,
+    /// `--initial-cluster-token`, mixed into the ids of members added later.
+    pub cluster_token: String,
     pub cluster_id: u64,
     pub raft: Raft,
     pub state: Arc<StateStore>,
@@ -56,7 +58,13 @@ pub struct EtcdServer {
     /// Clients for other members' peer ports, by peer URL. A std Mutex: never held across
     /// an await.
     pub(crate) peers: Mutex<HashMap<String, PeerClient<Channel>>>,
+    /// Set once this member learns it was removed from the cluster; serving then stops.
+    removed: tokio::sync::watch::Sender<bool>,
     db: sled::Db,
+}
+
+fn split_urls(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_string()).collect()
 }
 
 /// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -81,12 +89,7 @@ impl EtcdServer {
         )?;
 
         let cluster = members::InitialCluster::from_config(cfg)?;
-        let me = cluster.member(&cfg.name).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "couldn't find local name {:?} in the initial cluster configuration",
-                cfg.name
-            ))
-        })?;
+        let identity = crate::identity::establish(cfg, &member_dir, &cluster).await?;
         let raft_config = openraft::Config {
             cluster_name: cfg.initial_cluster_token.clone(),
             heartbeat_interval: cfg.heartbeat_interval,
@@ -99,7 +102,7 @@ impl EtcdServer {
         .validate()
         .map_err(Error::internal)?;
         let raft = Raft::new(
-            me.id,
+            identity.member_id,
             Arc::new(raft_config),
             PeerNetwork,
             log_store.clone(),
@@ -120,8 +123,9 @@ impl EtcdServer {
         }
         let server = Arc::new(EtcdServer {
             name: cfg.name.clone(),
-            member_id: me.id,
-            cluster_id: cluster.cluster_id,
+            cluster_token: cfg.initial_cluster_token.clone(),
+            member_id: identity.member_id,
+            cluster_id: identity.cluster_id,
             raft,
             state,
             limits: Limits {
@@ -129,17 +133,21 @@ impl EtcdServer {
                 max_txn_ops: cfg.max_txn_ops as usize,
             },
             data_dir,
-            client_urls: me.node.client_urls.clone(),
-            peer_urls: me.node.peer_urls.clone(),
+            client_urls: split_urls(&cfg.advertise_client_urls),
+            peer_urls: split_urls(&cfg.initial_advertise_peer_urls),
             request_timeout: Duration::from_secs(5)
                 + Duration::from_millis(2 * cfg.election_timeout),
             progress_notify_interval: cfg.progress_notify_interval(),
             quota_bytes: cfg.backend_quota_bytes(),
             db_size: AtomicU64::new(db.size_on_disk().unwrap_or(0)),
             peers: Mutex::new(HashMap::new()),
+            removed: tokio::sync::watch::channel(false).0,
             db,
         });
         tokio::spawn(crate::lease::run_expiry(server.clone()));
+        tokio::spawn(crate::membership::run_publish(server.clone()));
+        tokio::spawn(crate::membership::run_promoter(server.clone()));
+        tokio::spawn(crate::membership::run_removal_watch(server.clone()));
         tokio::spawn(crate::compactor::run(server.clone(), cfg.auto_compaction().map_err(Error::internal)?));
         tokio::spawn(track_db_size(server.clone()));
         Ok(server)
@@ -158,12 +166,31 @@ impl EtcdServer {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|s| *s).await;
         }));
-        let result = crate::grpc::serve(self.clone(), client, shutdown).await;
+        let mut removed = self.removed.subscribe();
+        let stop = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = removed.wait_for(|r| *r) => {}
+            }
+        };
+        let result = crate::grpc::serve(self.clone(), client, stop).await;
         self.raft.shutdown().await.map_err(Error::internal)?;
         let _ = stop_peers.send(true);
         let _ = peer_task.await;
         self.db.flush()?;
+        if self.is_removed() {
+            return Err(Error::MemberRemoved);
+        }
         result
+    }
+
+    /// Stops serving because this member was removed from the cluster.
+    pub(crate) fn stop_removed(&self) {
+        self.removed.send_replace(true);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        *self.removed.borrow()
     }
 
     pub fn raft_term(&self) -> u64 {

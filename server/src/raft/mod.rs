@@ -62,6 +62,10 @@ pub struct MemberNode {
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
+    /// Added as a voting member (etcd's MemberAdd without `--learner`): raft keeps it a
+    /// learner until it has caught up, then the leader promotes it, so adding a member never
+    /// costs the cluster its quorum while the newcomer is still empty.
+    pub promote_when_ready: bool,
 }
 
 openraft::declare_raft_types!(

@@ -104,6 +104,12 @@ impl Peer for PeerService {
         Ok(Response::new(KeepAliveResponse { ttl }))
     }
 
+    async fn change_membership(&self, request: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let change: crate::membership::Change = decode(request.get_ref())?;
+        self.server.change_membership_local(change).await?;
+        Ok(Response::new(RaftBytes::default()))
+    }
+
     async fn members(&self, _request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
         let membership = self.server.state.read().membership.clone();
         let membership = bincode::serialize(&membership).map_err(Error::internal)?;

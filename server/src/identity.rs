@@ -1,0 +1,84 @@
+//! Who this member is: its member id and cluster id, fixed at first start and kept in
+//! `member/identity` so restarts do not depend on flags, plus the marker that a member was
+//! removed from its cluster (such a data dir must never rejoin).
+//!
+//! A new member of a new cluster (`--initial-cluster-state new`) derives both ids from
+//! `--initial-cluster` like etcd; a member joining an existing cluster asks the members
+//! named in `--initial-cluster` which id MemberAdd gave its peer URLs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{ClusterState, Config};
+use crate::error::{Error, Result};
+use crate::members::InitialCluster;
+use crate::proto::oxcdpb::MembersRequest;
+use crate::proto::oxcdpb::peer_client::PeerClient;
+use crate::raft::network::peer_channel;
+use crate::raft::typ::StoredMembership;
+
+const IDENTITY_FILE: &str = "identity";
+const REMOVED_FILE: &str = "removed";
+
+/// This member's place in its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+/// Marks the data dir as belonging to a removed member.
+pub fn mark_removed(member_dir: &Path) -> Result<()> {
+    std::fs::write(member_dir.join(REMOVED_FILE), b"removed from the cluster\n")?;
+    Ok(())
+}
+
+/// Loads the identity of an existing data dir, or establishes it for a new one.
+pub async fn establish(cfg: &Config, member_dir: &Path, cluster: &InitialCluster) -> Result<Identity> {
+    if member_dir.join(REMOVED_FILE).exists() {
+        return Err(Error::MemberRemoved);
+    }
+    let path = member_dir.join(IDENTITY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        return bincode::deserialize(&bytes).map_err(Error::internal);
+    }
+    let identity = match cfg.initial_cluster_state {
+        ClusterState::New => {
+            let me = cluster.member(&cfg.name).ok_or_else(|| {
+                Error::InvalidArgument(format!("couldn't find local name {:?} in the initial cluster configuration", cfg.name))
+            })?;
+            Identity { member_id: me.id, cluster_id: cluster.cluster_id }
+        }
+        ClusterState::Existing => discover(cfg, cluster).await?,
+    };
+    std::fs::write(&path, bincode::serialize(&identity).map_err(Error::internal)?)?;
+    Ok(identity)
+}
+
+/// Asks the other members which id the cluster gave our peer URLs.
+async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<Identity> {
+    let mine: Vec<String> = cfg.initial_advertise_peer_urls.split(',').map(|u| u.trim().trim_end_matches('/').to_string()).collect();
+    let mut last_error = String::from("no other member in --initial-cluster");
+    for _attempt in 0..20 {
+        for m in cluster.members.iter().filter(|m| m.node.name != cfg.name) {
+            let Ok(channel) = peer_channel(&m.node) else { continue };
+            match PeerClient::new(channel).members(MembersRequest {}).await {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let membership: StoredMembership = bincode::deserialize(&resp.membership).map_err(Error::internal)?;
+                    let found = membership.membership().nodes().find(|(_, n)| n.peer_urls.iter().any(|u| mine.contains(u))).map(|(id, _)| *id);
+                    return match found {
+                        Some(member_id) => Ok(Identity { member_id, cluster_id: resp.cluster_id }),
+                        None => Err(Error::InvalidArgument(format!(
+                            "member with peer URLs {} is not in the cluster; add it with MemberAdd first",
+                            mine.join(",")
+                        ))),
+                    };
+                }
+                Err(e) => last_error = format!("{}: {}", m.node.peer_urls.join(","), e.message()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Error::Internal(format!("cannot reach the existing cluster to join it ({last_error})")))
+}

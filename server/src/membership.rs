@@ -1,0 +1,273 @@
+//! Membership changes as etcd's Cluster service offers them, carried out with raft's joint
+//! consensus. Only the leader changes membership; other members forward the change to it.
+//!
+//! Differences from etcd, both on the side of safety: a member added as a voter joins raft as
+//! a learner and the leader promotes it once it has caught up (it is reported as a voter
+//! throughout), and raft itself refuses a second change while one is in progress.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ChangeMembers;
+use openraft::async_runtime::WatchReceiver;
+
+use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::Member;
+use crate::proto::oxcdpb::RaftBytes;
+use crate::raft::{MemberNode, typ};
+use crate::server::EtcdServer;
+
+/// etcd's learner readiness: a learner may be promoted once it has 90% of the leader's log.
+const READY_FRACTION: f64 = 0.9;
+/// etcd allows one learner at a time.
+const MAX_LEARNERS: usize = 1;
+/// How often the leader checks whether added members have caught up.
+const PROMOTE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A membership change, as raft takes it.
+pub type Change = ChangeMembers<u64, MemberNode>;
+
+impl EtcdServer {
+    /// The members as etcd reports them, from the applied membership.
+    pub fn members(&self) -> Vec<Member> {
+        let membership = self.state.read().membership.clone();
+        let config = membership.membership();
+        let voters: BTreeSet<u64> = config.voter_ids().collect();
+        config
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                name: node.name.clone(),
+                peer_ur_ls: node.peer_urls.clone(),
+                client_ur_ls: node.client_urls.clone(),
+                is_learner: !voters.contains(id) && !node.promote_when_ready,
+            })
+            .collect()
+    }
+
+    fn member_node(&self, id: u64) -> Option<MemberNode> {
+        self.state.read().membership.membership().get_node(&id).cloned()
+    }
+
+    /// Applies `change` through the leader.
+    pub async fn change_membership(&self, change: Change) -> Result<()> {
+        let deadline = std::time::Instant::now() + self.request_timeout;
+        loop {
+            match self.change_membership_local(change.clone()).await {
+                Err(Error::NotLeader) => {}
+                other => return other,
+            }
+            match self.leader_member() {
+                Some((id, _)) if id == self.member_id => continue,
+                Some((_, node)) => {
+                    let data = bincode::serialize(&change).map_err(Error::internal)?;
+                    self.peer(&node)?.change_membership(RaftBytes { data }).await.map_err(Error::from)?;
+                    return Ok(());
+                }
+                None => self.await_leader(deadline).await?,
+            }
+        }
+    }
+
+    /// Applies `change` on this member, which must lead.
+    pub async fn change_membership_local(&self, change: Change) -> Result<()> {
+        let write = self.raft.change_membership(change, false);
+        match tokio::time::timeout(self.request_timeout, write).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(match e.api_error() {
+                Some(typ::ClientWriteError::ForwardToLeader(_)) => Error::NotLeader,
+                Some(other) => Error::Internal(other.to_string()),
+                None => Error::Stopped,
+            }),
+        }
+    }
+
+    /// The leader's id and node, if one is known.
+    pub fn leader_member(&self) -> Option<(u64, MemberNode)> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader).cloned()?;
+        Some((leader, node))
+    }
+
+    /// etcd's MemberAdd: a new member with these peer URLs, joining as a learner or a voter.
+    pub async fn member_add(&self, peer_urls: Vec<String>, is_learner: bool) -> Result<Member> {
+        let peer_urls: Vec<String> = peer_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        if peer_urls.is_empty() {
+            return Err(Error::InvalidArgument("etcdserver: member peer URLs are not provided".into()));
+        }
+        let members = self.members();
+        if members.iter().any(|m| m.peer_ur_ls.iter().any(|u| peer_urls.contains(u))) {
+            return Err(Error::PeerUrlExists);
+        }
+        if is_learner && members.iter().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
+            return Err(Error::TooManyLearners);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let id = crate::members::member_id_at(&peer_urls, &self.cluster_token, now);
+        if members.iter().any(|m| m.id == id) {
+            return Err(Error::MemberExists);
+        }
+        let node = MemberNode { name: String::new(), peer_urls: peer_urls.clone(), client_urls: Vec::new(), promote_when_ready: !is_learner };
+        self.change_membership(ChangeMembers::AddNodes(BTreeMap::from([(id, node)]))).await?;
+        Ok(Member { id, name: String::new(), peer_ur_ls: peer_urls, client_ur_ls: Vec::new(), is_learner })
+    }
+
+    /// etcd's MemberRemove.
+    pub async fn member_remove(&self, id: u64) -> Result<()> {
+        let config = self.state.read().membership.membership().clone();
+        if config.get_node(&id).is_none() {
+            return Err(Error::MemberNotFound);
+        }
+        if config.voter_ids().any(|v| v == id) {
+            let remaining = config.voter_ids().filter(|v| *v != id).count();
+            if remaining == 0 {
+                return Err(Error::NotEnoughStartedMembers);
+            }
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await?;
+        }
+        if self.member_node(id).is_some() {
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await?;
+        }
+        Ok(())
+    }
+
+    /// etcd's MemberUpdate: new peer URLs for a member.
+    pub async fn member_update(&self, id: u64, peer_urls: Vec<String>) -> Result<()> {
+        let mut node = self.member_node(id).ok_or(Error::MemberNotFound)?;
+        let peer_urls: Vec<String> = peer_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        if self.members().iter().any(|m| m.id != id && m.peer_ur_ls.iter().any(|u| peer_urls.contains(u))) {
+            return Err(Error::PeerUrlExists);
+        }
+        node.peer_urls = peer_urls;
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)]))).await
+    }
+
+    /// etcd's MemberPromote: a learner that has caught up becomes a voter.
+    pub async fn member_promote(&self, id: u64) -> Result<()> {
+        let config = self.state.read().membership.membership().clone();
+        if config.get_node(&id).is_none() {
+            return Err(Error::MemberNotFound);
+        }
+        if config.voter_ids().any(|v| v == id) {
+            return Err(Error::MemberNotLearner);
+        }
+        if !self.learner_ready(id)? {
+            return Err(Error::LearnerNotReady);
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
+    }
+
+    /// Whether learner `id` has caught up, as the leader sees it (asked of the leader when
+    /// this member is not it).
+    fn learner_ready(&self, id: u64) -> Result<bool> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader != Some(self.member_id) {
+            // Followers cannot see replication progress; the leader re-checks when it applies
+            // AddVoterIds (raft refuses a learner that is far behind).
+            return Ok(true);
+        }
+        let leader_index = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|l| l.index).unwrap_or(0);
+        Ok(matched as f64 >= leader_index as f64 * READY_FRACTION)
+    }
+
+    /// Records this member's name and client URLs in the membership, as etcd members publish
+    /// their attributes after start.
+    async fn publish_self(&self) -> Result<()> {
+        let Some(mut node) = self.member_node(self.member_id) else { return Ok(()) };
+        if node.client_urls == self.client_urls && node.name == self.name {
+            return Ok(());
+        }
+        node.client_urls = self.client_urls.clone();
+        node.name = self.name.clone();
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(self.member_id, node)]))).await
+    }
+}
+
+/// Publishes this member's attributes once there is a leader, retrying until it sticks.
+pub async fn run_publish(server: Arc<EtcdServer>) {
+    loop {
+        match server.publish_self().await {
+            Ok(()) if server.member_node(server.member_id).is_some_and(|n| n.client_urls == server.client_urls) => return,
+            Err(Error::Stopped) => return,
+            Ok(()) | Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// On the leader: promotes members added as voters once they have caught up.
+pub async fn run_promoter(server: Arc<EtcdServer>) {
+    let mut tick = tokio::time::interval(PROMOTE_CHECK_INTERVAL);
+    loop {
+        tick.tick().await;
+        if server.leader() != Some(server.member_id) {
+            continue;
+        }
+        let config = server.state.read().membership.membership().clone();
+        let voters: BTreeSet<u64> = config.voter_ids().collect();
+        let pending: Vec<u64> = config.nodes().filter(|(id, n)| n.promote_when_ready && !voters.contains(id)).map(|(id, _)| *id).collect();
+        for id in pending {
+            if !server.learner_ready(id).unwrap_or(false) {
+                continue;
+            }
+            match server.change_membership_local(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await {
+                Ok(()) => tracing::info!(member = %format!("{id:x}"), "promoted caught-up member to voter"),
+                Err(Error::Stopped) => return,
+                Err(e) => tracing::warn!(member = %format!("{id:x}"), error = %e, "promotion failed; will retry"),
+            }
+        }
+    }
+}
+
+/// How often a member checks whether it was removed from the cluster.
+const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Watches for this member's removal: either the applied membership drops it, or (when it
+/// has lost contact, as a removed member does) another member's newer membership lacks it.
+/// Then it marks the data dir and stops the server.
+pub async fn run_removal_watch(server: Arc<EtcdServer>) {
+    let mut tick = tokio::time::interval(REMOVAL_CHECK_INTERVAL);
+    let mut was_member = false;
+    loop {
+        tick.tick().await;
+        let (in_config, log_id, peers) = {
+            let state = server.state.read();
+            let config = state.membership.membership();
+            let peers: Vec<MemberNode> = config.nodes().filter(|(id, _)| **id != server.member_id).map(|(_, n)| n.clone()).collect();
+            (config.get_node(&server.member_id).is_some(), state.membership.log_id().clone(), peers)
+        };
+        was_member |= in_config;
+        let removed = if was_member && !in_config {
+            true
+        } else if was_member && server.leader().is_none() {
+            removed_by_peers(&server, log_id, &peers).await
+        } else {
+            false
+        };
+        if removed {
+            tracing::error!("{}", Error::MemberRemoved);
+            if let Err(e) = crate::identity::mark_removed(&server.data_dir.join("member")) {
+                tracing::error!(error = %e, "cannot mark the data dir as removed");
+            }
+            server.stop_removed();
+            return;
+        }
+    }
+}
+
+/// True when some peer knows a newer membership without this member.
+async fn removed_by_peers(server: &EtcdServer, ours: Option<typ::LogId>, peers: &[MemberNode]) -> bool {
+    for node in peers {
+        let Ok(mut client) = server.peer(node) else { continue };
+        let call = client.members(crate::proto::oxcdpb::MembersRequest {});
+        let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_millis(500), call).await else { continue };
+        let Ok(theirs) = bincode::deserialize::<typ::StoredMembership>(&resp.into_inner().membership) else { continue };
+        if theirs.log_id() > &ours && theirs.membership().get_node(&server.member_id).is_none() {
+            return true;
+        }
+    }
+    false
+}
