@@ -207,8 +207,9 @@ fn exec_delete(
             leases.detach(kv.lease, &kv.key);
         }
     }
+    // A delete that removed nothing, with no change before it, leaves the revision as it was.
     Ok(DeleteRangeResponse {
-        header: header(txn.revision()),
+        header: header(txn.read_revision()),
         deleted: deleted.len() as i64,
         prev_kvs: if del.prev_kv { deleted } else { Vec::new() },
     })
@@ -336,7 +337,8 @@ fn exec_txn_path(
             }
             Some(request_op::Request::RequestTxn(inner)) => {
                 let mut r = exec_txn_path(txn, leases, inner, path, at)?;
-                r.header = header(txn.revision());
+                // etcd leaves the header of a nested txn's response empty.
+                r.header = Some(ResponseHeader::default());
                 response_op::Response::ResponseTxn(r)
             }
             None => {

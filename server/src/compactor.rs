@@ -56,7 +56,13 @@ pub async fn run(server: Arc<EtcdServer>, mode: AutoCompaction) {
         if target <= compacted || server.leader() != Some(server.member_id) {
             continue;
         }
-        match server.propose(Request::Compaction(CompactionRequest { revision: target, physical: false })).await {
+        match server
+            .propose(Request::Compaction(CompactionRequest {
+                revision: target,
+                physical: false,
+            }))
+            .await
+        {
             Ok(_) => tracing::info!(revision = target, "auto compaction finished"),
             Err(Error::Stopped) => return,
             Err(e) => tracing::warn!(revision = target, error = %e, "auto compaction failed"),

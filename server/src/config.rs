@@ -846,7 +846,12 @@ impl Config {
         }
         self.check_tls()?;
         // Like etcd, the initial cluster only matters to a member that has no data yet.
-        if !self.data_dir_path().join("member").join("identity").exists() {
+        if !self
+            .data_dir_path()
+            .join("member")
+            .join("identity")
+            .exists()
+        {
             self.verify_initial_cluster()?;
         }
         Ok(())

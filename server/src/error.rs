@@ -85,6 +85,7 @@ impl Error {
         use Error::*;
         match self {
             EmptyKey
+            | KeyNotFound
             | ValueProvided
             | LeaseProvided
             | TooManyOps
@@ -93,9 +94,14 @@ impl Error {
             | RequestTooLarge
             | InvalidArgument(_)
             | NotSupportedForLearner => Code::InvalidArgument,
-            KeyNotFound | LeaseNotFound | MemberNotFound => Code::NotFound,
-            PeerUrlExists | MemberExists | MemberNotLearner | LearnerNotReady | TooManyLearners
-            | NotEnoughStartedMembers | MemberRemoved => Code::FailedPrecondition,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
+            PeerUrlExists
+            | MemberExists
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | NotEnoughStartedMembers
+            | MemberRemoved => Code::FailedPrecondition,
             LeaseExist => Code::FailedPrecondition,
             LeaseTtlTooLarge | Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
@@ -150,7 +156,10 @@ impl From<Error> for Status {
 
 impl From<Status> for Error {
     fn from(s: Status) -> Error {
-        Error::Remote { code: s.code(), message: s.message().to_string() }
+        Error::Remote {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
     }
 }
 
@@ -209,6 +218,11 @@ mod tests {
                 Error::TooManyOps,
                 Code::InvalidArgument,
                 "etcdserver: too many operations in txn request",
+            ),
+            (
+                Error::KeyNotFound,
+                Code::InvalidArgument,
+                "etcdserver: key not found",
             ),
             (
                 Error::LeaseExist,

@@ -34,7 +34,11 @@ pub fn mark_removed(member_dir: &Path) -> Result<()> {
 }
 
 /// Loads the identity of an existing data dir, or establishes it for a new one.
-pub async fn establish(cfg: &Config, member_dir: &Path, cluster: &InitialCluster) -> Result<Identity> {
+pub async fn establish(
+    cfg: &Config,
+    member_dir: &Path,
+    cluster: &InitialCluster,
+) -> Result<Identity> {
     if member_dir.join(REMOVED_FILE).exists() {
         return Err(Error::MemberRemoved);
     }
@@ -45,30 +49,53 @@ pub async fn establish(cfg: &Config, member_dir: &Path, cluster: &InitialCluster
     let identity = match cfg.initial_cluster_state {
         ClusterState::New => {
             let me = cluster.member(&cfg.name).ok_or_else(|| {
-                Error::InvalidArgument(format!("couldn't find local name {:?} in the initial cluster configuration", cfg.name))
+                Error::InvalidArgument(format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    cfg.name
+                ))
             })?;
-            Identity { member_id: me.id, cluster_id: cluster.cluster_id }
+            Identity {
+                member_id: me.id,
+                cluster_id: cluster.cluster_id,
+            }
         }
         ClusterState::Existing => discover(cfg, cluster).await?,
     };
-    std::fs::write(&path, bincode::serialize(&identity).map_err(Error::internal)?)?;
+    std::fs::write(
+        &path,
+        bincode::serialize(&identity).map_err(Error::internal)?,
+    )?;
     Ok(identity)
 }
 
 /// Asks the other members which id the cluster gave our peer URLs.
 async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<Identity> {
-    let mine: Vec<String> = cfg.initial_advertise_peer_urls.split(',').map(|u| u.trim().trim_end_matches('/').to_string()).collect();
+    let mine: Vec<String> = cfg
+        .initial_advertise_peer_urls
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .collect();
     let mut last_error = String::from("no other member in --initial-cluster");
     for _attempt in 0..20 {
         for m in cluster.members.iter().filter(|m| m.node.name != cfg.name) {
-            let Ok(channel) = peer_channel(&m.node) else { continue };
+            let Ok(channel) = peer_channel(&m.node) else {
+                continue;
+            };
             match PeerClient::new(channel).members(MembersRequest {}).await {
                 Ok(resp) => {
                     let resp = resp.into_inner();
-                    let membership: StoredMembership = bincode::deserialize(&resp.membership).map_err(Error::internal)?;
-                    let found = membership.membership().nodes().find(|(_, n)| n.peer_urls.iter().any(|u| mine.contains(u))).map(|(id, _)| *id);
+                    let membership: StoredMembership =
+                        bincode::deserialize(&resp.membership).map_err(Error::internal)?;
+                    let found = membership
+                        .membership()
+                        .nodes()
+                        .find(|(_, n)| n.peer_urls.iter().any(|u| mine.contains(u)))
+                        .map(|(id, _)| *id);
                     return match found {
-                        Some(member_id) => Ok(Identity { member_id, cluster_id: resp.cluster_id }),
+                        Some(member_id) => Ok(Identity {
+                            member_id,
+                            cluster_id: resp.cluster_id,
+                        }),
                         None => Err(Error::InvalidArgument(format!(
                             "member with peer URLs {} is not in the cluster; add it with MemberAdd first",
                             mine.join(",")
@@ -80,5 +107,7 @@ async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<Identity> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(Error::Internal(format!("cannot reach the existing cluster to join it ({last_error})")))
+    Err(Error::Internal(format!(
+        "cannot reach the existing cluster to join it ({last_error})"
+    )))
 }

@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::ChangeMembershipError;
 
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::Member;
@@ -22,6 +23,8 @@ use crate::server::EtcdServer;
 const READY_FRACTION: f64 = 0.9;
 /// etcd allows one learner at a time.
 const MAX_LEARNERS: usize = 1;
+/// How soon a membership change that had to wait for another one tries again.
+const CHANGE_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the leader checks whether added members have caught up.
 const PROMOTE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -47,40 +50,72 @@ impl EtcdServer {
     }
 
     fn member_node(&self, id: u64) -> Option<MemberNode> {
-        self.state.read().membership.membership().get_node(&id).cloned()
+        self.state
+            .read()
+            .membership
+            .membership()
+            .get_node(&id)
+            .cloned()
     }
 
-    /// Applies `change` through the leader.
+    /// Applies `change` through the leader. Returns once this member has applied it too, so
+    /// that what it reports next (MemberList, the members in the response) includes it.
     pub async fn change_membership(&self, change: Change) -> Result<()> {
-        let deadline = std::time::Instant::now() + self.request_timeout;
+        let deadline = Instant::now() + self.request_timeout;
         loop {
             match self.change_membership_local(change.clone()).await {
                 Err(Error::NotLeader) => {}
-                other => return other,
+                other => return other.map(|_| ()),
             }
             match self.leader_member() {
                 Some((id, _)) if id == self.member_id => continue,
                 Some((_, node)) => {
                     let data = bincode::serialize(&change).map_err(Error::internal)?;
-                    self.peer(&node)?.change_membership(RaftBytes { data }).await.map_err(Error::from)?;
-                    return Ok(());
+                    let resp = self
+                        .peer(&node)?
+                        .change_membership(RaftBytes { data })
+                        .await
+                        .map_err(Error::from)?;
+                    let index: u64 =
+                        bincode::deserialize(&resp.into_inner().data).map_err(Error::internal)?;
+                    let mut applied = self.state.applied_index();
+                    let caught_up = applied.wait_for(|a| *a >= index);
+                    return match tokio::time::timeout_at(deadline.into(), caught_up).await {
+                        Err(_) => Err(Error::Timeout),
+                        Ok(r) => r.map(|_| ()).map_err(|_| Error::Stopped),
+                    };
                 }
                 None => self.await_leader(deadline).await?,
             }
         }
     }
 
-    /// Applies `change` on this member, which must lead.
-    pub async fn change_membership_local(&self, change: Change) -> Result<()> {
-        let write = self.raft.change_membership(change, false);
-        match tokio::time::timeout(self.request_timeout, write).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(match e.api_error() {
-                Some(typ::ClientWriteError::ForwardToLeader(_)) => Error::NotLeader,
-                Some(other) => Error::Internal(other.to_string()),
-                None => Error::Stopped,
-            }),
+    /// Applies `change` on this member, which must lead; returns the index of the log entry
+    /// that completed it. Raft takes one change at a time (and none before a new leader has
+    /// committed in its term), so a change waits its turn, as etcd queues them.
+    pub async fn change_membership_local(&self, change: Change) -> Result<u64> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let write = self.raft.change_membership(change.clone(), false);
+            let err = match tokio::time::timeout_at(deadline.into(), write).await {
+                Err(_) => return Err(Error::Timeout),
+                Ok(Ok(resp)) => return Ok(resp.log_id.index),
+                Ok(Err(e)) => e,
+            };
+            match err.api_error() {
+                Some(typ::ClientWriteError::ForwardToLeader(_)) => return Err(Error::NotLeader),
+                Some(typ::ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_)
+                    | ChangeMembershipError::UncommittedLeaderLog(_),
+                )) => {
+                    tokio::time::sleep_until(
+                        deadline.min(Instant::now() + CHANGE_RETRY_INTERVAL).into(),
+                    )
+                    .await
+                }
+                Some(other) => return Err(Error::Internal(other.to_string())),
+                None => return Err(Error::Stopped),
+            }
         }
     }
 
@@ -88,31 +123,58 @@ impl EtcdServer {
     pub fn leader_member(&self) -> Option<(u64, MemberNode)> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         let leader = metrics.current_leader?;
-        let node = metrics.membership_config.membership().get_node(&leader).cloned()?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
         Some((leader, node))
     }
 
     /// etcd's MemberAdd: a new member with these peer URLs, joining as a learner or a voter.
     pub async fn member_add(&self, peer_urls: Vec<String>, is_learner: bool) -> Result<Member> {
-        let peer_urls: Vec<String> = peer_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        let peer_urls: Vec<String> = peer_urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
         if peer_urls.is_empty() {
-            return Err(Error::InvalidArgument("etcdserver: member peer URLs are not provided".into()));
+            return Err(Error::InvalidArgument(
+                "etcdserver: member peer URLs are not provided".into(),
+            ));
         }
         let members = self.members();
-        if members.iter().any(|m| m.peer_ur_ls.iter().any(|u| peer_urls.contains(u))) {
+        if members
+            .iter()
+            .any(|m| m.peer_ur_ls.iter().any(|u| peer_urls.contains(u)))
+        {
             return Err(Error::PeerUrlExists);
         }
         if is_learner && members.iter().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
             return Err(Error::TooManyLearners);
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let id = crate::members::member_id_at(&peer_urls, &self.cluster_token, now);
         if members.iter().any(|m| m.id == id) {
             return Err(Error::MemberExists);
         }
-        let node = MemberNode { name: String::new(), peer_urls: peer_urls.clone(), client_urls: Vec::new(), promote_when_ready: !is_learner };
-        self.change_membership(ChangeMembers::AddNodes(BTreeMap::from([(id, node)]))).await?;
-        Ok(Member { id, name: String::new(), peer_ur_ls: peer_urls, client_ur_ls: Vec::new(), is_learner })
+        let node = MemberNode {
+            name: String::new(),
+            peer_urls: peer_urls.clone(),
+            client_urls: Vec::new(),
+            promote_when_ready: !is_learner,
+        };
+        self.change_membership(ChangeMembers::AddNodes(BTreeMap::from([(id, node)])))
+            .await?;
+        Ok(Member {
+            id,
+            name: String::new(),
+            peer_ur_ls: peer_urls,
+            client_ur_ls: Vec::new(),
+            is_learner,
+        })
     }
 
     /// etcd's MemberRemove.
@@ -126,10 +188,12 @@ impl EtcdServer {
             if remaining == 0 {
                 return Err(Error::NotEnoughStartedMembers);
             }
-            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await?;
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
+                .await?;
         }
         if self.member_node(id).is_some() {
-            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await?;
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
+                .await?;
         }
         Ok(())
     }
@@ -137,12 +201,20 @@ impl EtcdServer {
     /// etcd's MemberUpdate: new peer URLs for a member.
     pub async fn member_update(&self, id: u64, peer_urls: Vec<String>) -> Result<()> {
         let mut node = self.member_node(id).ok_or(Error::MemberNotFound)?;
-        let peer_urls: Vec<String> = peer_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
-        if self.members().iter().any(|m| m.id != id && m.peer_ur_ls.iter().any(|u| peer_urls.contains(u))) {
+        let peer_urls: Vec<String> = peer_urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        if self
+            .members()
+            .iter()
+            .any(|m| m.id != id && m.peer_ur_ls.iter().any(|u| peer_urls.contains(u)))
+        {
             return Err(Error::PeerUrlExists);
         }
         node.peer_urls = peer_urls;
-        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)]))).await
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])))
+            .await
     }
 
     /// etcd's MemberPromote: a learner that has caught up becomes a voter.
@@ -157,7 +229,8 @@ impl EtcdServer {
         if !self.learner_ready(id)? {
             return Err(Error::LearnerNotReady);
         }
-        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+            .await
     }
 
     /// Whether learner `id` has caught up, as the leader sees it (asked of the leader when
@@ -170,20 +243,31 @@ impl EtcdServer {
             return Ok(true);
         }
         let leader_index = metrics.last_log_index.unwrap_or(0);
-        let matched = metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|l| l.index).unwrap_or(0);
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id).cloned().flatten())
+            .map(|l| l.index)
+            .unwrap_or(0);
         Ok(matched as f64 >= leader_index as f64 * READY_FRACTION)
     }
 
     /// Records this member's name and client URLs in the membership, as etcd members publish
     /// their attributes after start.
     async fn publish_self(&self) -> Result<()> {
-        let Some(mut node) = self.member_node(self.member_id) else { return Ok(()) };
+        let Some(mut node) = self.member_node(self.member_id) else {
+            return Ok(());
+        };
         if node.client_urls == self.client_urls && node.name == self.name {
             return Ok(());
         }
         node.client_urls = self.client_urls.clone();
         node.name = self.name.clone();
-        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(self.member_id, node)]))).await
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(
+            self.member_id,
+            node,
+        )])))
+        .await
     }
 }
 
@@ -191,7 +275,13 @@ impl EtcdServer {
 pub async fn run_publish(server: Arc<EtcdServer>) {
     loop {
         match server.publish_self().await {
-            Ok(()) if server.member_node(server.member_id).is_some_and(|n| n.client_urls == server.client_urls) => return,
+            Ok(())
+                if server
+                    .member_node(server.member_id)
+                    .is_some_and(|n| n.client_urls == server.client_urls) =>
+            {
+                return;
+            }
             Err(Error::Stopped) => return,
             Ok(()) | Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
@@ -208,15 +298,26 @@ pub async fn run_promoter(server: Arc<EtcdServer>) {
         }
         let config = server.state.read().membership.membership().clone();
         let voters: BTreeSet<u64> = config.voter_ids().collect();
-        let pending: Vec<u64> = config.nodes().filter(|(id, n)| n.promote_when_ready && !voters.contains(id)).map(|(id, _)| *id).collect();
+        let pending: Vec<u64> = config
+            .nodes()
+            .filter(|(id, n)| n.promote_when_ready && !voters.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
         for id in pending {
             if !server.learner_ready(id).unwrap_or(false) {
                 continue;
             }
-            match server.change_membership_local(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await {
-                Ok(()) => tracing::info!(member = %format!("{id:x}"), "promoted caught-up member to voter"),
+            match server
+                .change_membership_local(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(member = %format!("{id:x}"), "promoted caught-up member to voter")
+                }
                 Err(Error::Stopped) => return,
-                Err(e) => tracing::warn!(member = %format!("{id:x}"), error = %e, "promotion failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(member = %format!("{id:x}"), error = %e, "promotion failed; will retry")
+                }
             }
         }
     }
@@ -226,8 +327,9 @@ pub async fn run_promoter(server: Arc<EtcdServer>) {
 const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Watches for this member's removal: either the applied membership drops it, or (when it
-/// has lost contact, as a removed member does) another member's newer membership lacks it.
-/// Then it marks the data dir and stops the server.
+/// has lost contact, as a removed member does, or is not a voter, as a member being removed
+/// is first) another member's newer membership lacks it. Then it marks the data dir and
+/// stops the server.
 pub async fn run_removal_watch(server: Arc<EtcdServer>) {
     let mut tick = tokio::time::interval(REMOVAL_CHECK_INTERVAL);
     let mut was_member = false;
@@ -236,13 +338,23 @@ pub async fn run_removal_watch(server: Arc<EtcdServer>) {
         let (in_config, log_id, peers) = {
             let state = server.state.read();
             let config = state.membership.membership();
-            let peers: Vec<MemberNode> = config.nodes().filter(|(id, _)| **id != server.member_id).map(|(_, n)| n.clone()).collect();
-            (config.get_node(&server.member_id).is_some(), state.membership.log_id().clone(), peers)
+            let peers: Vec<MemberNode> = config
+                .nodes()
+                .filter(|(id, _)| **id != server.member_id)
+                .map(|(_, n)| n.clone())
+                .collect();
+            (
+                config.get_node(&server.member_id).is_some(),
+                state.membership.log_id().clone(),
+                peers,
+            )
         };
         was_member |= in_config;
+        // A member removed as a voter may still know a leader (a removed leader even hands
+        // leadership over) and never hear of its final removal, so non-voters ask too.
         let removed = if was_member && !in_config {
             true
-        } else if was_member && server.leader().is_none() {
+        } else if was_member && (server.leader().is_none() || server.is_learner()) {
             removed_by_peers(&server, log_id, &peers).await
         } else {
             false
@@ -259,15 +371,79 @@ pub async fn run_removal_watch(server: Arc<EtcdServer>) {
 }
 
 /// True when some peer knows a newer membership without this member.
-async fn removed_by_peers(server: &EtcdServer, ours: Option<typ::LogId>, peers: &[MemberNode]) -> bool {
+async fn removed_by_peers(
+    server: &EtcdServer,
+    ours: Option<typ::LogId>,
+    peers: &[MemberNode],
+) -> bool {
     for node in peers {
-        let Ok(mut client) = server.peer(node) else { continue };
+        let Ok(mut client) = server.peer(node) else {
+            continue;
+        };
         let call = client.members(crate::proto::oxcdpb::MembersRequest {});
-        let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_millis(500), call).await else { continue };
-        let Ok(theirs) = bincode::deserialize::<typ::StoredMembership>(&resp.into_inner().membership) else { continue };
+        let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_millis(500), call).await else {
+            continue;
+        };
+        let Ok(theirs) =
+            bincode::deserialize::<typ::StoredMembership>(&resp.into_inner().membership)
+        else {
+            continue;
+        };
         if theirs.log_id() > &ours && theirs.membership().get_node(&server.member_id).is_none() {
             return true;
         }
     }
     false
+}
+
+impl EtcdServer {
+    /// True when this member is a raft learner (etcd refuses most client requests on one).
+    pub fn is_learner(&self) -> bool {
+        let state = self.state.read();
+        let config = state.membership.membership();
+        config.get_node(&self.member_id).is_some()
+            && !config.voter_ids().any(|v| v == self.member_id)
+    }
+
+    /// etcd's check for RPCs a learner does not serve.
+    pub fn reject_if_learner(&self) -> Result<()> {
+        if self.is_learner() {
+            Err(Error::NotSupportedForLearner)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// etcd's MoveLeader: hands leadership to voter `to`, waiting until it has taken over.
+    pub async fn move_leader(&self, to: u64) -> Result<()> {
+        if self.leader() != Some(self.member_id) {
+            return Err(Error::NotLeader);
+        }
+        let config = self.state.read().membership.membership().clone();
+        if !config.voter_ids().any(|v| v == to) {
+            return Err(Error::MemberNotFound);
+        }
+        if to == self.member_id {
+            return Ok(());
+        }
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        let mut metrics = self.raft.metrics();
+        let wait = async {
+            loop {
+                if metrics.borrow_watched().current_leader == Some(to) {
+                    return Ok(());
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(Error::Stopped);
+                }
+            }
+        };
+        tokio::time::timeout(self.request_timeout, wait)
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
 }

@@ -15,7 +15,9 @@ use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::proto::oxcdpb::peer_client::PeerClient;
-use crate::proto::oxcdpb::{InternalRequest, KeepAliveRequest, ReadIndexRequest, internal_request, internal_response};
+use crate::proto::oxcdpb::{
+    InternalRequest, KeepAliveRequest, ReadIndexRequest, internal_request, internal_response,
+};
 use crate::raft::network::peer_channel;
 use crate::raft::{Command, MemberNode, typ};
 use crate::server::EtcdServer;
@@ -46,7 +48,8 @@ impl EtcdServer {
         if let Some(c) = peers.get(&key) {
             return Ok(c.clone());
         }
-        let client = PeerClient::new(peer_channel(node).map_err(Error::Internal)?).max_decoding_message_size(usize::MAX);
+        let client = PeerClient::new(peer_channel(node).map_err(Error::Internal)?)
+            .max_decoding_message_size(usize::MAX);
         peers.insert(key, client.clone());
         Ok(client)
     }
@@ -66,11 +69,16 @@ impl EtcdServer {
     }
 
     /// Replicates a command through the leader and returns what applying it produced.
-    pub async fn propose(&self, request: internal_request::Request) -> Result<internal_response::Response> {
+    pub async fn propose(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<internal_response::Response> {
         if self.over_quota() && crate::server::grows_database(&request) {
             return Err(Error::NoSpace);
         }
-        let cmd = InternalRequest { request: Some(request) };
+        let cmd = InternalRequest {
+            request: Some(request),
+        };
         if cmd.encoded_len() > self.limits.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
@@ -79,10 +87,19 @@ impl EtcdServer {
             let attempt = tokio::time::timeout_at(deadline.into(), self.propose_once(cmd.clone()));
             match attempt.await {
                 Err(_) => return Err(Error::Timeout),
-                Ok(Err(Error::NoLeader)) => self.await_leader(deadline).await?,
+                Ok(Err(Error::NoLeader)) => self.pause_for_leader(deadline).await?,
                 Ok(result) => return result,
             }
         }
+    }
+
+    /// Between attempts: waits for a leader, then a moment more, so that a member with a stale
+    /// view of the leader (or a new leader whose lease is not yet established) retries at a
+    /// polling pace rather than spinning.
+    async fn pause_for_leader(&self, deadline: Instant) -> Result<()> {
+        self.await_leader(deadline).await?;
+        tokio::time::sleep_until(deadline.min(Instant::now() + LEADER_POLL).into()).await;
+        Ok(())
     }
 
     async fn propose_once(&self, cmd: InternalRequest) -> Result<internal_response::Response> {
@@ -91,26 +108,40 @@ impl EtcdServer {
             Err(e) => e,
         };
         match err.api_error() {
-            Some(typ::ClientWriteError::ForwardToLeader(f)) => match self.leader_node(f.leader_id, f.leader_node.clone()) {
-                Leader::Other(node) => {
-                    let resp = self.peer(&node)?.propose(cmd).await.map_err(forwarded_error)?;
-                    decode_apply(resp.into_inner())
+            Some(typ::ClientWriteError::ForwardToLeader(f)) => {
+                match self.leader_node(f.leader_id, f.leader_node.clone()) {
+                    Leader::Other(node) => {
+                        let resp = self
+                            .peer(&node)?
+                            .propose(cmd)
+                            .await
+                            .map_err(forwarded_proposal_error)?;
+                        decode_apply(resp.into_inner())
+                    }
+                    Leader::Me | Leader::Unknown => Err(Error::NoLeader),
                 }
-                Leader::Me | Leader::Unknown => Err(Error::NoLeader),
-            },
+            }
+            // Appended, then lost to a leader change: whether it commits is unknown.
+            Some(typ::ClientWriteError::LogEntryDiscarded(_)) => Err(Error::Timeout),
             Some(other) => Err(Error::internal(other)),
             None => Err(Error::Stopped),
         }
     }
 
     /// A proposal forwarded by another member: served only if this member leads.
-    pub async fn propose_local(&self, request: internal_request::Request) -> Result<internal_response::Response> {
-        let write = self.raft.client_write(Command(InternalRequest { request: Some(request) }));
+    pub async fn propose_local(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<internal_response::Response> {
+        let write = self.raft.client_write(Command(InternalRequest {
+            request: Some(request),
+        }));
         match tokio::time::timeout(self.request_timeout, write).await {
             Err(_) => Err(Error::Timeout),
             Ok(Ok(resp)) => decode_apply(resp.data.0),
             Ok(Err(e)) => Err(match e.api_error() {
                 Some(typ::ClientWriteError::ForwardToLeader(_)) => Error::NotLeader,
+                Some(typ::ClientWriteError::LogEntryDiscarded(_)) => Error::Timeout,
                 Some(other) => Error::internal(other),
                 None => Error::Stopped,
             }),
@@ -124,7 +155,7 @@ impl EtcdServer {
             let attempt = tokio::time::timeout_at(deadline.into(), self.read_index_once());
             match attempt.await {
                 Err(_) => return Err(Error::Timeout),
-                Ok(Err(Error::NoLeader)) => self.await_leader(deadline).await?,
+                Ok(Err(Error::NoLeader)) => self.pause_for_leader(deadline).await?,
                 Ok(result) => return result,
             }
         }
@@ -136,15 +167,26 @@ impl EtcdServer {
             Err(e) => e,
         };
         match err.api_error() {
-            Some(LinearizableReadError::ForwardToLeader(f)) => match self.leader_node(f.leader_id, f.leader_node.clone()) {
-                Leader::Other(node) => {
-                    let index = self.peer(&node)?.read_index(ReadIndexRequest {}).await.map_err(forwarded_error)?.into_inner().index;
-                    let mut applied = self.state.applied_index();
-                    applied.wait_for(|a| *a >= index).await.map_err(|_| Error::Stopped)?;
-                    Ok(())
+            Some(LinearizableReadError::ForwardToLeader(f)) => {
+                match self.leader_node(f.leader_id, f.leader_node.clone()) {
+                    Leader::Other(node) => {
+                        let index = self
+                            .peer(&node)?
+                            .read_index(ReadIndexRequest {})
+                            .await
+                            .map_err(forwarded_error)?
+                            .into_inner()
+                            .index;
+                        let mut applied = self.state.applied_index();
+                        applied
+                            .wait_for(|a| *a >= index)
+                            .await
+                            .map_err(|_| Error::Stopped)?;
+                        Ok(())
+                    }
+                    Leader::Me | Leader::Unknown => Err(Error::NoLeader),
                 }
-                Leader::Me | Leader::Unknown => Err(Error::NoLeader),
-            },
+            }
             Some(LinearizableReadError::QuorumNotEnough(_)) => Err(Error::NoLeader),
             None => Err(Error::Stopped),
         }
@@ -170,12 +212,31 @@ impl EtcdServer {
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let metrics = self.raft.metrics().borrow_watched().clone();
-            let leader = metrics.current_leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned().map(|n| (l, n)));
+            let leader = metrics.current_leader.and_then(|l| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .cloned()
+                    .map(|n| (l, n))
+            });
             match self.leader_node(leader.as_ref().map(|l| l.0), leader.map(|l| l.1)) {
                 Leader::Me => return self.renew_lease_local(id),
                 Leader::Other(node) => {
-                    let resp = self.peer(&node)?.lease_keep_alive(KeepAliveRequest { id }).await.map_err(forwarded_error)?;
-                    return Ok(resp.into_inner().ttl);
+                    let mut peer = self.peer(&node)?;
+                    match tokio::time::timeout_at(
+                        deadline.into(),
+                        peer.lease_keep_alive(KeepAliveRequest { id }),
+                    )
+                    .await
+                    {
+                        Err(_) => return Err(Error::Timeout),
+                        Ok(Ok(resp)) => return Ok(resp.into_inner().ttl),
+                        Ok(Err(s)) => match forwarded_error(s) {
+                            Error::NoLeader => self.pause_for_leader(deadline).await?,
+                            e => return Err(e),
+                        },
+                    }
                 }
                 Leader::Unknown => self.await_leader(deadline).await?,
             }
@@ -198,18 +259,89 @@ impl EtcdServer {
     }
 }
 
-fn decode_apply(resp: crate::proto::oxcdpb::InternalResponse) -> Result<internal_response::Response> {
+fn decode_apply(
+    resp: crate::proto::oxcdpb::InternalResponse,
+) -> Result<internal_response::Response> {
     if resp.error != 0 {
         return Err(Error::from_apply_code(resp.error));
     }
-    resp.response.ok_or_else(|| Error::internal("empty apply response"))
+    resp.response
+        .ok_or_else(|| Error::internal("empty apply response"))
 }
 
-/// An error from a forwarded request: the leader's etcd error as it sent it, or, when the
-/// leader could not be reached, "no leader" so the caller waits for the next one.
+/// An error from a forwarded request that is safe to repeat: the leader's etcd error as it
+/// sent it, or "no leader" (so the caller waits for the next one and tries again) when the
+/// member asked could not be reached or no longer leads.
 fn forwarded_error(s: tonic::Status) -> Error {
     match s.code() {
+        _ if s.message() == Error::NotLeader.to_string() => Error::NoLeader,
         tonic::Code::Unavailable if !s.message().starts_with("etcdserver:") => Error::NoLeader,
         _ => Error::from(s),
+    }
+}
+
+/// An error from a forwarded proposal. Repeating a proposal is only safe when the leader
+/// cannot have appended it: it refused it as not leader, or the connection was never made.
+/// When the connection broke mid-request the outcome is unknown, and a retry could apply
+/// the command twice, so the client gets etcd's timeout (the outcome may still surface).
+fn forwarded_proposal_error(s: tonic::Status) -> Error {
+    let broke_mid_request = s.code() == tonic::Code::Unavailable
+        && !s.message().starts_with("etcdserver:")
+        && !never_sent(&s);
+    if broke_mid_request {
+        return Error::Timeout;
+    }
+    forwarded_error(s)
+}
+
+/// True when the call failed while connecting, so the peer never saw the request.
+fn never_sent(s: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::oxcdpb::MembersRequest;
+
+    #[tokio::test]
+    async fn refused_connections_are_known_unsent() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let node = MemberNode {
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+            ..Default::default()
+        };
+        let err = PeerClient::new(peer_channel(&node).unwrap())
+            .members(MembersRequest {})
+            .await
+            .unwrap_err();
+        assert!(never_sent(&err), "{err:?}");
+        assert_eq!(forwarded_proposal_error(err), Error::NoLeader);
+        assert_eq!(
+            forwarded_proposal_error(tonic::Status::unavailable("connection reset")),
+            Error::Timeout
+        );
+        assert_eq!(
+            forwarded_proposal_error(Error::NotLeader.into()),
+            Error::NoLeader
+        );
+        assert_eq!(
+            forwarded_error(Error::Timeout.into()),
+            Error::Remote {
+                code: tonic::Code::Unavailable,
+                message: Error::Timeout.to_string()
+            }
+        );
     }
 }

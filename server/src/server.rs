@@ -4,15 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::async_runtime::WatchReceiver;
-use openraft::SnapshotPolicy;
-use tonic::transport::Channel;
 use crate::proto::oxcdpb::peer_client::PeerClient;
+use openraft::SnapshotPolicy;
+use openraft::async_runtime::WatchReceiver;
 use tokio::net::TcpListener;
+use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -64,7 +64,11 @@ pub struct EtcdServer {
 }
 
 fn split_urls(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_string()).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect()
 }
 
 /// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -148,7 +152,10 @@ impl EtcdServer {
         tokio::spawn(crate::membership::run_publish(server.clone()));
         tokio::spawn(crate::membership::run_promoter(server.clone()));
         tokio::spawn(crate::membership::run_removal_watch(server.clone()));
-        tokio::spawn(crate::compactor::run(server.clone(), cfg.auto_compaction().map_err(Error::internal)?));
+        tokio::spawn(crate::compactor::run(
+            server.clone(),
+            cfg.auto_compaction().map_err(Error::internal)?,
+        ));
         tokio::spawn(track_db_size(server.clone()));
         Ok(server)
     }
@@ -162,10 +169,14 @@ impl EtcdServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let (stop_peers, stopped) = tokio::sync::watch::channel(false);
-        let peer_task = tokio::spawn(crate::raft::peer_service::serve(self.clone(), peer, async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        let peer_task = tokio::spawn(crate::raft::peer_service::serve(
+            self.clone(),
+            peer,
+            async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
         let mut removed = self.removed.subscribe();
         let stop = async move {
             tokio::select! {
@@ -221,7 +232,8 @@ impl EtcdServer {
     }
 
     pub(crate) fn over_quota(&self) -> bool {
-        self.quota_bytes.is_some_and(|q| self.db_size.load(Ordering::Relaxed) > q)
+        self.quota_bytes
+            .is_some_and(|q| self.db_size.load(Ordering::Relaxed) > q)
     }
 }
 
@@ -232,7 +244,14 @@ pub(crate) fn grows_database(request: &internal_request::Request) -> bool {
     match request {
         R::Put(_) | R::LeaseGrant(_) => true,
         R::Txn(t) => t.success.iter().chain(&t.failure).any(|op| {
-            matches!(op.request, Some(crate::proto::etcdserverpb::request_op::Request::RequestPut(_)) | Some(crate::proto::etcdserverpb::request_op::Request::RequestTxn(_)))
+            matches!(
+                op.request,
+                Some(crate::proto::etcdserverpb::request_op::Request::RequestPut(
+                    _
+                )) | Some(crate::proto::etcdserverpb::request_op::Request::RequestTxn(
+                    _
+                ))
+            )
         }),
         _ => false,
     }

@@ -22,8 +22,9 @@ use crate::watch::Hub;
 
 const META_APPLIED: &[u8] = b"m/applied";
 const META_MEMBERSHIP: &[u8] = b"m/membership";
-const SNAPSHOT_FILE: &str = "state.snap";
-const SNAPSHOT_META_FILE: &str = "state.snap.meta";
+const SNAPSHOT_PREFIX: &str = "state-";
+const SNAPSHOT_SUFFIX: &str = ".snap";
+const SNAPSHOT_TMP: &str = "state.snap.tmp";
 
 /// State behind the lock.
 #[derive(Default)]
@@ -164,57 +165,68 @@ impl StateStore {
             last_log_id: inner.applied.clone(),
             last_membership: inner.membership.clone(),
         };
-        let tmp = self.snapshot_dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        let tmp = self.snapshot_dir.join(SNAPSHOT_TMP);
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+        write_chunk(
+            &mut out,
+            &bincode::serialize(&meta).map_err(Error::internal)?,
+        )?;
         for pair in self.backend.scan(&[], &[]) {
             let (k, v) = pair?;
-            out.write_all(&(k.len() as u32).to_be_bytes())?;
-            out.write_all(&k)?;
-            out.write_all(&(v.len() as u32).to_be_bytes())?;
-            out.write_all(&v)?;
+            write_chunk(&mut out, &k)?;
+            write_chunk(&mut out, &v)?;
         }
         out.into_inner()
             .map_err(|e| Error::internal(e.error()))?
             .sync_all()?;
         drop(inner);
-        let path = self.snapshot_dir.join(SNAPSHOT_FILE);
+        let path = self.snapshot_path(&meta);
         std::fs::rename(&tmp, &path)?;
-        std::fs::write(
-            self.snapshot_dir.join(SNAPSHOT_META_FILE),
-            bincode::serialize(&meta).map_err(Error::internal)?,
-        )?;
+        self.remove_snapshots_except(&path)?;
         Ok((meta, path))
     }
 
     /// The last snapshot written or installed, if any.
     pub fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, PathBuf)>> {
-        let meta_path = self.snapshot_dir.join(SNAPSHOT_META_FILE);
-        let path = self.snapshot_dir.join(SNAPSHOT_FILE);
-        if !meta_path.exists() || !path.exists() {
-            return Ok(None);
+        let mut newest: Option<PathBuf> = None;
+        for path in self.snapshot_files()? {
+            if newest
+                .as_ref()
+                .is_none_or(|n| path.file_name() > n.file_name())
+            {
+                newest = Some(path);
+            }
         }
-        let meta = bincode::deserialize(&std::fs::read(meta_path)?).map_err(Error::internal)?;
+        let Some(path) = newest else {
+            return Ok(None);
+        };
+        let meta = read_snapshot_meta(&mut BufReader::new(std::fs::File::open(&path)?))?;
         Ok(Some((meta, path)))
     }
 
     /// Replaces the whole state with the snapshot at `path`.
+    ///
+    /// The snapshot becomes this member's own file before the state is replaced, so a crash
+    /// in between leaves a snapshot newer than the applied state, which raft installs again
+    /// at restart.
     pub fn install_snapshot(&self, meta: &SnapshotMeta, path: &Path) -> Result<()> {
+        let mut input = BufReader::new(std::fs::File::open(path)?);
+        if read_snapshot_meta(&mut input)?.last_log_id != meta.last_log_id {
+            return Err(Error::internal("snapshot file does not match its metadata"));
+        }
+        let own = self.snapshot_path(meta);
+        if path != own {
+            let tmp = self.snapshot_dir.join(SNAPSHOT_TMP);
+            std::fs::copy(path, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &own)?;
+        }
         let mut inner = self.inner.write().expect("state lock poisoned");
         self.backend.clear()?;
-        let mut input = BufReader::new(std::fs::File::open(path)?);
         let mut batch = WriteBatch::default();
-        let mut len = [0u8; 4];
-        loop {
-            match input.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e.into()),
-            }
-            let mut key = vec![0; u32::from_be_bytes(len) as usize];
-            input.read_exact(&mut key)?;
-            input.read_exact(&mut len)?;
-            let mut value = vec![0; u32::from_be_bytes(len) as usize];
-            input.read_exact(&mut value)?;
+        while let Some(key) = read_chunk(&mut input)? {
+            let value = read_chunk(&mut input)?
+                .ok_or_else(|| Error::internal("snapshot ends inside a pair"))?;
             batch.put(key, value);
         }
         batch.put(
@@ -232,15 +244,168 @@ impl StateStore {
             .restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
         drop(inner);
-        let own = self.snapshot_dir.join(SNAPSHOT_FILE);
-        if path != own {
-            std::fs::copy(path, &own)?;
-        }
-        std::fs::write(
-            self.snapshot_dir.join(SNAPSHOT_META_FILE),
-            bincode::serialize(meta).map_err(Error::internal)?,
-        )?;
+        self.remove_snapshots_except(&own)?;
         self.applied_tx.send_replace(index);
         Ok(())
+    }
+
+    /// Each snapshot has its own file, named by its last index: a path handed out once
+    /// always holds the data of its metadata, even after a newer snapshot is built.
+    fn snapshot_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
+        self.snapshot_dir
+            .join(format!("{SNAPSHOT_PREFIX}{index:020}{SNAPSHOT_SUFFIX}"))
+    }
+
+    /// This member's snapshot files (not temporary or incoming ones).
+    fn snapshot_files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.snapshot_dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX) {
+                files.push(path);
+            }
+        }
+        Ok(files)
+    }
+
+    fn remove_snapshots_except(&self, keep: &Path) -> Result<()> {
+        for path in self.snapshot_files()? {
+            if path == keep {
+                continue;
+            }
+            // Gone already is fine: only the newest file matters.
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Snapshot files are a sequence of chunks, each a big-endian u32 length and its bytes: the
+/// bincode [`SnapshotMeta`] first, then key and value of every backend pair. Meta and data
+/// share one file so one rename replaces both.
+fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(Error::internal)?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(bytes)?;
+    Ok(())
+}
+
+/// The next chunk, or `None` at the end of the file.
+fn read_chunk(input: &mut impl Read) -> Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let mut bytes = vec![0; u32::from_be_bytes(len) as usize];
+    input.read_exact(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+fn read_snapshot_meta(input: &mut impl Read) -> Result<SnapshotMeta> {
+    let bytes = read_chunk(input)?.ok_or_else(|| Error::internal("empty snapshot file"))?;
+    bincode::deserialize(&bytes).map_err(Error::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::{LeaseGrantRequest, PutRequest};
+    use crate::proto::oxcdpb::{InternalRequest, internal_request::Request};
+    use crate::raft::{Command, TypeConfig};
+
+    fn entry(index: u64, request: Request) -> Entry {
+        let log_id = openraft::testing::log_id::<TypeConfig>(1, 1, index);
+        let cmd = Command(InternalRequest {
+            request: Some(request),
+        });
+        Entry {
+            log_id,
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn put(key: &str, lease: i64) -> Request {
+        Request::Put(PutRequest {
+            key: key.into(),
+            value: b"v".to_vec(),
+            lease,
+            ..Default::default()
+        })
+    }
+
+    fn open(dir: &Path) -> Arc<StateStore> {
+        let db = SledBackend::open_db(&dir.join("db")).unwrap();
+        StateStore::open(&db, &dir.join("snap"), 2).unwrap()
+    }
+
+    /// Applied index, store revision, and every lease with its keys.
+    type Summary = (Option<u64>, i64, Vec<(i64, Vec<Vec<u8>>)>);
+
+    fn summary(s: &StateStore) -> Summary {
+        let inner = s.read();
+        let leases = inner
+            .kv
+            .leases
+            .iter()
+            .map(|(id, l)| (id, l.keys.iter().cloned().collect()))
+            .collect();
+        (
+            inner.applied.as_ref().map(|l| l.index),
+            inner.kv.mvcc.current_rev(),
+            leases,
+        )
+    }
+
+    #[test]
+    fn snapshot_installs_into_another_store_and_survives_newer_ones() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = open(a_dir.path());
+        a.apply_entry(entry(
+            1,
+            Request::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 7 }),
+        ))
+        .unwrap();
+        a.apply_entry(entry(2, put("k1", 7))).unwrap();
+        a.apply_entry(entry(3, put("k2", 0))).unwrap();
+        let (meta, path) = a.build_snapshot().unwrap();
+        let at_snapshot = summary(&a);
+        assert_eq!(at_snapshot.2, vec![(7, vec![b"k1".to_vec()])]);
+        assert_eq!(meta.last_log_id.as_ref().map(|l| l.index), Some(3));
+        let (current, current_path) = a.current_snapshot().unwrap().unwrap();
+        assert_eq!(
+            (current.last_log_id, &current_path),
+            (meta.last_log_id, &path)
+        );
+
+        // A newer snapshot gets its own file: the older path is never rewritten in place.
+        let old = std::fs::read(&path).unwrap();
+        a.apply_entry(entry(4, put("k3", 0))).unwrap();
+        let (newer, newer_path) = a.build_snapshot().unwrap();
+        assert_ne!(newer_path, path);
+        assert_eq!(a.current_snapshot().unwrap().unwrap().1, newer_path);
+        assert!(!path.exists(), "older snapshot files are removed");
+
+        let copy = b_dir.path().join("incoming.snap");
+        std::fs::write(&copy, &old).unwrap();
+        let b = open(b_dir.path());
+        assert!(
+            b.install_snapshot(&newer, &copy).is_err(),
+            "a file whose data is not the metadata's is refused"
+        );
+        b.install_snapshot(&meta, &copy).unwrap();
+        assert_eq!(summary(&b), at_snapshot);
+        let (own, own_path) = b.current_snapshot().unwrap().unwrap();
+        assert_eq!(own.last_log_id, meta.last_log_id);
+        assert_eq!(std::fs::read(own_path).unwrap(), old);
     }
 }

@@ -30,7 +30,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listen on {addr}"))?;
     let peer_addrs = cfg.listen_peer_addrs()?;
     let peer_addr = peer_addrs.first().context("no --listen-peer-urls")?;
-    let peer = tokio::net::TcpListener::bind(peer_addr).await.with_context(|| format!("listen on {peer_addr}"))?;
+    let peer = tokio::net::TcpListener::bind(peer_addr)
+        .await
+        .with_context(|| format!("listen on {peer_addr}"))?;
     let server = EtcdServer::start(&cfg).await?;
     tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), %addr, "serving client requests");
     server.serve(listener, peer, shutdown_signal()).await?;

@@ -50,9 +50,11 @@ fn check_delete(r: &DeleteRangeRequest) -> Result<()> {
     Ok(())
 }
 
-/// etcd's `checkTxnRequest`: op counts and per-op validation, recursively.
+/// etcd's `checkTxnRequest`: op counts and per-op validation, recursively. A nested txn
+/// may only use the ops its parent left: `max_ops` minus the parent's longest list.
 fn check_txn(r: &TxnRequest, max_ops: usize) -> Result<()> {
-    if r.compare.len() > max_ops || r.success.len() > max_ops || r.failure.len() > max_ops {
+    let ops = r.compare.len().max(r.success.len()).max(r.failure.len());
+    if ops > max_ops {
         return Err(Error::TooManyOps);
     }
     for c in &r.compare {
@@ -65,12 +67,9 @@ fn check_txn(r: &TxnRequest, max_ops: usize) -> Result<()> {
             Some(request_op::Request::RequestRange(x)) => check_range(x)?,
             Some(request_op::Request::RequestPut(x)) => check_put(x)?,
             Some(request_op::Request::RequestDeleteRange(x)) => check_delete(x)?,
-            Some(request_op::Request::RequestTxn(x)) => check_txn(x, max_ops)?,
-            None => {
-                return Err(Error::InvalidArgument(
-                    "etcdserver: empty request op".into(),
-                ));
-            }
+            Some(request_op::Request::RequestTxn(x)) => check_txn(x, max_ops - ops)?,
+            // etcd answers an op with no request in it with its "key not found" error.
+            None => return Err(Error::KeyNotFound),
         }
     }
     let _ = check_intervals(&r.success)?;
@@ -264,5 +263,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check_txn(&r, 128).unwrap_err(), Error::TooManyOps);
+    }
+
+    #[test]
+    fn nested_txn_gets_the_ops_its_parent_left() {
+        let nested = |n: usize| TxnRequest {
+            success: (0..n).map(|i| put(&format!("n{i}"))).collect(),
+            ..Default::default()
+        };
+        let with_outer = |inner: usize| {
+            let mut success: Vec<RequestOp> = (0..99).map(|i| put(&format!("k{i}"))).collect();
+            success.push(RequestOp {
+                request: Some(request_op::Request::RequestTxn(nested(inner))),
+            });
+            TxnRequest {
+                success,
+                ..Default::default()
+            }
+        };
+        assert_eq!(check_txn(&with_outer(28), 128), Ok(()));
+        assert_eq!(check_txn(&with_outer(29), 128), Err(Error::TooManyOps));
     }
 }

@@ -48,25 +48,6 @@ impl LeaseService {
             }
         }
     }
-
-    /// Renews a lease on the leader; returns its TTL, or 0 for an unknown lease (as etcd).
-    fn renew(&self, id: i64) -> Result<i64, Error> {
-        if self.server.leader() != Some(self.server.member_id) {
-            return Err(if self.server.leader().is_some() {
-                Error::NotLeader
-            } else {
-                Error::NoLeader
-            });
-        }
-        let ttl = self.server.state.read().kv.leases.get(id).map(|l| l.ttl);
-        Ok(match ttl {
-            Some(ttl) => {
-                self.server.state.lease_clock.renew(id, ttl);
-                ttl
-            }
-            None => 0,
-        })
-    }
 }
 
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
@@ -117,16 +98,15 @@ impl Lease for LeaseService {
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
         let mut input = request.into_inner();
-        let service = LeaseService {
-            server: self.server.clone(),
-            next_id: AtomicU64::new(0),
-        };
+        let server = self.server.clone();
         let output = async_stream::try_stream! {
             while let Some(req) = input.next().await {
                 let req = req?;
-                let ttl = service.renew(req.id)?;
-                let revision = service.server.state.read().kv.mvcc.current_rev();
-                yield LeaseKeepAliveResponse { header: Some(service.server.header(revision)), id: req.id, ttl };
+                // Renewed on the leader (forwarded when this member follows); 0 when the
+                // lease does not exist, as etcd answers.
+                let ttl = server.renew_lease(req.id).await?;
+                let revision = server.state.read().kv.mvcc.current_rev();
+                yield LeaseKeepAliveResponse { header: Some(server.header(revision)), id: req.id, ttl };
             }
         };
         Ok(Response::new(Box::pin(output)))

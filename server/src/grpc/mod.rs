@@ -25,6 +25,9 @@ use crate::server::EtcdServer;
 /// "etcdserver: request is too large", a larger one by the transport.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
+/// How long open client connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The `version` etcd clients see in Status: the etcd API level oxcd implements.
 pub const ETCD_API_VERSION: &str = "3.5.0";
 
@@ -53,13 +56,25 @@ pub async fn serve(
         server: server.clone(),
     })
     .max_decoding_message_size(max);
-    tonic::transport::Server::builder()
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+    let serving = tonic::transport::Server::builder()
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)
         .add_service(maintenance)
         .add_service(cluster)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .map_err(Error::internal)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+    // Graceful shutdown waits for every client connection to close; clients with open
+    // streams (watches, keep-alives) would hold the server forever. Like etcd, give them a
+    // moment, then close what is left.
+    tokio::select! {
+        result = serving => result.map_err(Error::internal),
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
 }

@@ -30,6 +30,9 @@ use crate::watch::RevisionEvents;
 const MAX_EVENTS_PER_RESPONSE: usize = 1000;
 /// Responses a stream may have queued for a slow client before the stream task waits.
 const STREAM_BUFFER: usize = 128;
+/// etcd fragments watch responses above `--max-request-bytes` plus this allowance for gRPC
+/// framing (its `grpcOverheadBytes`), the size its gRPC server accepts.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 pub struct WatchService {
     pub server: Arc<EtcdServer>,
@@ -198,7 +201,10 @@ impl WatchStreamTask {
             while self.watchers.contains_key(&self.next_id) {
                 self.next_id += 1;
             }
-            self.next_id
+            // Like etcd, never hand out an automatic id twice on a stream: responses for a
+            // canceled watcher may still be in flight under the old id.
+            self.next_id += 1;
+            self.next_id - 1
         };
         let filters: Vec<_> = c
             .filters
@@ -279,7 +285,8 @@ impl WatchStreamTask {
             i = j;
         }
         if !batch.is_empty() {
-            self.send_events(id, batch_rev, batch).await?;
+            // Like etcd's replay, the last response reports the revision replayed up to.
+            self.send_events(id, current, batch).await?;
         }
         if let Some(w) = self.watchers.get_mut(&id) {
             w.next_rev = w.next_rev.max(current + 1);
@@ -328,7 +335,7 @@ impl WatchStreamTask {
         let fragment = self.watchers.get(&id).is_some_and(|w| w.fragment);
         let mut resp = self.response(id, revision);
         resp.events = events;
-        let limit = self.server.limits.max_request_bytes;
+        let limit = self.server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
         if !fragment || resp.events.len() < 2 || resp.encoded_len() < limit {
             return self.send(resp).await;
         }
@@ -353,15 +360,24 @@ impl WatchStreamTask {
     /// Delivers every revision published up to now; returns the revision all watchers have
     /// now seen, which a progress notification may report.
     async fn sync_to_current(&mut self) -> Result<i64, Stop> {
-        let current = self.current_rev();
+        // Every revision up to `synced` is in the hub already (apply publishes before it
+        // releases the state lock); draining may deliver later ones too, and a progress
+        // report below an event already sent would tell the client to expect it again.
+        let mut synced = self.current_rev();
         loop {
             match self.hub.try_recv() {
-                Ok(rev) => self.deliver(&rev).await?,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => self.catch_up_all().await?,
+                Ok(rev) => {
+                    synced = synced.max(rev.revision);
+                    self.deliver(&rev).await?;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    synced = synced.max(self.current_rev());
+                    self.catch_up_all().await?;
+                }
                 Err(_) => break,
             }
         }
-        Ok(current)
+        Ok(synced)
     }
 
     async fn notify_progress(&mut self) -> Result<(), Stop> {

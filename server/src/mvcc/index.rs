@@ -160,9 +160,14 @@ impl KeyIndex {
         &'a self,
         range: &'a KeyRange,
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a KeyHistory)> + 'a {
-        let empty = range.is_empty();
-        let (lo, hi) = range.bounds();
-        self.keys.range::<[u8], _>((lo, hi)).filter(move |_| !empty)
+        // BTreeMap::range panics on an end below the start; such a range holds no key.
+        let (lo, hi) = if range.is_empty() {
+            let start = range.start.as_slice();
+            (Bound::Included(start), Bound::Excluded(start))
+        } else {
+            range.bounds()
+        };
+        self.keys.range::<[u8], _>((lo, hi))
     }
 
     /// Compacts every key at `at`, dropping keys left without history.
@@ -239,6 +244,11 @@ mod tests {
         let single = KeyRange::from_request(b"a", b"");
         assert!(single.contains(b"a") && !single.contains(b"a1"));
         assert!(KeyRange::from_request(b"b", b"a").is_empty());
+        let mut index = KeyIndex::default();
+        index.get_or_insert(b"a");
+        index.get_or_insert(b"b");
+        let inverted = KeyRange::from_request(b"b", b"a");
+        assert_eq!(index.range(&inverted).count(), 0);
         assert!(single.overlaps(&prefix));
         assert!(!KeyRange::single(b"b").overlaps(&prefix));
         assert!(KeyRange::from_request(b"x", b"\0").overlaps(&KeyRange::single(b"y")));

@@ -25,6 +25,8 @@ const META_CURRENT_REV: &[u8] = b"m/rev";
 const META_COMPACT_REV: &[u8] = b"m/compact";
 const FLAG_PUT: u8 = 0;
 const FLAG_TOMBSTONE: u8 = 1;
+/// The revision of an empty store: etcd starts at 1, so the first write gets revision 2.
+const INITIAL_REV: i64 = 1;
 
 /// The backend key of a revision: ordered by (main, sub).
 pub fn rev_key(rev: Revision) -> Vec<u8> {
@@ -88,7 +90,7 @@ impl Store {
     /// Rebuilds the index from the backend.
     pub fn load(backend: &dyn Backend) -> Result<Store> {
         let mut store = Store {
-            current_rev: read_i64(backend, META_CURRENT_REV)?,
+            current_rev: read_i64(backend, META_CURRENT_REV)?.max(INITIAL_REV),
             compact_rev: read_i64(backend, META_COMPACT_REV)?,
             ..Store::default()
         };

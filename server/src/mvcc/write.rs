@@ -89,23 +89,25 @@ impl<'a> WriteTxn<'a> {
             let mut result = self
                 .store
                 .range_with(range, at, limit, count_only, |r| self.fetch(r))?;
-            result.rev = if self.changed() {
-                self.main
-            } else {
-                self.store.current_rev
-            };
+            result.rev = self.read_revision();
             return Ok(result);
         }
         self.range(range, limit, count_only)
     }
 
-    /// Reads at the latest state, this transaction's changes included.
-    pub fn range(&self, range: &KeyRange, limit: usize, count_only: bool) -> Result<RangeResult> {
-        let at = if self.changed() {
+    /// The revision a read sees now: this transaction's once it changed anything, else the
+    /// store's current one.
+    pub fn read_revision(&self) -> i64 {
+        if self.changed() {
             self.main
         } else {
             self.store.current_rev
-        };
+        }
+    }
+
+    /// Reads at the latest state, this transaction's changes included.
+    pub fn range(&self, range: &KeyRange, limit: usize, count_only: bool) -> Result<RangeResult> {
+        let at = self.read_revision();
         let mut result = self
             .store
             .range_with(range, at, limit, count_only, |r| self.fetch(r))?;

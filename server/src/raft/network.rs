@@ -8,8 +8,8 @@ use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 use serde::Serialize;
@@ -27,8 +27,12 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A lazily connecting channel to the first peer URL of `node`.
 pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
-    let url = node.peer_urls.first().ok_or_else(|| format!("member {} has no peer URL", node.name))?;
-    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("bad peer URL {url}: {e}"))?;
+    let url = node
+        .peer_urls
+        .first()
+        .ok_or_else(|| format!("member {} has no peer URL", node.name))?;
+    let endpoint =
+        Endpoint::from_shared(url.clone()).map_err(|e| format!("bad peer URL {url}: {e}"))?;
     Ok(endpoint
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
@@ -50,13 +54,18 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &MemberNode) -> PeerClient {
-        let rpc = peer_channel(node).map(|c| PeerRpc::new(c).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX));
+        let rpc = peer_channel(node).map(|c| {
+            PeerRpc::new(c)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX)
+        });
         PeerClient { target, rpc }
     }
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<RaftBytes, RPCError<TypeConfig>> {
-    let data = bincode::serialize(v).map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+    let data =
+        bincode::serialize(v).map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
     Ok(RaftBytes { data })
 }
 
@@ -67,16 +76,19 @@ fn decode<T: DeserializeOwned>(b: RaftBytes) -> Result<T, RPCError<TypeConfig>> 
 fn status_error(target: u64, s: tonic::Status) -> RPCError<TypeConfig> {
     let msg = format!("peer {target:x}: {} {}", s.code(), s.message());
     match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
-            RPCError::Unreachable(Unreachable::from_string(msg))
-        }
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Cancelled
+        | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::from_string(msg)),
         _ => RPCError::Network(NetworkError::from_string(msg)),
     }
 }
 
 impl PeerClient {
     fn rpc(&self) -> Result<PeerRpc<Channel>, RPCError<TypeConfig>> {
-        self.rpc.clone().map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
+        self.rpc
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
     }
 
     fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
@@ -89,18 +101,42 @@ impl PeerClient {
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
-    async fn append_entries(&mut self, rpc: AppendEntriesRequest<TypeConfig>, option: RPCOption) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.rpc()?.append_entries(Self::request(encode(&rpc)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .rpc()?
+            .append_entries(Self::request(encode(&rpc)?, &option))
+            .await
+            .map_err(|s| status_error(self.target, s))?;
         decode(resp.into_inner())
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.rpc()?.vote(Self::request(encode(&rpc)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .rpc()?
+            .vote(Self::request(encode(&rpc)?, &option))
+            .await
+            .map_err(|s| status_error(self.target, s))?;
         decode(resp.into_inner())
     }
 
-    async fn transfer_leader(&mut self, req: TransferLeaderRequest<TypeConfig>, option: RPCOption) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.rpc()?.transfer_leader(Self::request(encode(&req)?, &option)).await.map_err(|s| status_error(self.target, s))?;
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .rpc()?
+            .transfer_leader(Self::request(encode(&req)?, &option))
+            .await
+            .map_err(|s| status_error(self.target, s))?;
         decode(resp.into_inner())
     }
 

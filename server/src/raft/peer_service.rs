@@ -16,8 +16,8 @@ use super::typ::{SnapshotMeta, Vote};
 use crate::error::Error;
 use crate::proto::oxcdpb::peer_server::Peer;
 use crate::proto::oxcdpb::{
-    InternalRequest, InternalResponse, KeepAliveRequest, KeepAliveResponse, MembersRequest, MembersResponse,
-    RaftBytes, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+    InternalRequest, InternalResponse, KeepAliveRequest, KeepAliveResponse, MembersRequest,
+    MembersResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
 };
 use crate::server::EtcdServer;
 
@@ -29,12 +29,16 @@ pub struct PeerService {
 
 impl PeerService {
     pub fn new(server: Arc<EtcdServer>) -> PeerService {
-        PeerService { server, next_snapshot: AtomicU64::new(0) }
+        PeerService {
+            server,
+            next_snapshot: AtomicU64::new(0),
+        }
     }
 }
 
 fn decode<T: DeserializeOwned>(b: &RaftBytes) -> Result<T, Status> {
-    bincode::deserialize(&b.data).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+    bincode::deserialize(&b.data)
+        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Response<RaftBytes>, Status> {
@@ -48,7 +52,10 @@ fn fatal(e: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn append_entries(&self, request: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftBytes>,
+    ) -> Result<Response<RaftBytes>, Status> {
         let req = decode(request.get_ref())?;
         let resp = self.server.raft.append_entries(req).await.map_err(fatal)?;
         encode(&resp)
@@ -60,60 +67,110 @@ impl Peer for PeerService {
         encode(&resp)
     }
 
-    async fn transfer_leader(&self, request: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn transfer_leader(
+        &self,
+        request: Request<RaftBytes>,
+    ) -> Result<Response<RaftBytes>, Status> {
         let req = decode(request.get_ref())?;
-        let resp = self.server.raft.handle_transfer_leader(req).await.map_err(fatal)?;
+        let resp = self
+            .server
+            .raft
+            .handle_transfer_leader(req)
+            .await
+            .map_err(fatal)?;
         encode(&resp)
     }
 
-    async fn install_snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftBytes>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftBytes>, Status> {
         let mut chunks = request.into_inner();
         let n = self.next_snapshot.fetch_add(1, Ordering::Relaxed);
-        let path = self.server.data_dir.join("member").join("snap").join(format!("incoming-{n}.snap"));
-        let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
+        let path = self
+            .server
+            .data_dir
+            .join("member")
+            .join("snap")
+            .join(format!("incoming-{n}.snap"));
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         let mut header: Option<(Vote, SnapshotMeta)> = None;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
             if header.is_none() {
                 header = Some(decode(&RaftBytes { data: chunk.header })?);
             }
-            file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&chunk.data)
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
-        file.sync_all().await.map_err(|e| Status::internal(e.to_string()))?;
+        file.sync_all()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         drop(file);
-        let (vote, meta) = header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
-        let snapshot = Snapshot { meta, snapshot: SnapshotFile { path: path.clone() } };
+        let (vote, meta) =
+            header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let snapshot = Snapshot {
+            meta,
+            snapshot: SnapshotFile { path: path.clone() },
+        };
         let result = self.server.raft.install_full_snapshot(vote, snapshot).await;
         let _ = tokio::fs::remove_file(&path).await;
         encode(&result.map_err(fatal)?)
     }
 
-    async fn propose(&self, request: Request<InternalRequest>) -> Result<Response<InternalResponse>, Status> {
-        let request = request.into_inner().request.ok_or_else(|| Status::invalid_argument("empty request"))?;
+    async fn propose(
+        &self,
+        request: Request<InternalRequest>,
+    ) -> Result<Response<InternalResponse>, Status> {
+        let request = request
+            .into_inner()
+            .request
+            .ok_or_else(|| Status::invalid_argument("empty request"))?;
         let response = self.server.propose_local(request).await?;
-        Ok(Response::new(InternalResponse { error: 0, response: Some(response) }))
+        Ok(Response::new(InternalResponse {
+            error: 0,
+            response: Some(response),
+        }))
     }
 
-    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
         let index = self.server.leader_read_index().await?;
         Ok(Response::new(ReadIndexResponse { index }))
     }
 
-    async fn lease_keep_alive(&self, request: Request<KeepAliveRequest>) -> Result<Response<KeepAliveResponse>, Status> {
+    async fn lease_keep_alive(
+        &self,
+        request: Request<KeepAliveRequest>,
+    ) -> Result<Response<KeepAliveResponse>, Status> {
         let ttl = self.server.renew_lease_local(request.into_inner().id)?;
         Ok(Response::new(KeepAliveResponse { ttl }))
     }
 
-    async fn change_membership(&self, request: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn change_membership(
+        &self,
+        request: Request<RaftBytes>,
+    ) -> Result<Response<RaftBytes>, Status> {
         let change: crate::membership::Change = decode(request.get_ref())?;
-        self.server.change_membership_local(change).await?;
-        Ok(Response::new(RaftBytes::default()))
+        let index = self.server.change_membership_local(change).await?;
+        encode(&index)
     }
 
-    async fn members(&self, _request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
         let membership = self.server.state.read().membership.clone();
         let membership = bincode::serialize(&membership).map_err(Error::internal)?;
-        Ok(Response::new(MembersResponse { membership, cluster_id: self.server.cluster_id }))
+        Ok(Response::new(MembersResponse {
+            membership,
+            cluster_id: self.server.cluster_id,
+        }))
     }
 }
 
@@ -128,7 +185,10 @@ pub async fn serve(
         .max_encoding_message_size(usize::MAX);
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await
         .map_err(Error::internal)
 }

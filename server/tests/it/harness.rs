@@ -1,0 +1,261 @@
+//! Starts real `oxcd` processes on free loopback ports, with their own data dirs.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound then released; the OS does not reuse it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One oxcd member process of a single-member cluster.
+pub struct Member {
+    child: Option<Child>,
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// Extra flags passed on every start.
+    pub extra_args: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Member {
+    /// Starts a fresh member in a new temporary data dir.
+    pub fn start() -> Member {
+        Member::start_with(&[])
+    }
+
+    /// Starts a fresh member with extra flags.
+    pub fn start_with(extra_args: &[&str]) -> Member {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Member {
+            child: None,
+            name: "m0".to_string(),
+            data_dir: dir.path().join("m0.etcd"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        };
+        m.spawn();
+        m
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.data_dir.parent().unwrap()
+    }
+
+    /// The server's log (stderr), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("oxcd.log")).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir().join("oxcd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_oxcd"))
+            .args(["--name", &self.name])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("{}={peer}", self.name)])
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn oxcd");
+        self.child = Some(child);
+    }
+
+    /// A connected client, once the member answers requests.
+    pub async fn client(&self) -> etcd_client::Client {
+        let endpoint = self.endpoint();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("oxcd at {endpoint} to serve\n{}", self.log()),
+            || {
+                let endpoint = endpoint.clone();
+                async move {
+                    let mut c = etcd_client::Client::connect([endpoint], None).await.ok()?;
+                    c.get("health-probe", None).await.ok()?;
+                    Some(c)
+                }
+            },
+        )
+        .await
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "oxcd did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the member again on the same ports and data dir.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the member first");
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A real etcd server (Debian's `/usr/bin/etcd`, 3.4) on free loopback ports with its own
+/// data dir: the reference the etcdctl tests compare oxcd against.
+pub struct EtcdProcess {
+    child: Child,
+    pub client_port: u16,
+    pub peer_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl EtcdProcess {
+    pub const BIN: &'static str = "/usr/bin/etcd";
+
+    /// Starts a fresh single-member etcd; panics if the binary is missing (CI installs it).
+    pub fn start() -> EtcdProcess {
+        assert!(
+            Path::new(Self::BIN).exists(),
+            "{} is missing: install Debian's etcd-server package (apt-get install etcd-server)",
+            Self::BIN
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (client_port, peer_port) = (free_port(), free_port());
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+        let child = Command::new(Self::BIN)
+            // The same member name as [`Member`], so outputs that show it compare equal.
+            .args(["--name", "m0", "--data-dir"])
+            .arg(dir.path().join("m0.etcd"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("m0={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd");
+        EtcdProcess {
+            child,
+            client_port,
+            peer_port,
+            dir,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+
+    /// A connected client, once etcd answers requests.
+    pub async fn client(&self) -> etcd_client::Client {
+        let endpoint = self.endpoint();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("etcd at {endpoint} to serve\n{}", self.log()),
+            || {
+                let endpoint = endpoint.clone();
+                async move {
+                    let mut c = etcd_client::Client::connect([endpoint], None).await.ok()?;
+                    c.get("health-probe", None).await.ok()?;
+                    Some(c)
+                }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests: real `oxcd` processes on loopback ports, driven by real clients
+//! (the etcd-client crate, Debian's etcdctl 3.4).
+
+mod cluster_harness;
+mod harness;
+
+mod cluster;
+mod durability;
+mod errors;
+mod etcdctl;
+mod kv;
+mod lease;
+mod restart;
+mod txn;
+mod watch;
