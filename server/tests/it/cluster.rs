@@ -1,0 +1,849 @@
+//! Multi-member clusters of real `oxcd` processes: replication and forwarding to the leader,
+//! failover, catch-up through raft snapshots, quorum loss, membership changes (MemberAdd,
+//! MemberPromote, MemberRemove, scaling under load), MoveLeader, leases and watches served
+//! by followers. etcd 3.5 is the reference for every expectation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, EventType, GetOptions, LeaseGrantOptions, MemberAddOptions, PutOptions, WatchOptions,
+};
+use tonic::Code;
+
+use crate::cluster_harness::Cluster;
+use crate::harness::wait_for;
+
+/// Deadline for a cluster to converge (elections, catch-up, membership changes).
+const CONVERGE: Duration = Duration::from_secs(20);
+
+/// The gRPC code and message of a failed call.
+fn status(e: etcd_client::Error) -> (Code, String) {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A client that fails fast instead of retrying forever against a dead member.
+async fn quick_client(endpoint: String) -> Option<Client> {
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_timeout(Duration::from_secs(15));
+    Client::connect([endpoint], Some(opts)).await.ok()
+}
+
+/// The value of `key` read locally by the member (serializable), if present.
+async fn local_get(c: &mut Client, key: &str) -> Option<String> {
+    let resp = c
+        .get(key, Some(GetOptions::new().with_serializable()))
+        .await
+        .ok()?;
+    resp.kvs().first().map(|kv| text(kv.value()))
+}
+
+/// Every key under `prefix` and its value, read locally by the member.
+async fn local_prefix(c: &mut Client, prefix: &str) -> Option<BTreeMap<String, String>> {
+    let opts = GetOptions::new().with_prefix().with_serializable();
+    let resp = c.get(prefix, Some(opts)).await.ok()?;
+    Some(
+        resp.kvs()
+            .iter()
+            .map(|kv| (text(kv.key()), text(kv.value())))
+            .collect(),
+    )
+}
+
+/// Waits until member `i` holds exactly `expected` under `prefix` (serializable reads).
+async fn wait_local_prefix(
+    cluster: &Cluster,
+    i: usize,
+    prefix: &str,
+    expected: &BTreeMap<String, String>,
+) {
+    let endpoint = cluster.nodes[i].endpoint();
+    let what = format!(
+        "member {i} to hold the {} keys under {prefix:?}",
+        expected.len()
+    );
+    let last = std::sync::Mutex::new(0usize);
+    wait_for(CONVERGE, &what, || {
+        let endpoint = endpoint.clone();
+        let last = &last;
+        async move {
+            let mut c = quick_client(endpoint).await?;
+            let got = local_prefix(&mut c, prefix).await?;
+            *last.lock().unwrap() = got.len();
+            (&got == expected).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The member id of member `i`.
+async fn member_id(cluster: &Cluster, i: usize) -> u64 {
+    let mut c = cluster.client(i).await;
+    c.status()
+        .await
+        .expect("status")
+        .header()
+        .expect("header")
+        .member_id()
+}
+
+/// (leader id, is_learner) as member `i` reports in Status.
+async fn status_of(cluster: &Cluster, i: usize) -> Option<(u64, bool)> {
+    let mut c = quick_client(cluster.nodes[i].endpoint()).await?;
+    let s = c.status().await.ok()?;
+    Some((s.leader(), s.is_learner()))
+}
+
+/// Puts `key` through `c`, retrying failures until `deadline`; panics if none succeeds.
+async fn put_retrying(endpoints: &[String], key: &str, value: &str) {
+    let deadline = Instant::now() + CONVERGE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        for endpoint in endpoints {
+            let Some(mut c) = quick_client(endpoint.clone()).await else {
+                continue;
+            };
+            match c.put(key, value, None).await {
+                Ok(_) => return,
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no member accepted put {key}: {last}");
+}
+
+#[tokio::test]
+async fn writes_through_any_member_are_read_by_every_member() {
+    let mut cluster = Cluster::start(3);
+    cluster.leader().await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(cluster.client(i).await);
+    }
+    let mut last_rev = 0;
+    for writer in 0..3 {
+        let key = format!("via/{writer}");
+        let put = clients[writer]
+            .put(key.as_str(), format!("v{writer}"), None)
+            .await
+            .expect("put through member");
+        let rev = put.header().unwrap().revision();
+        assert!(
+            rev > last_rev,
+            "revisions grow across members: {rev} after {last_rev}"
+        );
+        last_rev = rev;
+        for reader in 0..3 {
+            // Linearizable: right after the acknowledged write, from any member.
+            let got = clients[reader]
+                .get(key.as_str(), None)
+                .await
+                .expect("linearizable get");
+            assert_eq!(
+                got.kvs().len(),
+                1,
+                "member {reader} reads {key} written through {writer}"
+            );
+            assert_eq!(got.kvs()[0].value(), format!("v{writer}").as_bytes());
+            assert_eq!(got.kvs()[0].mod_revision(), rev);
+            assert!(got.header().unwrap().revision() >= rev);
+        }
+    }
+    // Serializable reads catch up too, and every member reports the same revision.
+    let expected: BTreeMap<String, String> = (0..3)
+        .map(|i| (format!("via/{i}"), format!("v{i}")))
+        .collect();
+    for i in 0..3 {
+        wait_local_prefix(&cluster, i, "via/", &expected).await;
+    }
+    // A follower's txn and delete are forwarded as well.
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let del = clients[follower]
+        .delete("via/0", None)
+        .await
+        .expect("delete through follower");
+    assert_eq!(del.deleted(), 1);
+    for reader in 0..3 {
+        let got = clients[reader].get("via/0", None).await.unwrap();
+        assert!(got.kvs().is_empty(), "member {reader} sees the delete");
+        assert_eq!(
+            got.header().unwrap().revision(),
+            del.header().unwrap().revision()
+        );
+    }
+}
+
+#[tokio::test]
+async fn killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut cluster = Cluster::start(3);
+    let old = cluster.leader().await;
+    let old_id = member_id(&cluster, old).await;
+    let mut c = cluster.client(old).await;
+    c.put("before", "1", None)
+        .await
+        .expect("put before the crash");
+    cluster.nodes[old].kill9();
+    let killed_at = Instant::now();
+
+    let new = cluster.leader().await;
+    assert_ne!(new, old);
+    assert_ne!(member_id(&cluster, new).await, old_id);
+    // Defaults: 1 s election timeout; a few timeouts plus the harness's polling.
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "election took {:?}",
+        killed_at.elapsed()
+    );
+
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    for (n, i) in survivors.iter().enumerate() {
+        let mut c = cluster.client(*i).await;
+        c.put(format!("after/{n}"), "2", None)
+            .await
+            .expect("write through a survivor");
+        let got = c.get("before", None).await.unwrap();
+        assert_eq!(
+            got.kvs()[0].value(),
+            b"1",
+            "the acknowledged write survived the leader"
+        );
+    }
+
+    cluster.nodes[old].restart();
+    let expected: BTreeMap<String, String> = (0..2)
+        .map(|n| (format!("after/{n}"), "2".to_string()))
+        .collect();
+    wait_local_prefix(&cluster, old, "after/", &expected).await;
+    let mut c = cluster.client(old).await;
+    assert_eq!(local_get(&mut c, "before").await.as_deref(), Some("1"));
+    // It rejoined as a follower of the new leader.
+    let new_id = member_id(&cluster, new).await;
+    wait_for(
+        CONVERGE,
+        "the restarted member to follow the new leader",
+        || async { (status_of(&cluster, old).await?.0 == new_id).then_some(()) },
+    )
+    .await;
+}
+
+/// More writes than the leader keeps in its log after a snapshot (5000 entries, as etcd's
+/// snapshot catch-up entries), so a member that missed them all needs a snapshot.
+const BEYOND_KEPT_LOG: usize = 5600;
+
+/// Puts `n` keys `{prefix}{i:05}` = `v{i}` through `endpoint`, `parallel` at a time; returns them.
+async fn put_many(
+    endpoint: &str,
+    prefix: &str,
+    n: usize,
+    parallel: usize,
+) -> BTreeMap<String, String> {
+    let mut tasks = Vec::new();
+    for t in 0..parallel {
+        let endpoint = endpoint.to_string();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect([endpoint], None).await.expect("connect");
+            for i in (t..n).step_by(parallel) {
+                c.put(format!("{prefix}{i:05}"), format!("v{i}"), None)
+                    .await
+                    .expect("put");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (0..n)
+        .map(|i| (format!("{prefix}{i:05}"), format!("v{i}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
+    let mut cluster = Cluster::start_with(3, &["--snapshot-count", "100"]);
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster
+        .client(lagging)
+        .await
+        .put("early", "1", None)
+        .await
+        .expect("put before the kill");
+    cluster.nodes[lagging].kill9();
+
+    let expected = put_many(
+        &cluster.nodes[leader].endpoint(),
+        "bulk/",
+        BEYOND_KEPT_LOG,
+        32,
+    )
+    .await;
+
+    cluster.nodes[lagging].restart();
+    wait_local_prefix(&cluster, lagging, "bulk/", &expected).await;
+    let mut c = cluster.client(lagging).await;
+    assert_eq!(local_get(&mut c, "early").await.as_deref(), Some("1"));
+    // openraft's record that the leader had to send its snapshot: the log alone could not
+    // have caught the member up.
+    assert!(
+        cluster.nodes[lagging]
+            .log()
+            .contains("install full snapshot"),
+        "no snapshot was installed"
+    );
+    // And it keeps following: a new write reaches it.
+    cluster
+        .client(leader)
+        .await
+        .put("late", "2", None)
+        .await
+        .unwrap();
+    wait_for(
+        CONVERGE,
+        "the caught-up member to apply new writes",
+        || async {
+            let mut c = quick_client(cluster.nodes[lagging].endpoint()).await?;
+            (local_get(&mut c, "late").await? == "2").then_some(())
+        },
+    )
+    .await;
+}
+
+/// etcd's answers to a proposal that cannot commit before the request deadline.
+const NO_QUORUM_ERRORS: &[&str] = &[
+    "etcdserver: request timed out",
+    "etcdserver: request timed out, possibly due to previous leader failure",
+    "etcdserver: request timed out, possibly due to connection lost",
+    "etcdserver: no leader",
+];
+
+/// A put through member `i` that must fail (no quorum): it returns an error, promptly.
+async fn assert_put_fails_without_quorum(cluster: &Cluster, i: usize, key: &str) {
+    let mut c = cluster.client(i).await;
+    let started = Instant::now();
+    let put = tokio::time::timeout(Duration::from_secs(15), c.put(key, "lost", None)).await;
+    let err = put
+        .unwrap_or_else(|_| panic!("put through member {i} hung without a quorum"))
+        .expect_err("put without a quorum");
+    let (code, message) = status(err);
+    assert_eq!(code, Code::Unavailable, "{message}");
+    assert!(
+        NO_QUORUM_ERRORS.contains(&message.as_str()),
+        "unexpected error {message:?}"
+    );
+    // The server's deadline is 5 s + 2 × election timeout (1 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "failed only after {:?}",
+        started.elapsed()
+    );
+    // Serializable reads are still served locally.
+    assert_eq!(local_get(&mut c, "base").await.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn minority_loss_keeps_writes_going_majority_loss_fails_them_promptly() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    cluster
+        .client(leader)
+        .await
+        .put("base", "0", None)
+        .await
+        .unwrap();
+    // Round 1: both followers die, so the survivor is a leader without a quorum.
+    // Round 2: the leader and a follower die, so the survivor is a follower without one.
+    for round in 0..2 {
+        let leader = cluster.leader().await;
+        let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        let (first, second, survivor) = match round {
+            0 => (followers[0], followers[1], leader),
+            _ => (followers[0], leader, followers[1]),
+        };
+        cluster.nodes[first].kill9();
+        for i in [second, survivor] {
+            let mut c = cluster.client(i).await;
+            c.put(format!("minority/{round}/{i}"), "ok", None)
+                .await
+                .expect("write with one member down");
+        }
+        cluster.nodes[second].kill9();
+        assert_put_fails_without_quorum(&cluster, survivor, &format!("majority/{round}")).await;
+
+        cluster.nodes[first].restart();
+        cluster.nodes[second].restart();
+        put_retrying(
+            &cluster.endpoints(),
+            &format!("minority/{round}/recovered"),
+            "ok",
+        )
+        .await;
+        let mut expected: BTreeMap<String, String> = [second, survivor]
+            .iter()
+            .map(|i| (format!("minority/{round}/{i}"), "ok".to_string()))
+            .collect();
+        expected.insert(format!("minority/{round}/recovered"), "ok".to_string());
+        for i in 0..3 {
+            wait_local_prefix(&cluster, i, &format!("minority/{round}/"), &expected).await;
+        }
+        // (Whether `majority/{round}` exists now is unknown, as in etcd: a leader without a
+        // quorum keeps the entry it appended, and it commits once the quorum is back.)
+    }
+}
+
+#[tokio::test]
+async fn five_members_survive_losing_any_two_without_losing_writes() {
+    let mut cluster = Cluster::start(5);
+    let mut expected = BTreeMap::new();
+    // Which two die: the leader and a follower, two followers, then the new leader and the
+    // member that led before.
+    let mut previous_leader = None;
+    for round in 0..3 {
+        let leader = cluster.leader().await;
+        let followers: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+        let victims = match (round, previous_leader) {
+            (0, _) => [leader, followers[0]],
+            (1, _) => [followers[1], followers[2]],
+            (_, Some(p)) if p != leader => [leader, p],
+            _ => [leader, followers[3]],
+        };
+        previous_leader = Some(leader);
+        for v in victims {
+            cluster.nodes[v].kill9();
+        }
+        for i in (0..5).filter(|i| !victims.contains(i)) {
+            let mut c = cluster.client(i).await;
+            for n in 0..3 {
+                let key = format!("k/{round}/{i}/{n}");
+                c.put(key.as_str(), "v", None)
+                    .await
+                    .expect("write with two of five members down");
+                expected.insert(key, "v".to_string());
+            }
+        }
+        for v in victims {
+            cluster.nodes[v].restart();
+        }
+        for i in 0..5 {
+            wait_local_prefix(&cluster, i, "k/", &expected).await;
+        }
+    }
+}
+
+/// MemberList through member `via`, sorted by id.
+async fn member_list(cluster: &Cluster, via: usize) -> Vec<etcd_client::Member> {
+    let mut c = cluster.client(via).await;
+    let mut members = c
+        .member_list()
+        .await
+        .expect("member list")
+        .members()
+        .to_vec();
+    members.sort_by_key(|m| m.id());
+    members
+}
+
+/// Waits until MemberList through `via` satisfies `check`; returns that list.
+async fn wait_members(
+    cluster: &Cluster,
+    via: usize,
+    what: &str,
+    check: impl Fn(&[etcd_client::Member]) -> bool,
+) -> Vec<etcd_client::Member> {
+    let endpoint = cluster.nodes[via].endpoint();
+    let check = &check;
+    wait_for(CONVERGE, what, || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = quick_client(endpoint).await?;
+            let members = c.member_list().await.ok()?.members().to_vec();
+            check(&members).then_some(members)
+        }
+    })
+    .await
+}
+
+/// The member with `id` in `members`.
+fn find(members: &[etcd_client::Member], id: u64) -> Option<&etcd_client::Member> {
+    members.iter().find(|m| m.id() == id)
+}
+
+/// True when member `id` has started and published its name and client URL.
+fn published(members: &[etcd_client::Member], id: u64, name: &str, client_url: &str) -> bool {
+    find(members, id)
+        .is_some_and(|m| m.name() == name && m.client_urls() == [client_url.to_string()])
+}
+
+#[tokio::test]
+async fn learner_add_promote_and_voter_removal() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let via = (leader + 1) % 3; // membership changes through a follower are forwarded
+    let mut c = cluster.client(via).await;
+    // Members publish their name and client URLs shortly after they start.
+    let ids: Vec<u64> = [
+        member_id(&cluster, 0).await,
+        member_id(&cluster, 1).await,
+        member_id(&cluster, 2).await,
+    ]
+    .to_vec();
+    let nodes: Vec<(String, String, String)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.peer_url(), n.endpoint()))
+        .collect();
+    let before = wait_members(&cluster, via, "three published members", |m| {
+        m.len() == 3 && (0..3).all(|i| published(m, ids[i], &nodes[i].0, &nodes[i].2))
+    })
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        let m = find(&before, *id).unwrap();
+        assert!(!m.is_learner(), "{m:?}");
+        assert_eq!(m.peer_urls(), [nodes[i].1.clone()]);
+    }
+
+    // MemberAdd a learner: listed at once, unnamed and without client URLs until it starts.
+    let j = cluster.new_joiner();
+    let peer = cluster.nodes[j].peer_url();
+    let added = c
+        .member_add(
+            [peer.clone()],
+            Some(MemberAddOptions::new().with_is_learner()),
+        )
+        .await
+        .expect("member add");
+    let learner = added.member().expect("added member").clone();
+    assert_ne!(learner.id(), 0);
+    assert!(learner.is_learner());
+    assert_eq!(learner.peer_urls(), [peer.clone()]);
+    assert_eq!(learner.name(), "");
+    assert!(learner.client_urls().is_empty());
+    assert_eq!(added.member_list().len(), 4);
+    let list = member_list(&cluster, leader).await;
+    let listed = find(&list, learner.id()).expect("learner listed on the leader");
+    assert!(
+        listed.is_learner() && listed.name().is_empty() && listed.client_urls().is_empty(),
+        "{listed:?}"
+    );
+
+    // Adding the same peer URL again fails.
+    let (code, message) = status(c.member_add([peer.clone()], None).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: Peer URLs already exists"
+        )
+    );
+
+    // It starts, joins, publishes itself, and receives writes.
+    cluster.start_joining(j);
+    let endpoint = cluster.nodes[j].endpoint();
+    let name = cluster.nodes[j].name.clone();
+    wait_members(
+        &cluster,
+        via,
+        "the learner to publish its name and client URL",
+        |m| published(m, learner.id(), &name, &endpoint),
+    )
+    .await;
+    c.put("to-learner", "1", None).await.expect("put");
+    wait_for(CONVERGE, "the learner to apply a write", || async {
+        let mut lc = quick_client(cluster.nodes[j].endpoint()).await?;
+        (local_get(&mut lc, "to-learner").await? == "1").then_some(())
+    })
+    .await;
+    assert_eq!(
+        status_of(&cluster, j).await.map(|s| s.1),
+        Some(true),
+        "Status on the learner says learner"
+    );
+    assert!(
+        find(&member_list(&cluster, j).await, learner.id())
+            .unwrap()
+            .is_learner()
+    );
+
+    // MemberPromote it.
+    let promoted = c
+        .member_promote(learner.id())
+        .await
+        .expect("promote the caught-up learner");
+    assert!(
+        !find(promoted.members(), learner.id())
+            .expect("promoted member listed")
+            .is_learner()
+    );
+    wait_for(
+        CONVERGE,
+        "Status on the promoted member to say voter",
+        || async {
+            (status_of(&cluster, j).await? == (member_id(&cluster, leader).await, false))
+                .then_some(())
+        },
+    )
+    .await;
+    for i in 0..4 {
+        wait_members(&cluster, i, "every member to list four voters", |m| {
+            m.len() == 4 && m.iter().all(|m| !m.is_learner())
+        })
+        .await;
+    }
+
+    // Promoting a voter fails, as does touching an unknown member.
+    let voter = member_id(&cluster, 0).await;
+    let (code, message) = status(c.member_promote(voter).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member"
+        )
+    );
+    let (code, message) = status(c.member_remove(0x1234).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "etcdserver: member not found")
+    );
+    let (code, message) = status(c.member_promote(0x1234).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "etcdserver: member not found")
+    );
+
+    // MemberRemove an original voter (not the one we talk through): it stops by itself.
+    let victim = (0..3).find(|i| *i != via && *i != leader).unwrap();
+    let victim_id = member_id(&cluster, victim).await;
+    let removed = c.member_remove(victim_id).await.expect("member remove");
+    assert_eq!(removed.members().len(), 3);
+    assert!(find(removed.members(), victim_id).is_none());
+    let code = cluster.nodes[victim].wait_exit(CONVERGE);
+    assert!(
+        code.is_some(),
+        "the removed member kept running\n{}",
+        cluster.nodes[victim].log()
+    );
+    for i in (0..4).filter(|i| *i != victim) {
+        wait_members(&cluster, i, "the removal to reach every member", |m| {
+            m.len() == 3 && find(m, victim_id).is_none()
+        })
+        .await;
+    }
+
+    // Its data dir is marked: it refuses to start again.
+    cluster.nodes[victim].restart();
+    let code = cluster.nodes[victim].wait_exit(CONVERGE);
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "restarted removed member: exit {code:?}"
+    );
+    let log = cluster.nodes[victim].log();
+    let tail = &log[log.len().saturating_sub(2000)..];
+    assert!(
+        tail.contains("permanently removed"),
+        "log does not say why:\n{tail}"
+    );
+
+    // The three remaining members (two old, one promoted) carry on.
+    c.put("after-remove", "1", None)
+        .await
+        .expect("put after removal");
+    for i in (0..4).filter(|i| *i != victim) {
+        let mut mc = cluster.client(i).await;
+        assert_eq!(
+            mc.get("after-remove", None).await.unwrap().kvs()[0].value(),
+            b"1",
+            "member {i}"
+        );
+    }
+}
+
+/// Waits until member `i` holds at least every key of `expected` (serializable reads).
+async fn wait_local_superset(
+    cluster: &Cluster,
+    i: usize,
+    prefix: &str,
+    expected: &BTreeMap<String, String>,
+) {
+    let endpoint = cluster.nodes[i].endpoint();
+    let what = format!(
+        "member {i} to hold all {} acknowledged keys under {prefix:?}",
+        expected.len()
+    );
+    wait_for(CONVERGE, &what, || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = quick_client(endpoint).await?;
+            let got = local_prefix(&mut c, prefix).await?;
+            expected
+                .iter()
+                .all(|(k, v)| got.get(k) == Some(v))
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Writes distinct keys `{prefix}{n}` through whichever endpoint answers, until stopped;
+/// returns the acknowledged ones.
+fn spawn_writer(
+    endpoints: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    prefix: &'static str,
+) -> tokio::task::JoinHandle<BTreeMap<String, String>> {
+    tokio::spawn(async move {
+        let mut acked = BTreeMap::new();
+        let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let list = endpoints.lock().unwrap().clone();
+            let endpoint = list[n as usize % list.len()].clone();
+            n += 1;
+            let key = format!("{prefix}{n:06}");
+            if !clients.contains_key(&endpoint) {
+                let Some(c) = quick_client(endpoint.clone()).await else {
+                    continue;
+                };
+                clients.insert(endpoint.clone(), c);
+            }
+            let c = clients.get_mut(&endpoint).unwrap();
+            match tokio::time::timeout(Duration::from_secs(10), c.put(key.as_str(), "v", None))
+                .await
+            {
+                Ok(Ok(_)) => {
+                    acked.insert(key, "v".to_string());
+                }
+                Ok(Err(_)) | Err(_) => {
+                    clients.remove(&endpoint);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        acked
+    })
+}
+
+#[tokio::test]
+async fn scale_one_three_five_three_under_writes() {
+    let mut cluster = Cluster::start(1);
+    cluster.leader().await;
+    let endpoints = Arc::new(std::sync::Mutex::new(vec![cluster.nodes[0].endpoint()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = spawn_writer(endpoints.clone(), stop.clone(), "scale/");
+
+    // Grow one member at a time, each added as a voter and waited for.
+    for size in 2..=5 {
+        let admin = cluster.leader().await;
+        let j = cluster.new_joiner();
+        let mut c = cluster.client(admin).await;
+        let added = c
+            .member_add([cluster.nodes[j].peer_url()], None)
+            .await
+            .expect("member add");
+        let id = added.member().unwrap().id();
+        assert!(!added.member().unwrap().is_learner(), "added as a voter");
+        assert_eq!(added.member_list().len(), size);
+        cluster.start_joining(j);
+        let (name, endpoint) = (cluster.nodes[j].name.clone(), cluster.nodes[j].endpoint());
+        wait_members(&cluster, admin, "the new member to publish itself", |m| {
+            m.len() == size
+                && published(m, id, &name, &endpoint)
+                && m.iter().all(|m| !m.is_learner())
+        })
+        .await;
+        wait_for(
+            CONVERGE,
+            "the new member to be a voter following the leader",
+            || async {
+                let (leader, learner) = status_of(&cluster, j).await?;
+                (leader != 0 && !learner).then_some(())
+            },
+        )
+        .await;
+        endpoints.lock().unwrap().push(endpoint);
+    }
+
+    // Shrink back to three: first the leader, then a follower.
+    for size in [4, 3] {
+        let leader = cluster.leader().await;
+        let victim = if size == 4 {
+            leader
+        } else {
+            (0..5)
+                .find(|i| *i != leader && cluster.nodes[*i].is_running())
+                .unwrap()
+        };
+        let via = (0..5)
+            .find(|i| *i != victim && cluster.nodes[*i].is_running())
+            .unwrap();
+        let victim_id = member_id(&cluster, victim).await;
+        endpoints
+            .lock()
+            .unwrap()
+            .retain(|e| *e != cluster.nodes[victim].endpoint());
+        let mut c = cluster.client(via).await;
+        let removed = c.member_remove(victim_id).await.expect("member remove");
+        assert_eq!(removed.members().len(), size);
+        if cluster.nodes[victim].wait_exit(CONVERGE).is_none() {
+            let log = cluster.nodes[victim].log();
+            panic!("removed member {victim} still runs:\n{}", &log[log.len().saturating_sub(6000)..]);
+        }
+        wait_members(&cluster, via, "the removal", |m| {
+            m.len() == size && find(m, victim_id).is_none()
+        })
+        .await;
+        cluster.leader().await;
+    }
+
+    // Let the writer make progress on the final cluster, then check every member.
+    let acked_before = wait_for(CONVERGE, "writes on the final cluster", || async {
+        let mut c = quick_client(cluster.nodes[4].endpoint()).await?;
+        c.put("final", "1", None).await.ok().map(|_| ())
+    })
+    .await;
+    let _ = acked_before;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(
+        acked.len() > 20,
+        "only {} writes were acknowledged",
+        acked.len()
+    );
+    let remaining: Vec<usize> = (0..5).filter(|i| cluster.nodes[*i].is_running()).collect();
+    assert_eq!(remaining.len(), 3);
+    for i in remaining {
+        wait_local_superset(&cluster, i, "scale/", &acked).await;
+        let mut c = cluster.client(i).await;
+        assert_eq!(c.member_list().await.unwrap().members().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn scratch_remove_leader() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let via = (leader + 1) % 3;
+    let mut lc = cluster.client(leader).await;
+    lc.put("x", "1", None).await.unwrap();
+    let id = member_id(&cluster, leader).await;
+    let mut c = cluster.client(via).await;
+    c.member_remove(id).await.expect("remove");
+    if cluster.nodes[leader].wait_exit(CONVERGE).is_none() {
+        eprintln!("PID {:?}", cluster.nodes[leader].log().len());
+        std::fs::write("/tmp/scratch_hung_pid", format!("{}", cluster.nodes[leader].client_port)).unwrap();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        panic!("hung");
+    }
+}
