@@ -160,6 +160,11 @@ impl LeaseClock {
         Some(deadline.saturating_duration_since(Instant::now()).as_secs() as i64)
     }
 
+    /// True when `id` has a deadline and it has passed.
+    pub fn expired_now(&self, id: i64) -> bool {
+        self.deadlines.lock().expect("lease clock poisoned").get(&id).is_some_and(|d| *d <= Instant::now())
+    }
+
     /// Leases whose deadline has passed.
     pub fn expired(&self) -> Vec<i64> {
         let now = Instant::now();

@@ -249,7 +249,11 @@ impl EtcdServer {
             return Err(Error::NotLeader);
         }
         let ttl = self.state.read().kv.leases.get(id).map(|l| l.ttl);
+        // A lease past its deadline is as good as revoked (the revoke is on its way through
+        // raft); etcd answers such a keep-alive with TTL 0 rather than reviving it.
+        let expired = self.state.lease_clock.expired_now(id);
         Ok(match ttl {
+            Some(_) if expired => 0,
             Some(ttl) => {
                 self.state.lease_clock.renew(id, ttl);
                 ttl
