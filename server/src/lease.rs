@@ -160,9 +160,19 @@ impl LeaseClock {
         Some(deadline.saturating_duration_since(Instant::now()).as_secs() as i64)
     }
 
+    /// Milliseconds left before `id` expires, for ordering leases by expiry.
+    pub fn remaining_millis(&self, id: i64) -> Option<i64> {
+        let deadline = *self.deadlines.lock().expect("lease clock poisoned").get(&id)?;
+        Some(deadline.saturating_duration_since(Instant::now()).as_millis() as i64)
+    }
+
     /// True when `id` has a deadline and it has passed.
     pub fn expired_now(&self, id: i64) -> bool {
-        self.deadlines.lock().expect("lease clock poisoned").get(&id).is_some_and(|d| *d <= Instant::now())
+        self.deadlines
+            .lock()
+            .expect("lease clock poisoned")
+            .get(&id)
+            .is_some_and(|d| *d <= Instant::now())
     }
 
     /// Leases whose deadline has passed.

@@ -156,7 +156,11 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
         self.server.read_index().await?;
         let state = self.server.state.read();
-        let leases = state.kv.leases.ids().map(|id| LeaseStatus { id }).collect();
+        // etcd lists leases by expiry, soonest first.
+        let clock = &self.server.state.lease_clock;
+        let mut ids: Vec<(Option<i64>, i64)> = state.kv.leases.ids().map(|id| (clock.remaining_millis(id), id)).collect();
+        ids.sort();
+        let leases = ids.into_iter().map(|(_, id)| LeaseStatus { id }).collect();
         let header = Some(self.server.header(state.kv.mvcc.current_rev()));
         Ok(Response::new(LeaseLeasesResponse { header, leases }))
     }

@@ -45,13 +45,6 @@ fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
     !crc
 }
 
-/// HashKV's `compact_revision`: etcd's store starts with compactMainRev = -1 and reports it
-/// as is until the first compaction. oxcd's store starts at 0 (and cannot compact at 0), so
-/// 0 means "never compacted".
-fn reported_compact_rev(compact_rev: i64) -> i64 {
-    if compact_rev == 0 { -1 } else { compact_rev }
-}
-
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,7 +134,7 @@ impl Maintenance for MaintenanceService {
                 }
                 Ok((
                     crc,
-                    reported_compact_rev(mvcc.compact_rev()),
+                    mvcc.compact_rev(),
                     mvcc.current_rev(),
                     at,
                 ))

@@ -91,7 +91,12 @@ impl Store {
     pub fn load(backend: &dyn Backend) -> Result<Store> {
         let mut store = Store {
             current_rev: read_i64(backend, META_CURRENT_REV)?.max(INITIAL_REV),
-            compact_rev: read_i64(backend, META_COMPACT_REV)?,
+            // etcd's store starts with compactMainRev = -1: nothing compacted, and even
+            // `Compact(0)` is a valid first compaction.
+            compact_rev: match backend.get(META_COMPACT_REV)? {
+                Some(_) => read_i64(backend, META_COMPACT_REV)?,
+                None => -1,
+            },
             ..Store::default()
         };
         for pair in backend.scan(&[REV_PREFIX], &[REV_PREFIX + 1]) {

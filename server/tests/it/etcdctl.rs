@@ -10,12 +10,12 @@
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::harness::{EtcdProcess, Member, wait_for};
+use crate::harness::{EtcdProcess, Member};
 
 const ETCDCTL: &str = "/usr/bin/etcdctl";
 
@@ -82,7 +82,6 @@ struct Output {
 
 /// One server under comparison: where it listens and what its outputs may differ in.
 struct Side {
-    label: &'static str,
     client_port: u16,
     /// Exact strings replaced by placeholders, in this order.
     literals: Vec<(String, String)>,
@@ -93,7 +92,6 @@ struct Side {
 impl Side {
     async fn new(label: &'static str, client_port: u16, peer_port: u16) -> Side {
         let mut side = Side {
-            label,
             client_port,
             literals: Vec::new(),
             leases: Vec::new(),
@@ -129,7 +127,8 @@ impl Side {
     async fn etcdctl(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = self.spawn(args);
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
+        // A command that does not read stdin may exit first: a broken pipe is not an error.
+        let _ = input.write_all(stdin.as_bytes()).await;
         drop(input);
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
@@ -202,23 +201,12 @@ impl Side {
         let mut child = self.spawn(args);
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
-        let what = format!("{}: {ready} events from etcdctl {args:?}", self.label);
-        wait_for(Duration::from_secs(10), &what, || {
-            let n = count_events(&stdout.now());
-            async move { (n >= ready).then_some(()) }
-        })
-        .await;
-        let mut transcript = String::new();
+        let mut transcript = wait_events(&stdout, ready).await;
         for w in writes {
             let out = self.etcdctl(w, "").await;
             transcript += &format!("> {w:?}\n{}", self.transcript(&out));
         }
-        let what = format!("{}: {events} events from etcdctl {args:?}", self.label);
-        wait_for(Duration::from_secs(10), &what, || {
-            let n = count_events(&stdout.now());
-            async move { (n >= events).then_some(()) }
-        })
-        .await;
+        transcript += &wait_events(&stdout, events).await;
         child.kill().await.unwrap();
         let out = Output {
             code: None,
@@ -385,6 +373,25 @@ fn mask_tables(text: &str) -> String {
     out
 }
 
+/// Waits until a watch printed `n` events; on a deadline, says how many it got instead, in
+/// a line starting with [`SHORT`].
+async fn wait_events(stdout: &Collector, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = count_events(&stdout.now());
+        if got >= n {
+            return String::new();
+        }
+        if Instant::now() > deadline {
+            return format!("{SHORT} expected {n} events, got {got}\n");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Marks a watch that printed fewer events than the script expects.
+const SHORT: &str = "!! watch short:";
+
 /// Events a watch printed so far: simple format prints PUT/DELETE lines, JSON a `"kv"`
 /// object per event.
 fn count_events(stdout: &str) -> usize {
@@ -446,6 +453,11 @@ async fn compare(script: &[Step]) {
     let mut diffs = Vec::new();
     for step in script {
         let (want, got) = tokio::join!(reference.step(step), subject.step(step));
+        assert!(
+            !want.contains(SHORT),
+            "script error: etcd itself did not print the events expected by {}\n{want}",
+            step.describe()
+        );
         if want != got {
             diffs.push(format!(
                 "step {}\n== etcd 3.4:\n{want}== oxcd:\n{got}",
