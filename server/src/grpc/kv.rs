@@ -136,6 +136,7 @@ impl Kv for KvService {
         let r = request.into_inner();
         check_range(&r)?;
         if !r.serializable {
+            self.server.reject_if_learner()?;
             self.server.read_index().await?;
         }
         let mut resp = {

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod kv;
+pub mod learner;
 pub mod lease;
 pub mod maintenance;
 pub mod watch;
@@ -58,6 +59,7 @@ pub async fn serve(
     .max_decoding_message_size(max);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
+        .layer(learner::LearnerGuardLayer { server: server.clone() })
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)
