@@ -70,6 +70,9 @@ struct Watcher {
     no_put: bool,
     no_delete: bool,
     progress_notify: bool,
+    /// Events went out since the last progress tick; like etcd, that tick sends no
+    /// notification to this watcher.
+    sent_since_tick: bool,
     fragment: bool,
 }
 
@@ -222,6 +225,7 @@ impl WatchStreamTask {
             no_put: filters.contains(&watch_create_request::FilterType::Noput),
             no_delete: filters.contains(&watch_create_request::FilterType::Nodelete),
             progress_notify: c.progress_notify,
+            sent_since_tick: false,
             fragment: c.fragment,
         };
         self.watchers.insert(id, watcher);
@@ -254,12 +258,14 @@ impl WatchStreamTask {
         };
         if let Some(compact_revision) = compacted {
             self.watchers.remove(&id);
-            let mut resp = self.response(id, current);
+            // etcd's compaction notice carries no revision: its header revision is 0.
+            let mut resp = self.response(id, 0);
             resp.compact_revision = compact_revision;
             resp.canceled = true;
             return self.send(resp).await;
         }
         let w = self.watchers.get(&id).expect("present above");
+        let mut sent = false;
         let mut batch: Vec<Event> = Vec::new();
         let mut batch_rev = 0;
         let mut i = 0;
@@ -277,6 +283,7 @@ impl WatchStreamTask {
             if !batch.is_empty() && batch.len() + selected.len() > MAX_EVENTS_PER_RESPONSE {
                 self.send_events(id, batch_rev, std::mem::take(&mut batch))
                     .await?;
+                sent = true;
             }
             if !selected.is_empty() {
                 batch.extend(selected);
@@ -287,9 +294,11 @@ impl WatchStreamTask {
         if !batch.is_empty() {
             // Like etcd's replay, the last response reports the revision replayed up to.
             self.send_events(id, current, batch).await?;
+            sent = true;
         }
         if let Some(w) = self.watchers.get_mut(&id) {
             w.next_rev = w.next_rev.max(current + 1);
+            w.sent_since_tick |= sent;
         }
         Ok(())
     }
@@ -318,6 +327,7 @@ impl WatchStreamTask {
             w.next_rev = rev.revision + 1;
             let selected = w.select(&rev.events);
             if !selected.is_empty() {
+                w.sent_since_tick = true;
                 sends.push((*id, Some(selected)));
             }
         }
@@ -387,9 +397,11 @@ impl WatchStreamTask {
         let rev = self.sync_to_current().await?;
         let ids: Vec<i64> = self
             .watchers
-            .iter()
-            .filter(|(_, w)| w.progress_notify)
-            .map(|(id, _)| *id)
+            .iter_mut()
+            .filter_map(|(id, w)| {
+                let quiet = !std::mem::take(&mut w.sent_since_tick);
+                (w.progress_notify && quiet).then_some(*id)
+            })
             .collect();
         for id in ids {
             self.send(self.response(id, rev)).await?;

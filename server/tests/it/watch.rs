@@ -326,6 +326,12 @@ async fn watchers_on_one_stream_get_only_their_events() {
     assert!(resp.canceled() && resp.watch_id() == 0);
     s.watch("x", None).await.unwrap();
     assert_eq!(created(&mut s).await, 3);
+    s.watch("x", None).await.unwrap();
+    assert_eq!(created(&mut s).await, 4);
+    s.cancel(4).await.unwrap();
+    assert!(next(&mut s).await.canceled());
+    s.watch("w", None).await.unwrap();
+    assert_eq!(created(&mut s).await, 5, "automatic ids are never reused");
     let rx2 = put(&mut c, "x", "again").await;
     let resps = read_until(&mut s, |got| saw_key(got, 3, "x") && saw_key(got, 2, "x")).await;
     let got = by_watcher(&resps);
@@ -715,11 +721,22 @@ async fn progress_request_reports_a_synced_revision() {
 
     // While another client writes: a progress revision is never below an event already
     // sent, and every event after it is newer (the progress promised the rest was sent).
-    let mut writer = m.client().await;
+    // Several writers, so revisions get published while a progress request is answered.
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let mut writer = m.client().await;
+        writers.push(tokio::spawn(async move {
+            let mut last = 0;
+            for i in 0..60 {
+                last = put(&mut writer, &format!("p/{w}/{i}"), "v").await;
+            }
+            last
+        }));
+    }
     let writes = tokio::spawn(async move {
         let mut last = 0;
-        for i in 0..300 {
-            last = put(&mut writer, &format!("p/{i}"), "v").await;
+        for w in writers {
+            last = last.max(w.await.unwrap());
         }
         last
     });
@@ -808,6 +825,30 @@ async fn periodic_progress_notifications() {
             seen_event = true;
         }
     }
+
+    // A tick after events went out sends no notification: with a write every 100 ms for
+    // 5 s (five ticks) there is at most one, and only if the writes stalled for a second.
+    const WRITES: usize = 50;
+    let mut writer = c.clone();
+    let writes = tokio::spawn(async move {
+        for i in 0..WRITES {
+            put(&mut writer, "k", &format!("w{i}")).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let last = format!("w{}", WRITES - 1);
+    let resps = read_until(&mut s, |got| {
+        got.last()
+            .is_some_and(|r| evs(r).iter().any(|e| e.value == last))
+    })
+    .await;
+    writes.await.unwrap();
+    let notifications = resps.iter().filter(|r| r.events().is_empty()).count();
+    assert_eq!(resps.len() - notifications, WRITES);
+    assert!(
+        notifications <= 1,
+        "{notifications} progress notifications while events flowed"
+    );
 }
 
 /// A raw watch stream (the etcd-client crate hides the `fragment` flag).
@@ -816,26 +857,50 @@ struct RawWatch {
     rx: tonic::Streaming<pb::WatchResponse>,
 }
 
+fn create_request(req: pb::WatchCreateRequest) -> pb::WatchRequest {
+    pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(req)),
+    }
+}
+
 impl RawWatch {
-    async fn open(m: &Member) -> RawWatch {
-        let mut client = pb::watch_client::WatchClient::connect(m.endpoint())
-            .await
+    /// Opens a stream with its first watcher; returns the stream and the watcher's id.
+    async fn open(m: &Member, first: pb::WatchCreateRequest) -> (RawWatch, i64) {
+        let channel = tonic::transport::Endpoint::from_shared(m.endpoint())
             .unwrap()
-            .max_decoding_message_size(64 << 20);
+            .connect()
+            .await
+            .unwrap();
+        RawWatch::open_on(channel, first).await
+    }
+
+    /// Like [`RawWatch::open`], on a channel the caller configured.
+    async fn open_on(
+        channel: tonic::transport::Channel,
+        first: pb::WatchCreateRequest,
+    ) -> (RawWatch, i64) {
+        let mut client =
+            pb::watch_client::WatchClient::new(channel).max_decoding_message_size(64 << 20);
+        // Queue the create before the call: a server may send the response headers only
+        // with its first message (etcd's Go gRPC does).
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(create_request(first)).await.unwrap();
         let rx = client
             .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
             .unwrap()
             .into_inner();
-        RawWatch { tx, rx }
+        let mut raw = RawWatch { tx, rx };
+        let id = raw.created().await;
+        (raw, id)
     }
 
     async fn create(&mut self, req: pb::WatchCreateRequest) -> i64 {
-        let req = pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(req)),
-        };
-        self.tx.send(req).await.unwrap();
+        self.tx.send(create_request(req)).await.unwrap();
+        self.created().await
+    }
+
+    async fn created(&mut self) -> i64 {
         let resp = self.next().await;
         assert!(resp.created && !resp.canceled, "{resp:?}");
         resp.watch_id
@@ -883,19 +948,17 @@ async fn large_revisions_arrive_fragmented_when_asked() {
         puts.push((format!("frag/{i:02}"), value, rev));
     }
 
-    let mut raw = RawWatch::open(&m).await;
     let prefix = pb::WatchCreateRequest {
         key: b"frag/".to_vec(),
         range_end: b"frag0".to_vec(),
         prev_kv: true,
         ..Default::default()
     };
-    let fragmented = raw
-        .create(pb::WatchCreateRequest {
-            fragment: true,
-            ..prefix.clone()
-        })
-        .await;
+    let fragment = pb::WatchCreateRequest {
+        fragment: true,
+        ..prefix.clone()
+    };
+    let (mut raw, fragmented) = RawWatch::open(&m, fragment).await;
     let whole = raw.create(prefix.clone()).await;
 
     // One DeleteRange: one revision whose events (with previous values) exceed the limit.
@@ -923,6 +986,13 @@ async fn large_revisions_arrive_fragmented_when_asked() {
             p.encoded_len()
         );
         assert!(!p.events.is_empty());
+        // Greedy like etcd's sendFragments: a part ends only where one more event would
+        // reach the limit.
+        if let Some(next) = parts.get(i + 1) {
+            let mut grown = p.clone();
+            grown.events.push(next.events[0].clone());
+            assert!(grown.encoded_len() >= LIMIT, "part {i} ended early");
+        }
     }
     let reassembled: Vec<_> = parts.iter().flat_map(|p| p.events.clone()).collect();
     let unfragmented: Vec<_> = others.iter().filter(|r| r.watch_id == whole).collect();
@@ -946,14 +1016,12 @@ async fn large_revisions_arrive_fragmented_when_asked() {
     }
 
     // Replayed history is fragmented the same way.
-    let mut replay = RawWatch::open(&m).await;
-    let id = replay
-        .create(pb::WatchCreateRequest {
-            start_revision: puts[0].2,
-            fragment: true,
-            ..prefix
-        })
-        .await;
+    let from_first_put = pb::WatchCreateRequest {
+        start_revision: puts[0].2,
+        fragment: true,
+        ..prefix
+    };
+    let (mut replay, id) = RawWatch::open(&m, from_first_put).await;
     let mut events = Vec::new();
     let mut parts = 0;
     while events.len() < 2 * KEYS {
@@ -1020,6 +1088,7 @@ async fn watch_from_compacted_revision_is_canceled() {
                 assert!(resp.canceled(), "start {start}: {resp:?}");
                 assert_eq!(resp.compact_revision(), compact, "start {start}");
                 assert!(resp.events().is_empty());
+                assert_eq!(rev_of(&resp), 0, "etcd's compaction notice has revision 0");
                 // The stream itself lives on.
                 s.request_progress().await.unwrap();
                 assert_eq!(next(&mut s).await.watch_id(), -1);
@@ -1086,15 +1155,14 @@ async fn txn_arrives_as_one_response() {
     );
 }
 
+/// An event as (mod revision, key, value), what the slow-reader test compares.
+type Write = (i64, String, String);
+
 /// Checks a stream's events against the writes: every revision exactly once, in order.
-fn check_all_writes(name: &str, events: &[Ev], writes: &BTreeMap<i64, (String, String)>) {
-    let got: Vec<(i64, &str, &str)> = events
+fn check_all_writes(name: &str, got: &[Write], writes: &BTreeMap<i64, (String, String)>) {
+    let want: Vec<Write> = writes
         .iter()
-        .map(|e| (e.modr, e.key.as_str(), e.value.as_str()))
-        .collect();
-    let want: Vec<(i64, &str, &str)> = writes
-        .iter()
-        .map(|(r, (k, v))| (*r, k.as_str(), v.as_str()))
+        .map(|(r, (k, v))| (*r, k.clone(), v.clone()))
         .collect();
     assert_eq!(got.len(), want.len(), "{name}: event count");
     if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
@@ -1107,24 +1175,36 @@ fn check_all_writes(name: &str, events: &[Ev], writes: &BTreeMap<i64, (String, S
 #[tokio::test]
 async fn lagging_and_busy_watchers_lose_nothing() {
     const WRITERS: usize = 16;
-    const PER_WRITER: usize = 400;
+    const PER_WRITER: usize = 330;
+    let total = WRITERS * PER_WRITER;
     let m = Member::start();
     let mut c = m.client().await;
-    let mut lagging = c
-        .watch("lag/", Some(WatchOptions::new().with_prefix()))
+    // The slow reader gets small HTTP/2 windows (the client's defaults would buffer about
+    // 2 MiB of unread responses), so its server-side stream falls more than the hub's 4096
+    // revisions behind and must catch up from history.
+    let narrow = tonic::transport::Endpoint::from_shared(m.endpoint())
+        .unwrap()
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(64 * 1024)
+        .connect()
         .await
         .unwrap();
-    created(&mut lagging).await;
+    let prefix = pb::WatchCreateRequest {
+        key: b"lag/".to_vec(),
+        range_end: b"lag0".to_vec(),
+        ..Default::default()
+    };
+    let (mut lagging, _) = RawWatch::open_on(narrow, prefix).await;
     let mut busy = c
         .watch("lag/", Some(WatchOptions::new().with_prefix()))
         .await
         .unwrap();
     created(&mut busy).await;
-    let total = WRITERS * PER_WRITER;
     let reader = tokio::spawn(async move {
         let mut events = Vec::new();
         while events.len() < total {
-            events.extend(evs(&next(&mut busy).await));
+            let resp = next(&mut busy).await;
+            events.extend(evs(&resp).into_iter().map(|e| (e.modr, e.key, e.value)));
         }
         (events, busy)
     });
@@ -1135,7 +1215,8 @@ async fn lagging_and_busy_watchers_lose_nothing() {
         tasks.push(tokio::spawn(async move {
             let mut done = Vec::new();
             for i in 0..PER_WRITER {
-                let (k, v) = (format!("lag/{w:02}/{i:04}"), format!("{w}-{i}"));
+                let k = format!("lag/{w:02}/{i:04}");
+                let v = format!("{w}-{i}-{}", "v".repeat(100));
                 let rev = put(&mut wc, &k, &v).await;
                 done.push((rev, (k, v)));
             }
@@ -1150,7 +1231,11 @@ async fn lagging_and_busy_watchers_lose_nothing() {
 
     let mut events = Vec::new();
     while events.len() < total {
-        events.extend(evs(&next(&mut lagging).await));
+        let resp = lagging.next().await;
+        events.extend(resp.events.into_iter().map(|e| {
+            let kv = e.kv.unwrap_or_default();
+            (kv.mod_revision, text(&kv.key), text(&kv.value))
+        }));
     }
     check_all_writes("lagging watcher", &events, &writes);
     let (events, mut busy) = reader.await.unwrap();
@@ -1158,62 +1243,87 @@ async fn lagging_and_busy_watchers_lose_nothing() {
 
     // Both streams are live afterwards.
     let r = put(&mut c, "lag/after", "x").await;
-    for s in [&mut lagging, &mut busy] {
-        assert_eq!(evs(&next(s).await), vec![put_ev("lag/after", "x", r, r, 1)]);
-    }
+    assert_eq!(
+        evs(&next(&mut busy).await),
+        vec![put_ev("lag/after", "x", r, r, 1)]
+    );
+    let kv = lagging.next().await.events[0].kv.clone().unwrap();
+    assert_eq!((kv.key.as_slice(), kv.mod_revision), (&b"lag/after"[..], r));
 }
 
-// TEMP PROBE
-async fn probe(mut c: Client, label: &str) {
+/// The control responses of a watch stream (creates, refusals, cancels, progress, replay,
+/// compaction), as text with revisions relative to the first write.
+async fn control_transcript(mut c: Client) -> Vec<String> {
+    let r0 = put(&mut c, "unrelated", "x").await;
+    let rel = |r: i64| {
+        if r == 0 {
+            "0".to_string()
+        } else {
+            format!("r0{:+}", r - r0)
+        }
+    };
     let show = |r: &WatchResponse| {
+        let events: Vec<String> = evs(r)
+            .iter()
+            .map(|e| {
+                let prev = e.prev.as_ref().map(|(v, m)| format!("{v}@{}", rel(*m)));
+                format!(
+                    "{} {}={} create={} mod={} ver={} prev={prev:?}",
+                    if e.put { "PUT" } else { "DELETE" },
+                    e.key,
+                    e.value,
+                    rel(e.create),
+                    rel(e.modr),
+                    e.version
+                )
+            })
+            .collect();
         format!(
-            "id={} created={} canceled={} compact={} reason={:?} hdr={} events={:?}",
+            "id={} created={} canceled={} compact={} reason={:?} header={} events={events:?}",
             r.watch_id(),
             r.created(),
             r.canceled(),
-            r.compact_revision(),
+            if r.compact_revision() == 0 {
+                "-".into()
+            } else {
+                rel(r.compact_revision())
+            },
             r.cancel_reason(),
-            rev_of(r),
-            evs(r)
+            rel(rev_of(r)),
         )
     };
-    let r0 = put(&mut c, "unrelated", "x").await;
-    eprintln!("[{label}] r0={r0}");
+    let mut out = Vec::new();
     let mut s = c.watch("k", None).await.unwrap();
-    eprintln!("[{label}] create k: {}", show(&next(&mut s).await));
+    out.push(show(&next(&mut s).await));
     s.watch("x", None).await.unwrap();
-    eprintln!("[{label}] create x: {}", show(&next(&mut s).await));
+    out.push(show(&next(&mut s).await));
     s.cancel(0).await.unwrap();
-    eprintln!("[{label}] cancel 0: {}", show(&next(&mut s).await));
+    out.push(show(&next(&mut s).await));
     s.watch("y", None).await.unwrap();
-    eprintln!(
-        "[{label}] create y after cancel: {}",
-        show(&next(&mut s).await)
-    );
+    out.push(show(&next(&mut s).await));
     s.cancel(42).await.unwrap();
     s.request_progress().await.unwrap();
-    eprintln!(
-        "[{label}] after cancel 42 + progress: {}",
-        show(&next(&mut s).await)
-    );
-    s.watch("d", Some(WatchOptions::new().with_watch_id(7)))
-        .await
-        .unwrap();
-    eprintln!("[{label}] id 7: {}", show(&next(&mut s).await));
-    s.watch("d", Some(WatchOptions::new().with_watch_id(7)))
-        .await
-        .unwrap();
-    eprintln!("[{label}] dup 7: {}", show(&next(&mut s).await));
-    s.watch("d", Some(WatchOptions::new().with_range("a")))
-        .await
-        .unwrap();
-    eprintln!("[{label}] empty: {}", show(&next(&mut s).await));
+    out.push(show(&next(&mut s).await));
+    for opts in [
+        WatchOptions::new().with_watch_id(7),
+        WatchOptions::new().with_watch_id(7),
+        WatchOptions::new().with_range("a"),
+        WatchOptions::new(),
+    ] {
+        s.watch("d", Some(opts)).await.unwrap();
+        out.push(show(&next(&mut s).await));
+    }
     let k1 = put(&mut c, "k", "1").await;
     put(&mut c, "k", "2").await;
     c.delete("k", None).await.unwrap();
     put(&mut c, "k", "3").await;
     put(&mut c, "other", "1").await;
-    put(&mut c, "other", "2").await;
+    // One watcher per key, so no two responses share a revision (etcd orders those freely).
+    put(&mut c, "x", "1").await;
+    put(&mut c, "y", "1").await;
+    for _ in 0..2 {
+        out.push(show(&next(&mut s).await));
+    }
     let mut h = c
         .watch(
             "k",
@@ -1221,199 +1331,33 @@ async fn probe(mut c: Client, label: &str) {
         )
         .await
         .unwrap();
-    eprintln!("[{label}] replay create: {}", show(&next(&mut h).await));
-    eprintln!("[{label}] replay: {}", show(&next(&mut h).await));
+    out.push(show(&next(&mut h).await));
+    out.push(show(&next(&mut h).await));
     let cur = current_rev(&mut c).await;
     c.compact(cur - 1, None).await.unwrap();
     let mut z = c
-        .watch("k", Some(WatchOptions::new().with_start_revision(1)))
+        .watch("k", Some(WatchOptions::new().with_start_revision(k1)))
         .await
         .unwrap();
-    eprintln!("[{label}] compacted create: {}", show(&next(&mut z).await));
-    eprintln!("[{label}] compacted: {}", show(&next(&mut z).await));
-    z.watch("k", Some(WatchOptions::new().with_start_revision(1)))
+    out.push(show(&next(&mut z).await));
+    out.push(show(&next(&mut z).await));
+    z.watch("", Some(WatchOptions::new().with_range("b")))
         .await
         .unwrap();
-    eprintln!("[{label}] compacted2 create: {}", show(&next(&mut z).await));
-    eprintln!("[{label}] compacted2: {}", show(&next(&mut z).await));
-    let mut e = c.watch("", None).await.unwrap();
-    eprintln!("[{label}] empty key: {}", show(&next(&mut e).await));
-    let mut e2 = c
-        .watch("", Some(WatchOptions::new().with_range("b")))
-        .await
-        .unwrap();
-    eprintln!("[{label}] empty key range: {}", show(&next(&mut e2).await));
-    let ra = put(&mut c, "a", "1").await;
-    eprintln!(
-        "[{label}] empty key range event: {} (ra={ra})",
-        show(&next(&mut e2).await)
-    );
+    out.push(show(&next(&mut z).await));
+    put(&mut c, "a", "1").await;
+    out.push(show(&next(&mut z).await));
+    out
 }
 
 #[tokio::test]
-async fn probe_both() {
-    let e = crate::harness::EtcdProcess::start();
-    probe(e.client().await, "etcd").await;
+async fn control_responses_match_etcd() {
+    let etcd = crate::harness::EtcdProcess::start();
+    let want = control_transcript(etcd.client().await).await;
     let m = Member::start();
-    probe(m.client().await, "oxcd").await;
-}
-
-struct TmpEtcd(std::process::Child, tempfile::TempDir, u16);
-impl Drop for TmpEtcd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    let got = control_transcript(m.client().await).await;
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "response {i} differs from etcd's");
     }
-}
-fn tmp_etcd(args: &[&str]) -> TmpEtcd {
-    let dir = tempfile::tempdir().unwrap();
-    let (cp, pp) = (crate::harness::free_port(), crate::harness::free_port());
-    let client = format!("http://127.0.0.1:{cp}");
-    let peer = format!("http://127.0.0.1:{pp}");
-    let child = std::process::Command::new("/usr/bin/etcd")
-        .args(["--name", "x", "--data-dir"])
-        .arg(dir.path().join("x.etcd"))
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("x={peer}")])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    TmpEtcd(child, dir, cp)
-}
-async fn tmp_client(port: u16) -> Client {
-    crate::harness::wait_for(Duration::from_secs(20), "etcd", || async move {
-        let mut c = Client::connect([format!("http://127.0.0.1:{port}")], None)
-            .await
-            .ok()?;
-        c.get("x", None).await.ok()?;
-        Some(c)
-    })
-    .await
-}
-
-async fn probe_progress(mut c: Client, label: &str) {
-    let mut s = c
-        .watch("k", Some(WatchOptions::new().with_progress_notify()))
-        .await
-        .unwrap();
-    created(&mut s).await;
-    let mut c2 = c.clone();
-    let writer = tokio::spawn(async move {
-        for i in 0..30 {
-            put(&mut c2, "k", &i.to_string()).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let start = std::time::Instant::now();
-    let mut progress = 0;
-    let mut events = 0;
-    while start.elapsed() < Duration::from_millis(3500) {
-        let r = next(&mut s).await;
-        if r.events().is_empty() {
-            progress += 1;
-            eprintln!(
-                "[{label}] progress at {:?} hdr {}",
-                start.elapsed(),
-                rev_of(&r)
-            );
-        } else {
-            events += 1;
-        }
-    }
-    writer.await.unwrap();
-    eprintln!("[{label}] during writes: progress={progress} events={events}");
-}
-
-async fn probe_fragment(port_or_endpoint: String, mut c: Client, label: &str) {
-    for i in 0..64 {
-        put(
-            &mut c,
-            &format!("frag/{i:02}"),
-            &format!("{i:02}").repeat(4500),
-        )
-        .await;
-    }
-    eprintln!("[{label}] puts done");
-    let mut client = pb::watch_client::WatchClient::connect(port_or_endpoint)
-        .await
-        .unwrap()
-        .max_decoding_message_size(64 << 20);
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut rx = client
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    tx.send(pb::WatchRequest {
-        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
-            pb::WatchCreateRequest {
-                key: b"frag/".to_vec(),
-                range_end: b"frag0".to_vec(),
-                prev_kv: true,
-                fragment: true,
-                ..Default::default()
-            },
-        )),
-    })
-    .await
-    .unwrap();
-    let r = tokio::time::timeout(TIMEOUT, rx.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    eprintln!("[{label}] created {}", r.created);
-    c.delete("frag/", Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    loop {
-        let r = tokio::time::timeout(TIMEOUT, rx.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        eprintln!(
-            "[{label}] part: events={} fragment={} size={}",
-            r.events.len(),
-            r.fragment,
-            r.encoded_len()
-        );
-        if !r.fragment {
-            break;
-        }
-    }
-}
-
-#[tokio::test]
-async fn probe_progress_both() {
-    let e = tmp_etcd(&["--experimental-watch-progress-notify-interval", "1s"]);
-    probe_progress(tmp_client(e.2).await, "etcd").await;
-    let m = Member::start_with(&["--experimental-watch-progress-notify-interval", "1s"]);
-    probe_progress(m.client().await, "oxcd").await;
-}
-
-#[tokio::test]
-async fn probe_fragment_both() {
-    let e = tmp_etcd(&["--max-request-bytes", "10240"]);
-    probe_fragment(
-        format!("http://127.0.0.1:{}", e.2),
-        tmp_client(e.2).await,
-        "etcd",
-    )
-    .await;
-    let m = Member::start_with(&["--max-request-bytes", "10240"]);
-    probe_fragment(m.endpoint(), m.client().await, "oxcd").await;
+    assert_eq!(got.len(), want.len());
 }
