@@ -610,6 +610,14 @@ pub struct Config {
           value_parser = parse_go_bool)]
     pub experimental_compact_hash_check_enabled: bool,
 
+    /// Number of entries for a slow follower to catch up after compacting the raft storage entries.
+    #[arg(
+        long = "experimental-snapshot-catchup-entries",
+        env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES",
+        default_value = "5000"
+    )]
+    pub experimental_snapshot_catchup_entries: u64,
+
     /// Path to the server configuration file (YAML). Values from flags and ETCD_* variables take precedence over it.
     #[arg(long = "config-file", env = "ETCD_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,

@@ -51,6 +51,8 @@ pub enum Error {
     UnhealthyCluster,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     #[error("etcdserver: Peer URLs already exists")]
     PeerUrlExists,
     #[error("etcdserver: member ID already exist")]
@@ -92,8 +94,7 @@ impl Error {
             | DuplicateKey
             | InvalidSortOption
             | RequestTooLarge
-            | InvalidArgument(_)
-            | NotSupportedForLearner => Code::InvalidArgument,
+            | InvalidArgument(_) => Code::InvalidArgument,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             PeerUrlExists
             | MemberExists
@@ -101,11 +102,13 @@ impl Error {
             | LearnerNotReady
             | TooManyLearners
             | NotEnoughStartedMembers
-            | MemberRemoved => Code::FailedPrecondition,
+            | MemberRemoved
+            | NotLeader
+            | BadLeaderTransferee => Code::FailedPrecondition,
             LeaseExist => Code::FailedPrecondition,
             LeaseTtlTooLarge | Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
-            NoLeader | NotLeader | LeaderChanged | Timeout | Stopped | UnhealthyCluster => {
+            NoLeader | LeaderChanged | Timeout | Stopped | UnhealthyCluster | NotSupportedForLearner => {
                 Code::Unavailable
             }
             Unimplemented(_) => Code::Unimplemented,

@@ -1,6 +1,8 @@
 //! Who this member is: its member id and cluster id, fixed at first start and kept in
 //! `member/identity` so restarts do not depend on flags, plus the marker that a member was
-//! removed from its cluster (such a data dir must never rejoin).
+//! removed from its cluster (such a data dir must never rejoin) and, for a member that
+//! joined an existing cluster, which membership it joined through (older ones, which it
+//! replays while catching up, never included it: they do not mean it was removed).
 //!
 //! A new member of a new cluster (`--initial-cluster-state new`) derives both ids from
 //! `--initial-cluster` like etcd; a member joining an existing cluster asks the members
@@ -15,10 +17,13 @@ use crate::members::InitialCluster;
 use crate::proto::oxcdpb::MembersRequest;
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::network::peer_channel;
-use crate::raft::typ::StoredMembership;
+use crate::raft::typ::{LogId, StoredMembership};
 
 const IDENTITY_FILE: &str = "identity";
 const REMOVED_FILE: &str = "removed";
+/// For a member that joined an existing cluster: the log id of the membership, containing
+/// it, through which it learned its id.
+const JOINED_FILE: &str = "joined";
 
 /// This member's place in its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +36,13 @@ pub struct Identity {
 pub fn mark_removed(member_dir: &Path) -> Result<()> {
     std::fs::write(member_dir.join(REMOVED_FILE), b"removed from the cluster\n")?;
     Ok(())
+}
+
+/// The log id of the membership a joining member found itself in; `None` for a founding
+/// member of a new cluster (every membership it applies contains it, until its removal).
+pub fn joined_at(member_dir: &Path) -> Option<LogId> {
+    let bytes = std::fs::read(member_dir.join(JOINED_FILE)).ok()?;
+    bincode::deserialize(&bytes).ok()
 }
 
 /// Loads the identity of an existing data dir, or establishes it for a new one.
@@ -59,7 +71,13 @@ pub async fn establish(
                 cluster_id: cluster.cluster_id,
             }
         }
-        ClusterState::Existing => discover(cfg, cluster).await?,
+        ClusterState::Existing => {
+            let (identity, joined_at) = discover(cfg, cluster).await?;
+            // Before the identity: a crash in between discovers again.
+            let joined = bincode::serialize(&joined_at).map_err(Error::internal)?;
+            std::fs::write(member_dir.join(JOINED_FILE), joined)?;
+            identity
+        }
     };
     std::fs::write(
         &path,
@@ -68,8 +86,9 @@ pub async fn establish(
     Ok(identity)
 }
 
-/// Asks the other members which id the cluster gave our peer URLs.
-async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<Identity> {
+/// Asks the other members which id the cluster gave our peer URLs; returns it with the log
+/// id of the membership that says so.
+async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<(Identity, LogId)> {
     let mine: Vec<String> = cfg
         .initial_advertise_peer_urls
         .split(',')
@@ -92,10 +111,18 @@ async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<Identity> {
                         .find(|(_, n)| n.peer_urls.iter().any(|u| mine.contains(u)))
                         .map(|(id, _)| *id);
                     return match found {
-                        Some(member_id) => Ok(Identity {
-                            member_id,
-                            cluster_id: resp.cluster_id,
-                        }),
+                        Some(member_id) => {
+                            // Listed by a MemberAdd entry, so the membership has a log id.
+                            let at = membership
+                                .log_id()
+                                .clone()
+                                .ok_or_else(|| Error::internal("membership without a log id"))?;
+                            let id = Identity {
+                                member_id,
+                                cluster_id: resp.cluster_id,
+                            };
+                            Ok((id, at))
+                        }
                         None => Err(Error::InvalidArgument(format!(
                             "member with peer URLs {} is not in the cluster; add it with MemberAdd first",
                             mine.join(",")

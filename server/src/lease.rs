@@ -162,8 +162,16 @@ impl LeaseClock {
 
     /// Milliseconds left before `id` expires, for ordering leases by expiry.
     pub fn remaining_millis(&self, id: i64) -> Option<i64> {
-        let deadline = *self.deadlines.lock().expect("lease clock poisoned").get(&id)?;
-        Some(deadline.saturating_duration_since(Instant::now()).as_millis() as i64)
+        let deadline = *self
+            .deadlines
+            .lock()
+            .expect("lease clock poisoned")
+            .get(&id)?;
+        Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as i64,
+        )
     }
 
     /// True when `id` has a deadline and it has passed.

@@ -67,26 +67,39 @@ impl EtcdServer {
                 Err(Error::NotLeader) => {}
                 other => return other.map(|_| ()),
             }
-            match self.leader_member() {
-                Some((id, _)) if id == self.member_id => continue,
-                Some((_, node)) => {
-                    let data = bincode::serialize(&change).map_err(Error::internal)?;
-                    let resp = self
-                        .peer(&node)?
-                        .change_membership(RaftBytes { data })
+            let attempt = match self.leader_member() {
+                Some((id, node)) if id != self.member_id => {
+                    self.forward_membership_change(&node, &change, deadline)
                         .await
-                        .map_err(Error::from)?;
-                    let index: u64 =
-                        bincode::deserialize(&resp.into_inner().data).map_err(Error::internal)?;
-                    let mut applied = self.state.applied_index();
-                    let caught_up = applied.wait_for(|a| *a >= index);
-                    return match tokio::time::timeout_at(deadline.into(), caught_up).await {
-                        Err(_) => Err(Error::Timeout),
-                        Ok(r) => r.map(|_| ()).map_err(|_| Error::Stopped),
-                    };
                 }
-                None => self.await_leader(deadline).await?,
+                _ => Err(Error::NoLeader),
+            };
+            match attempt {
+                Err(Error::NoLeader) => self.pause_for_leader(deadline).await?,
+                other => return other,
             }
+        }
+    }
+
+    /// Has the leader `node` apply `change`, then waits until this member has applied it.
+    /// "No leader" when `node` no longer leads or cannot be reached (the change was not made).
+    async fn forward_membership_change(
+        &self,
+        node: &MemberNode,
+        change: &Change,
+        deadline: Instant,
+    ) -> Result<()> {
+        let data = bincode::serialize(change).map_err(Error::internal)?;
+        let resp = self
+            .peer(node)?
+            .change_membership(RaftBytes { data })
+            .await
+            .map_err(crate::routing::forwarded_proposal_error)?;
+        let index: u64 = bincode::deserialize(&resp.into_inner().data).map_err(Error::internal)?;
+        let mut applied = self.state.applied_index();
+        match tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= index)).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(r) => r.map(|_| ()).map_err(|_| Error::Stopped),
         }
     }
 
@@ -94,6 +107,14 @@ impl EtcdServer {
     /// that completed it. Raft takes one change at a time (and none before a new leader has
     /// committed in its term), so a change waits its turn, as etcd queues them.
     pub async fn change_membership_local(&self, change: Change) -> Result<u64> {
+        // Only the leader sees replication progress, so it checks promotions forwarded to it.
+        if let ChangeMembers::AddVoterIds(ids) = &change {
+            for id in ids {
+                if !self.learner_ready(*id)? {
+                    return Err(Error::LearnerNotReady);
+                }
+            }
+        }
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let write = self.raft.change_membership(change.clone(), false);
@@ -238,8 +259,8 @@ impl EtcdServer {
     fn learner_ready(&self, id: u64) -> Result<bool> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.current_leader != Some(self.member_id) {
-            // Followers cannot see replication progress; the leader re-checks when it applies
-            // AddVoterIds (raft refuses a learner that is far behind).
+            // Followers cannot see replication progress; the leader checks the AddVoterIds
+            // change when it is forwarded (see `change_membership_local`).
             return Ok(true);
         }
         let leader_index = metrics.last_log_index.unwrap_or(0);
@@ -328,14 +349,17 @@ const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Watches for this member's removal: either the applied membership drops it, or (when it
 /// has lost contact, as a removed member does, or is not a voter, as a member being removed
-/// is first) another member's newer membership lacks it. Then it marks the data dir and
-/// stops the server.
+/// may be) another member's newer membership lacks it. Then it marks the data dir and stops
+/// the server.
+///
+/// "Drops it" means a membership newer than the one this member joined through (any, for a
+/// founding member): a joining member replays older memberships that never included it.
 pub async fn run_removal_watch(server: Arc<EtcdServer>) {
+    let joined_at = crate::identity::joined_at(&server.data_dir.join("member"));
     let mut tick = tokio::time::interval(REMOVAL_CHECK_INTERVAL);
-    let mut was_member = false;
     loop {
         tick.tick().await;
-        let (in_config, log_id, peers) = {
+        let (in_config, raft_learner, log_id, peers) = {
             let state = server.state.read();
             let config = state.membership.membership();
             let peers: Vec<MemberNode> = config
@@ -343,19 +367,21 @@ pub async fn run_removal_watch(server: Arc<EtcdServer>) {
                 .filter(|(id, _)| **id != server.member_id)
                 .map(|(_, n)| n.clone())
                 .collect();
+            let in_config = config.get_node(&server.member_id).is_some();
+            let voter = config.voter_ids().any(|v| v == server.member_id);
             (
-                config.get_node(&server.member_id).is_some(),
+                in_config,
+                in_config && !voter,
                 state.membership.log_id().clone(),
                 peers,
             )
         };
-        was_member |= in_config;
         // A member removed as a voter may still know a leader (a removed leader even hands
         // leadership over) and never hear of its final removal, so non-voters ask too.
-        let removed = if was_member && !in_config {
-            true
-        } else if was_member && (server.leader().is_none() || server.is_learner()) {
-            removed_by_peers(&server, log_id, &peers).await
+        let removed = if !in_config {
+            log_id.is_some() && log_id > joined_at
+        } else if server.leader().is_none() || raft_learner {
+            removed_by_peers(&server, log_id.max(joined_at.clone()), &peers).await
         } else {
             false
         };
@@ -397,11 +423,17 @@ async fn removed_by_peers(
 }
 
 impl EtcdServer {
-    /// True when this member is a raft learner (etcd refuses most client requests on one).
+    /// True when this member is a learner as etcd reports it (etcd refuses most client
+    /// requests on one). A member added as a voter is not, even while raft still keeps it a
+    /// learner until it catches up: MemberList calls it a voter, and it serves like one.
     pub fn is_learner(&self) -> bool {
         let state = self.state.read();
         let config = state.membership.membership();
+        let pending_voter = config
+            .get_node(&self.member_id)
+            .is_some_and(|n| n.promote_when_ready);
         config.get_node(&self.member_id).is_some()
+            && !pending_voter
             && !config.voter_ids().any(|v| v == self.member_id)
     }
 
@@ -420,8 +452,11 @@ impl EtcdServer {
             return Err(Error::NotLeader);
         }
         let config = self.state.read().membership.membership().clone();
-        if !config.voter_ids().any(|v| v == to) {
+        if config.get_node(&to).is_none() {
             return Err(Error::MemberNotFound);
+        }
+        if !config.voter_ids().any(|v| v == to) {
+            return Err(Error::BadLeaderTransferee);
         }
         if to == self.member_id {
             return Ok(());

@@ -95,10 +95,13 @@ impl EtcdServer {
 
     /// Between attempts: waits for a leader, then a moment more, so that a member with a stale
     /// view of the leader (or a new leader whose lease is not yet established) retries at a
-    /// polling pace rather than spinning.
-    async fn pause_for_leader(&self, deadline: Instant) -> Result<()> {
+    /// polling pace rather than spinning. Fails once `deadline` has passed.
+    pub(crate) async fn pause_for_leader(&self, deadline: Instant) -> Result<()> {
         self.await_leader(deadline).await?;
         tokio::time::sleep_until(deadline.min(Instant::now() + LEADER_POLL).into()).await;
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout);
+        }
         Ok(())
     }
 
@@ -288,7 +291,7 @@ fn forwarded_error(s: tonic::Status) -> Error {
 /// cannot have appended it: it refused it as not leader, or the connection was never made.
 /// When the connection broke mid-request the outcome is unknown, and a retry could apply
 /// the command twice, so the client gets etcd's timeout (the outcome may still surface).
-fn forwarded_proposal_error(s: tonic::Status) -> Error {
+pub(crate) fn forwarded_proposal_error(s: tonic::Status) -> Error {
     let broke_mid_request = s.code() == tonic::Code::Unavailable
         && !s.message().starts_with("etcdserver:")
         && !never_sent(&s);

@@ -100,7 +100,7 @@ impl EtcdServer {
             election_timeout_min: cfg.election_timeout,
             election_timeout_max: cfg.election_timeout * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
-            max_in_snapshot_log_to_keep: 5000,
+            max_in_snapshot_log_to_keep: cfg.experimental_snapshot_catchup_entries,
             ..openraft::Config::default()
         }
         .validate()

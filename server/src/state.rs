@@ -3,6 +3,9 @@
 //! Apply writes a command's effects and the log id that produced them in one atomic batch,
 //! so after a crash the store is exactly "every entry up to `applied`", and raft replays the
 //! rest from the log. Reads take a shared lock; apply takes it exclusively per entry.
+//!
+//! Fail points (feature `failpoints`): `apply-before` and `apply-after` around each entry,
+//! `snapshot-before-build` and `snapshot-before-install`.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -111,6 +114,9 @@ impl StateStore {
 
     /// Applies one committed entry; returns the command's response.
     pub fn apply_entry(&self, entry: Entry) -> Result<CommandResult> {
+        fail::fail_point!("apply-before", |_| Err(Error::internal(
+            "failpoint apply-before"
+        )));
         let mut inner = self.inner.write().expect("state lock poisoned");
         let mut batch = WriteBatch::default();
         let log_id = entry.log_id.clone();
@@ -154,11 +160,17 @@ impl StateStore {
         }
         drop(inner);
         self.applied_tx.send_replace(log_id.index);
+        fail::fail_point!("apply-after", |_| Err(Error::internal(
+            "failpoint apply-after"
+        )));
         Ok(result)
     }
 
     /// Writes a snapshot of the whole state to disk and returns its metadata and path.
     pub fn build_snapshot(&self) -> Result<(SnapshotMeta, PathBuf)> {
+        fail::fail_point!("snapshot-before-build", |_| Err(Error::internal(
+            "failpoint snapshot-before-build"
+        )));
         let inner = self.read();
         self.backend.flush()?;
         let meta = SnapshotMeta {
@@ -210,6 +222,9 @@ impl StateStore {
     /// in between leaves a snapshot newer than the applied state, which raft installs again
     /// at restart.
     pub fn install_snapshot(&self, meta: &SnapshotMeta, path: &Path) -> Result<()> {
+        fail::fail_point!("snapshot-before-install", |_| Err(Error::internal(
+            "failpoint snapshot-before-install"
+        )));
         let mut input = BufReader::new(std::fs::File::open(path)?);
         if read_snapshot_meta(&mut input)?.last_log_id != meta.last_log_id {
             return Err(Error::internal("snapshot file does not match its metadata"));

@@ -1,10 +1,16 @@
 //! `oxcd`: the server. Takes etcd's flags and `ETCD_*` variables.
+//!
+//! Built with the `failpoints` feature (as the `oxcd-failpoints` binary), it arms the fail
+//! points named in the `FAILPOINTS` variable at start, e.g.
+//! `FAILPOINTS="raft-before-save=50*off->panic"` crashes on the 51st log append.
 
 use anyhow::Context;
 use oxcd::config::Config;
 use oxcd::server::EtcdServer;
 
-fn main() {
+pub fn main() {
+    #[cfg(feature = "failpoints")]
+    let _failpoints = arm_failpoints();
     let mut cfg = Config::load(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Err(e) = cfg.validate() {
         e.exit();
@@ -38,6 +44,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     server.serve(listener, peer, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Arms the fail points in `FAILPOINTS`. A fail point's `panic` must end the process like a
+/// crash: unwinding would end only the tokio task it fired in, and the member would carry on
+/// half-working. So while any fail point is configured, every panic aborts, at once: the
+/// default hook's backtrace would take seconds to render while the other threads run on.
+#[cfg(feature = "failpoints")]
+fn arm_failpoints() -> fail::FailScenario<'static> {
+    let scenario = fail::FailScenario::setup();
+    if std::env::var_os("FAILPOINTS").is_some() {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("oxcd: {info}; aborting (FAILPOINTS is set)");
+            std::process::abort();
+        }));
+    }
+    scenario
 }
 
 /// Completes on SIGINT or SIGTERM.

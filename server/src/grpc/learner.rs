@@ -23,7 +23,10 @@ impl<S> Layer<S> for LearnerGuardLayer {
     type Service = LearnerGuard<S>;
 
     fn layer(&self, inner: S) -> LearnerGuard<S> {
-        LearnerGuard { inner, server: self.server.clone() }
+        LearnerGuard {
+            inner,
+            server: self.server.clone(),
+        }
     }
 }
 

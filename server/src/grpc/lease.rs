@@ -158,7 +158,12 @@ impl Lease for LeaseService {
         let state = self.server.state.read();
         // etcd lists leases by expiry, soonest first.
         let clock = &self.server.state.lease_clock;
-        let mut ids: Vec<(Option<i64>, i64)> = state.kv.leases.ids().map(|id| (clock.remaining_millis(id), id)).collect();
+        let mut ids: Vec<(Option<i64>, i64)> = state
+            .kv
+            .leases
+            .ids()
+            .map(|id| (clock.remaining_millis(id), id))
+            .collect();
         ids.sort();
         let leases = ids.into_iter().map(|(_, id)| LeaseStatus { id }).collect();
         let header = Some(self.server.header(state.kv.mvcc.current_rev()));

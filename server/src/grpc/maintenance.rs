@@ -61,11 +61,7 @@ impl Maintenance for MaintenanceService {
         let metrics = self.server.raft.metrics().borrow_watched().clone();
         let revision = self.server.state.read().kv.mvcc.current_rev();
         let db_size = self.server.db_size();
-        let is_learner = !metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == self.server.member_id);
+        let is_learner = self.server.is_learner();
         Ok(Response::new(StatusResponse {
             header: Some(self.server.header(revision)),
             version: ETCD_API_VERSION.to_string(),
@@ -85,6 +81,10 @@ impl Maintenance for MaintenanceService {
         &self,
         _r: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        fail::fail_point!("defrag-before", |_| Err(Error::internal(
+            "failpoint defrag-before"
+        )
+        .into()));
         let backend = self.server.state.clone();
         tokio::task::spawn_blocking(move || backend.backend().flush())
             .await
@@ -132,12 +132,7 @@ impl Maintenance for MaintenanceService {
                         crc = crc32c(crc32c(crc, &kv.key), &kv.value);
                     }
                 }
-                Ok((
-                    crc,
-                    mvcc.compact_rev(),
-                    mvcc.current_rev(),
-                    at,
-                ))
+                Ok((crc, mvcc.compact_rev(), mvcc.current_rev(), at))
             })
             .await
             .map_err(Error::internal)??;
@@ -160,9 +155,15 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _r: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet("MoveLeader"))
+        self.server
+            .move_leader(request.into_inner().target_id)
+            .await?;
+        let revision = self.server.state.read().kv.mvcc.current_rev();
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.server.header(revision)),
+        }))
     }
 
     async fn downgrade(

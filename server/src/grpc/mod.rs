@@ -59,7 +59,9 @@ pub async fn serve(
     .max_decoding_message_size(max);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
-        .layer(learner::LearnerGuardLayer { server: server.clone() })
+        .layer(learner::LearnerGuardLayer {
+            server: server.clone(),
+        })
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)

@@ -240,6 +240,7 @@ impl Store {
     /// Drops every version superseded at `rev`; reads below `rev` then fail with
     /// [`Error::Compacted`].
     pub fn compact(&mut self, rev: i64, batch: &mut WriteBatch) -> Result<()> {
+        fail::fail_point!("compact-before");
         if rev <= self.compact_rev {
             return Err(Error::Compacted);
         }

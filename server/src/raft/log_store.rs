@@ -3,6 +3,9 @@
 //! Appends are written at once and reported complete only after a flush; one flusher thread
 //! gathers every append waiting at that moment into a single flush (group commit), so many
 //! concurrent proposals share one fsync.
+//!
+//! Fail points (feature `failpoints`): `raft-before-save` before an append is written,
+//! `raft-after-save` after a flush made appends durable and before raft hears of it.
 
 use std::fmt::Debug;
 use std::io;
@@ -87,6 +90,7 @@ fn group_commit(backend: SledBackend, rx: mpsc::Receiver<IOFlushed<TypeConfig>>)
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
         let result = backend.flush();
+        fail::fail_point!("raft-after-save");
         for cb in waiting {
             cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
@@ -166,6 +170,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = <TypeConfig as RaftTypeConfig>::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        fail::fail_point!("raft-before-save", |_| Err(io_err(
+            "failpoint raft-before-save"
+        )));
         let mut batch = WriteBatch::default();
         for entry in entries {
             batch.put(

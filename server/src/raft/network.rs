@@ -1,7 +1,15 @@
 //! The peer network: a tonic client per peer on the peer port. Raft messages travel as
 //! bincode inside protobuf bytes; snapshots are streamed from their file in chunks.
+//!
+//! Test-only hook: when the variable `OXCD_PEER_ROUTES` is set, as
+//! `peerURL=proxyURL,peerURL=proxyURL`, this member dials the proxy URL wherever it would
+//! dial the peer URL (raft messages, forwarded requests, the join handshake). Robustness
+//! tests route each directed link through a proxy of their own this way, to cut, delay or
+//! blackhole one direction of one link. Production deployments never set it.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
@@ -25,12 +33,16 @@ use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
 /// Snapshot files are sent in pieces of this size.
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
+/// The variable naming a proxy for each peer URL; see the module doc.
+pub const PEER_ROUTES_VAR: &str = "OXCD_PEER_ROUTES";
+
 /// A lazily connecting channel to the first peer URL of `node`.
 pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
     let url = node
         .peer_urls
         .first()
         .ok_or_else(|| format!("member {} has no peer URL", node.name))?;
+    let url = routed(url);
     let endpoint =
         Endpoint::from_shared(url.clone()).map_err(|e| format!("bad peer URL {url}: {e}"))?;
     Ok(endpoint
@@ -38,6 +50,31 @@ pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .connect_lazy())
+}
+
+/// The URL to dial for the peer URL `url`: its proxy under `OXCD_PEER_ROUTES`, else itself.
+fn routed(url: &str) -> String {
+    static ROUTES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        std::env::var(PEER_ROUTES_VAR)
+            .map(|spec| parse_routes(&spec))
+            .unwrap_or_default()
+    });
+    routes
+        .get(url.trim_end_matches('/'))
+        .cloned()
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// Parses `peerURL=proxyURL,...`; entries without `=` are ignored.
+fn parse_routes(spec: &str) -> HashMap<String, String> {
+    spec.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(peer, proxy)| {
+            let peer = peer.trim().trim_end_matches('/');
+            (peer.to_owned(), proxy.trim().to_owned())
+        })
+        .collect()
 }
 
 /// Creates a client per peer.
@@ -182,5 +219,20 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Ok(decode(resp.into_inner())?)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_routes;
+
+    #[test]
+    fn routes_map_peer_urls_to_proxies() {
+        let routes = parse_routes(
+            "http://127.0.0.1:2380/=http://127.0.0.1:9001, http://127.0.0.1:2480=http://127.0.0.1:9002,junk",
+        );
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes["http://127.0.0.1:2380"], "http://127.0.0.1:9001");
+        assert_eq!(routes["http://127.0.0.1:2480"], "http://127.0.0.1:9002");
     }
 }

@@ -21,6 +21,9 @@ use crate::proto::oxcdpb::{
 };
 use crate::server::EtcdServer;
 
+/// How long peer connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct PeerService {
     pub server: Arc<EtcdServer>,
     /// Numbers incoming snapshot files so concurrent transfers do not collide.
@@ -183,12 +186,23 @@ pub async fn serve(
     let service = crate::proto::oxcdpb::peer_server::PeerServer::new(PeerService::new(server))
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    tonic::transport::Server::builder()
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+    let serving = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
-        .map_err(Error::internal)
+            async move {
+                shutdown.await;
+                let _ = stopping_tx.send(());
+            },
+        );
+    // Graceful shutdown waits for every connection to close, and other members keep theirs
+    // open (and may be streaming a snapshot): give them a moment, then close what is left.
+    tokio::select! {
+        result = serving => result.map_err(Error::internal),
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
 }
