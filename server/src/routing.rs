@@ -212,6 +212,17 @@ impl EtcdServer {
 
     /// Restarts a lease's countdown on the leader; returns its TTL, 0 if it does not exist.
     pub async fn renew_lease(&self, id: i64) -> Result<i64> {
+        self.lease_on_leader(KeepAliveRequest { id, query: false }).await
+    }
+
+    /// Whole seconds left on a lease by the leader's clock (-1 if it has none), for
+    /// TimeToLive: only the leader's deadlines are renewed by keep-alives.
+    pub async fn lease_remaining(&self, id: i64) -> Result<i64> {
+        self.lease_on_leader(KeepAliveRequest { id, query: true }).await
+    }
+
+    /// The leader's answer to a keep-alive or a remaining-time query.
+    async fn lease_on_leader(&self, request: KeepAliveRequest) -> Result<i64> {
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let metrics = self.raft.metrics().borrow_watched().clone();
@@ -224,12 +235,13 @@ impl EtcdServer {
                     .map(|n| (l, n))
             });
             match self.leader_node(leader.as_ref().map(|l| l.0), leader.map(|l| l.1)) {
-                Leader::Me => return self.renew_lease_local(id),
+                Leader::Me if request.query => return self.lease_remaining_local(request.id),
+                Leader::Me => return self.renew_lease_local(request.id),
                 Leader::Other(node) => {
                     let mut peer = self.peer(&node)?;
                     match tokio::time::timeout_at(
                         deadline.into(),
-                        peer.lease_keep_alive(KeepAliveRequest { id }),
+                        peer.lease_keep_alive(request.clone()),
                     )
                     .await
                     {
@@ -244,6 +256,14 @@ impl EtcdServer {
                 Leader::Unknown => self.await_leader(deadline).await?,
             }
         }
+    }
+
+    /// Seconds left on a lease by this member's clock; this member must lead.
+    pub fn lease_remaining_local(&self, id: i64) -> Result<i64> {
+        if self.leader() != Some(self.member_id) {
+            return Err(Error::NotLeader);
+        }
+        Ok(self.state.lease_clock.remaining_truncated(id).unwrap_or(-1))
     }
 
     /// Renews a lease on this member, which must be the leader.

@@ -118,6 +118,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let r = request.into_inner();
         self.server.read_index().await?;
+        let remaining = self.server.lease_remaining(r.id).await?;
         let state = self.server.state.read();
         let revision = state.kv.mvcc.current_rev();
         let resp = match state.kv.leases.get(r.id) {
@@ -128,12 +129,7 @@ impl Lease for LeaseService {
                 ..Default::default()
             },
             Some(lease) => {
-                let remaining = self
-                    .server
-                    .state
-                    .lease_clock
-                    .remaining_truncated(r.id)
-                    .unwrap_or(lease.ttl);
+                let remaining = if remaining < 0 { lease.ttl } else { remaining };
                 LeaseTimeToLiveResponse {
                     header: Some(self.server.header(revision)),
                     id: r.id,

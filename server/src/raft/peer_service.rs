@@ -151,7 +151,8 @@ impl Peer for PeerService {
         &self,
         request: Request<KeepAliveRequest>,
     ) -> Result<Response<KeepAliveResponse>, Status> {
-        let ttl = self.server.renew_lease_local(request.into_inner().id)?;
+        let r = request.into_inner();
+        let ttl = if r.query { self.server.lease_remaining_local(r.id)? } else { self.server.renew_lease_local(r.id)? };
         Ok(Response::new(KeepAliveResponse { ttl }))
     }
 
