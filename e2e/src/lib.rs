@@ -1,5 +1,6 @@
 //! End-to-end and robustness testing for oxcd: histories of client operations recorded
-//! against a running cluster, and the checkers that judge them.
+//! against a running cluster, the checkers that judge them, and the harness, traffic and
+//! fault scenarios that produce them.
 //!
 //! # Layout
 //!
@@ -19,6 +20,20 @@
 //!   - `checker::revision_log`: the events per revision a linearization produced.
 //!   - `checker::watch`: the ordered, unique, atomic, bookmarkable, reliable, resumable
 //!     and prev_kv guarantees of watch streams.
+//! - [`harness`]: `oxcd` processes on loopback with a proxy per directed peer link; kill,
+//!   pause, restart, wipe, partition, delay, move the leader.
+//! - [`traffic`]: clients and watchers of one profile (Kubernetes-like, key-value, lease)
+//!   recording into the history.
+//! - [`scenario`]: profile × fault runs, checked, with a report directory on failure.
+//!   The quick set runs in `tests/it/robustness.rs`; the `oxcd-robustness` binary loops
+//!   random scenarios for soak testing.
+//! - [`bench`]: the `oxcd-bench` load generator.
+//! - [`error`]: the crate's error type.
 
+pub mod bench;
 pub mod checker;
+pub mod error;
+pub mod harness;
 pub mod history;
+pub mod scenario;
+pub mod traffic;

@@ -86,15 +86,8 @@ impl Error {
     pub fn code(&self) -> Code {
         use Error::*;
         match self {
-            EmptyKey
-            | KeyNotFound
-            | ValueProvided
-            | LeaseProvided
-            | TooManyOps
-            | DuplicateKey
-            | InvalidSortOption
-            | RequestTooLarge
-            | InvalidArgument(_) => Code::InvalidArgument,
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | InvalidSortOption | RequestTooLarge | InvalidArgument(_) => Code::InvalidArgument,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             PeerUrlExists
             | MemberExists
@@ -108,9 +101,12 @@ impl Error {
             LeaseExist => Code::FailedPrecondition,
             LeaseTtlTooLarge | Compacted | FutureRev => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
-            NoLeader | LeaderChanged | Timeout | Stopped | UnhealthyCluster | NotSupportedForLearner => {
-                Code::Unavailable
-            }
+            NoLeader
+            | LeaderChanged
+            | Timeout
+            | Stopped
+            | UnhealthyCluster
+            | NotSupportedForLearner => Code::Unavailable,
             Unimplemented(_) => Code::Unimplemented,
             Remote { code, .. } => *code,
             Internal(_) => Code::Unknown,

@@ -212,13 +212,15 @@ impl EtcdServer {
 
     /// Restarts a lease's countdown on the leader; returns its TTL, 0 if it does not exist.
     pub async fn renew_lease(&self, id: i64) -> Result<i64> {
-        self.lease_on_leader(KeepAliveRequest { id, query: false }).await
+        self.lease_on_leader(KeepAliveRequest { id, query: false })
+            .await
     }
 
     /// Whole seconds left on a lease by the leader's clock (-1 if it has none), for
     /// TimeToLive: only the leader's deadlines are renewed by keep-alives.
     pub async fn lease_remaining(&self, id: i64) -> Result<i64> {
-        self.lease_on_leader(KeepAliveRequest { id, query: true }).await
+        self.lease_on_leader(KeepAliveRequest { id, query: true })
+            .await
     }
 
     /// The leader's answer to a keep-alive or a remaining-time query.

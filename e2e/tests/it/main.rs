@@ -1,8 +1,10 @@
 //! The oxcd-e2e library tests: each checker shown to pass correct histories and to fail
-//! broken ones.
+//! broken ones, and the quick robustness set against real clusters.
 
 mod fixtures;
+mod harness;
 mod linearizability;
 mod random;
 mod report;
+mod robustness;
 mod watch;

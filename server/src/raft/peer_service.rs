@@ -152,7 +152,11 @@ impl Peer for PeerService {
         request: Request<KeepAliveRequest>,
     ) -> Result<Response<KeepAliveResponse>, Status> {
         let r = request.into_inner();
-        let ttl = if r.query { self.server.lease_remaining_local(r.id)? } else { self.server.renew_lease_local(r.id)? };
+        let ttl = if r.query {
+            self.server.lease_remaining_local(r.id)?
+        } else {
+            self.server.renew_lease_local(r.id)?
+        };
         Ok(Response::new(KeepAliveResponse { ttl }))
     }
 

@@ -1,0 +1,45 @@
+//! `oxcd-bench`, a load generator for etcd v3 servers (oxcd or etcd itself) in the spirit of
+//! etcd's `benchmark` tool: it speaks the v3 gRPC API through the `etcd-client` crate, so
+//! both servers are measured through the same client.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line: shared options ([`cli::Common`]) and one subcommand per
+//!   workload.
+//! - [`pool`]: the `--conns` connections to the `--target` members, shared round-robin.
+//! - [`driver`]: the closed loop of `--clients` [`driver::Worker`]s under a budget
+//!   (`--total` or `--duration`, paced by `--rate`), latencies in an HDR histogram.
+//! - [`keys`]: key spaces and values.
+//! - [`kv`]: `put`, `range`, `txn-put`, `mixed`; [`watch`]: watch fan-out delivery latency;
+//!   [`lease`]: `lease-keepalive`; [`load`]: bulk load, then a full scan by prefix in pages.
+//! - [`report`]: the [`report::Summary`], printed for people and as one JSON line.
+
+pub mod cli;
+pub mod driver;
+pub mod keys;
+pub mod kv;
+pub mod lease;
+pub mod load;
+pub mod pool;
+pub mod report;
+pub mod watch;
+
+use cli::{Cli, Workload};
+use report::Summary;
+
+use crate::error::Error;
+
+/// Runs the workload the command line names ([`Cli::validate`] it first). Fails only when
+/// the run cannot start (no connection, no leader); failed requests are counted instead.
+pub async fn run(cli: &Cli) -> Result<Summary, Error> {
+    let common = &cli.common;
+    match &cli.workload {
+        Workload::Put(args) => kv::put(common, args).await,
+        Workload::Range(args) => kv::range(common, args).await,
+        Workload::TxnPut(args) => kv::txn_put(common, args).await,
+        Workload::Mixed(args) => kv::mixed(common, args).await,
+        Workload::Watch(args) => watch::watch(common, args).await,
+        Workload::LeaseKeepalive(args) => lease::lease_keepalive(common, args).await,
+        Workload::Load(args) => load::load(common, args).await,
+    }
+}

@@ -1,0 +1,19 @@
+//! `oxcd-bench`: parses and checks the command line, runs one workload, prints the summary
+//! with the JSON line last. See `oxcd_e2e::bench`.
+
+use clap::{CommandFactory, Parser, error::ErrorKind};
+use oxcd_e2e::bench::{self, cli::Cli};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Err(message) = cli.validate() {
+        Cli::command()
+            .error(ErrorKind::ValueValidation, message)
+            .exit();
+    }
+    let summary = bench::run(&cli).await?;
+    print!("{}", summary.human());
+    println!("{}", summary.json());
+    Ok(())
+}
