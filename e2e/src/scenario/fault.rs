@@ -251,8 +251,7 @@ pub async fn inject(cluster: &mut Cluster, fault: Fault, at: Injection<'_>) -> R
         }
         Fault::Failpoint(point) if !point.armed_at_start() => {
             let victim = pick(cluster, rng, false).await?;
-            crash_installing_snapshot(cluster, victim, point, traffic_end).await?;
-            Ok(1)
+            crash_installing_snapshot(cluster, victim, point, traffic_end).await
         }
         Fault::Failpoint(point) => {
             let member = armed.ok_or_else(|| Error::Cluster("no member armed".into()))?;
@@ -295,25 +294,34 @@ async fn await_crash(
 
 /// Keeps `victim` down until the log it needs is purged, brings it back with the fail
 /// point armed, so that it crashes installing the leader's snapshot, and restarts it to
-/// recover from that.
+/// recover from that. Returns 0 (and just restarts it) if the traffic ends too soon for
+/// the log to be purged.
 async fn crash_installing_snapshot(
     cluster: &mut Cluster,
     victim: usize,
     point: CrashPoint,
     traffic_end: Instant,
-) -> Result<()> {
+) -> Result<usize> {
     let others: Vec<usize> = (0..cluster.size()).filter(|&i| i != victim).collect();
     let before = revision(cluster, &others).await?;
     cluster.kill(victim);
     // Well past `--snapshot-count` plus `--experimental-snapshot-catchup-entries`.
     let purged = before + 150;
     let stop_waiting = traffic_end - Duration::from_secs(5);
-    while Instant::now() < stop_waiting && revision(cluster, &others).await? < purged {
+    loop {
+        if Instant::now() >= stop_waiting {
+            cluster.start_member(victim)?;
+            return Ok(0);
+        }
+        if revision(cluster, &others).await? >= purged {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cluster.restart_with_failpoints(victim, &point.failpoints(0))?;
     await_crash(cluster, victim, point, traffic_end).await?;
-    cluster.start_member(victim)
+    cluster.start_member(victim)?;
+    Ok(1)
 }
 
 /// Defragments every member, again and again, until the traffic nears its end.

@@ -26,6 +26,21 @@ use crate::server::EtcdServer;
 /// "etcdserver: request is too large", a larger one by the transport.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
+/// Accepted connections with Nagle's algorithm off: a response larger than one segment
+/// would otherwise wait for the client's delayed ACK (about 40 ms). tonic's own nodelay
+/// setting does not reach connections from an incoming stream.
+pub fn accept_nodelay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
+}
+
 /// How long open client connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -67,7 +82,7 @@ pub async fn serve(
         .add_service(lease)
         .add_service(maintenance)
         .add_service(cluster)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(accept_nodelay(listener), async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });

@@ -194,13 +194,10 @@ pub async fn serve(
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                shutdown.await;
-                let _ = stopping_tx.send(());
-            },
-        );
+        .serve_with_incoming_shutdown(crate::grpc::accept_nodelay(listener), async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
     // Graceful shutdown waits for every connection to close, and other members keep theirs
     // open (and may be streaming a snapshot): give them a moment, then close what is left.
     tokio::select! {
