@@ -15,22 +15,10 @@ use etcd_client::{
 use tonic::Code;
 
 use crate::cluster_harness::Cluster;
-use crate::harness::wait_for;
+use crate::harness::{status, text, wait_for};
 
 /// Deadline for a cluster to converge (elections, catch-up, membership changes).
 const CONVERGE: Duration = Duration::from_secs(20);
-
-/// The gRPC code and message of a failed call.
-fn status(e: etcd_client::Error) -> (Code, String) {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A client that fails fast instead of retrying forever against a dead member.
 async fn quick_client(endpoint: String) -> Option<Client> {
@@ -254,9 +242,9 @@ async fn killed_leader_is_replaced_and_catches_up_after_restart() {
     .await;
 }
 
-/// More writes than the leader keeps in its log after a snapshot (5000 entries, as etcd's
-/// snapshot catch-up entries), so a member that missed them all needs a snapshot.
-const BEYOND_KEPT_LOG: usize = 5600;
+/// Many more writes than the leader keeps in its log after a snapshot (the test runs with
+/// `--experimental-snapshot-catchup-entries 20`), so a member that missed them needs one.
+const BEYOND_KEPT_LOG: usize = 600;
 
 /// Puts `n` keys `{prefix}{i:05}` = `v{i}` through `endpoint`, `parallel` at a time; returns them.
 async fn put_many(
@@ -288,7 +276,15 @@ async fn put_many(
 
 #[tokio::test]
 async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
-    let mut cluster = Cluster::start_with(3, &["--snapshot-count", "100"]);
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-count",
+            "100",
+            "--experimental-snapshot-catchup-entries",
+            "20",
+        ],
+    );
     let leader = cluster.leader().await;
     let lagging = (leader + 1) % 3;
     cluster

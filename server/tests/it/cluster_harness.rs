@@ -102,17 +102,6 @@ impl Node {
         }
     }
 
-    /// SIGSTOP / SIGCONT, to freeze a member without killing it.
-    pub fn pause(&self, paused: bool) {
-        if let Some(c) = &self.child {
-            let sig = if paused { "-STOP" } else { "-CONT" };
-            Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status()
-                .unwrap();
-        }
-    }
-
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the member first");
         self.spawn();

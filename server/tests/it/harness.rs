@@ -259,3 +259,16 @@ impl Drop for EtcdProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The gRPC code and message of a failed call.
+pub fn status(e: etcd_client::Error) -> (tonic::Code, String) {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}
+
+/// Bytes as text, for assertions and messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -10,22 +10,10 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use tonic::Code;
 
-use crate::harness::Member;
+use crate::harness::{Member, status, text};
 
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 const FUTURE: &str = "etcdserver: mvcc: required revision is a future revision";
-
-/// The gRPC code and message of a failed call.
-fn status(e: etcd_client::Error) -> (Code, String) {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// A key-value reduced to what the tests compare exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]

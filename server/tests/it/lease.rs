@@ -12,24 +12,12 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use tonic::Code;
 
-use crate::harness::{Member, wait_for};
+use crate::harness::{Member, status, text, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// etcd's minimum TTL with the default election timeout: ceil(1.5 × 1000 ms) = 2 s.
 const MIN_TTL: i64 = 2;
 const NOT_FOUND: &str = "etcdserver: requested lease not found";
-
-/// The gRPC code and message of a failed call.
-fn status(e: etcd_client::Error) -> (Code, String) {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 async fn current_rev(c: &mut Client) -> i64 {
     c.get("any", None)

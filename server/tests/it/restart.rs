@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::{Client, GetOptions, LeaseTimeToLiveOptions, PutOptions, WatchOptions};
 use tonic::Code;
 
-use crate::harness::{Member, wait_for};
+use crate::harness::{Member, text, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
@@ -19,10 +19,6 @@ const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted"
 enum Stop {
     Clean,
     Kill9,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn rev(h: Option<&etcd_client::ResponseHeader>) -> i64 {

@@ -12,22 +12,10 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use tonic::Code;
 
-use crate::harness::Member;
+use crate::harness::{Member, status, text};
 
 const DUPLICATE: &str = "etcdserver: duplicate key given in txn request";
 const TOO_MANY: &str = "etcdserver: too many operations in txn request";
-
-/// The gRPC code and message of a failed call.
-fn status(e: etcd_client::Error) -> (Code, String) {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
     c.put(key, value, None)

@@ -12,7 +12,7 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use prost::Message;
 
-use crate::harness::Member;
+use crate::harness::{Member, text};
 
 /// How long any single expected response may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -62,10 +62,6 @@ impl Ev {
         self.prev = Some((value.into(), modr));
         self
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn evs(resp: &WatchResponse) -> Vec<Ev> {
