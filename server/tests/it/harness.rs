@@ -272,3 +272,13 @@ pub fn status(e: etcd_client::Error) -> (tonic::Code, String) {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Puts `key` and returns the revision the put created.
+pub async fn put(c: &mut etcd_client::Client, key: &str, value: &str) -> i64 {
+    c.put(key, value, None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision()
+}

@@ -10,7 +10,7 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use tonic::Code;
 
-use crate::harness::{Member, status, text};
+use crate::harness::{Member, put, status, text};
 
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 const FUTURE: &str = "etcdserver: mvcc: required revision is a future revision";
@@ -60,16 +60,6 @@ fn keys(r: &GetResponse) -> Vec<String> {
 
 fn rev(r: &GetResponse) -> i64 {
     r.header().expect("header").revision()
-}
-
-/// Puts `key` and returns the revision the put created.
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    c.put(key, value, None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision()
 }
 
 /// Puts each key in order (the first gets revision 2 on a fresh member).

@@ -12,19 +12,10 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use tonic::Code;
 
-use crate::harness::{Member, status, text};
+use crate::harness::{Member, put, status, text};
 
 const DUPLICATE: &str = "etcdserver: duplicate key given in txn request";
 const TOO_MANY: &str = "etcdserver: too many operations in txn request";
-
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    c.put(key, value, None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision()
-}
 
 /// The store's current revision.
 async fn revision(c: &mut Client) -> i64 {

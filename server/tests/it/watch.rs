@@ -12,7 +12,7 @@ use etcd_client::{
 use oxcd::proto::etcdserverpb as pb;
 use prost::Message;
 
-use crate::harness::{Member, text};
+use crate::harness::{Member, put, text};
 
 /// How long any single expected response may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -131,11 +131,6 @@ fn saw_key(resps: &[WatchResponse], watch_id: i64, key: &str) -> bool {
     resps
         .iter()
         .any(|r| r.watch_id() == watch_id && evs(r).iter().any(|e| e.key == key))
-}
-
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    let resp = c.put(key, value, None).await.expect("put");
-    resp.header().expect("header").revision()
 }
 
 async fn current_rev(c: &mut Client) -> i64 {
