@@ -258,6 +258,8 @@ impl StateStore {
         self.lease_clock
             .restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
+        // Under the state lock, like apply: streams see the jump before any later revision.
+        self.hub.publish_jump(inner.kv.mvcc.current_rev());
         drop(inner);
         self.remove_snapshots_except(&own)?;
         self.applied_tx.send_replace(index);

@@ -13,7 +13,8 @@ use crate::proto::mvccpb::Event;
 /// How many revisions the hub buffers for slow streams before they must read history.
 const HUB_CAPACITY: usize = 4096;
 
-/// All events of one store revision, in the order they happened.
+/// All events of one store revision, in the order they happened. No events means a jump:
+/// the store moved to `revision` without its history passing through the hub.
 #[derive(Debug)]
 pub struct RevisionEvents {
     pub revision: i64,
@@ -41,6 +42,15 @@ impl Hub {
             // No receivers is fine: nobody watches.
             let _ = self.tx.send(Arc::new(RevisionEvents { revision, events }));
         }
+    }
+
+    /// Tells streams the store moved to `revision` without events (a raft snapshot replaced
+    /// it): every watcher behind it replays the missing revisions from the store.
+    pub fn publish_jump(&self, revision: i64) {
+        let _ = self.tx.send(Arc::new(RevisionEvents {
+            revision,
+            events: Vec::new(),
+        }));
     }
 
     /// Subscribe before reading the current revision, so no revision falls between.

@@ -318,9 +318,9 @@ impl WatchStreamTask {
             if w.next_rev > rev.revision {
                 continue;
             }
-            if w.next_rev < rev.revision {
-                // A gap (a revision with no events for anyone, or history not yet replayed):
-                // replay handles it below.
+            if w.next_rev < rev.revision || rev.events.is_empty() {
+                // A gap (a revision with no events for anyone, or history not yet replayed)
+                // or a jump (a raft snapshot replaced the store): replay handles it below.
                 sends.push((*id, None));
                 continue;
             }
@@ -386,6 +386,17 @@ impl WatchStreamTask {
                 }
                 Err(_) => break,
             }
+        }
+        // A watcher may still be behind `synced` (its history not yet replayed): replay it
+        // now, or the report would precede events below it.
+        let behind: Vec<i64> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.next_rev <= synced)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in behind {
+            self.catch_up(id).await?;
         }
         Ok(synced)
     }

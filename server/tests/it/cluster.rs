@@ -1056,6 +1056,106 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
     assert_eq!(leases, [lasting]);
 }
 
+/// A member paused while the leader compacted its log installs a snapshot when it resumes:
+/// the store jumps ahead without its revisions passing through apply. A watch on that member
+/// must still get every revision, in order, without waiting for a later write, and a
+/// progress report must not precede events still owed (found by the robustness suite:
+/// kubernetes profile with pause-member).
+#[tokio::test]
+async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-count",
+            "100",
+            "--experimental-snapshot-catchup-entries",
+            "20",
+        ],
+    );
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    let mut lc = cluster.client(leader).await;
+    let start = lc
+        .put("bulk/seed", "0", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision()
+        + 1;
+    let mut fc = cluster.client(lagging).await;
+    let opts = WatchOptions::new().with_prefix().with_start_revision(start);
+    let mut stream = fc.watch("bulk/", Some(opts)).await.expect("watch");
+    let created = tokio::time::timeout(CONVERGE, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(created.created());
+
+    cluster.nodes[lagging].pause();
+    let expected = put_many(
+        &cluster.nodes[leader].endpoint(),
+        "bulk/",
+        BEYOND_KEPT_LOG,
+        64,
+    )
+    .await;
+    let last = lc
+        .get(
+            "bulk/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    // Raft entries without revisions, more than --snapshot-count: the leader's newest
+    // snapshot holds every put, and nothing the member applies after installing it
+    // publishes a revision that would make the watch notice the gap on its own.
+    for _ in 0..250 {
+        lc.lease_grant(60, None).await.unwrap();
+    }
+    cluster.nodes[lagging].resume();
+
+    // The events must come from the snapshot jump alone.
+    let mut got = BTreeMap::new();
+    let mut seen_rev = start - 1;
+    while got.len() < expected.len() {
+        let resp = tokio::time::timeout(CONVERGE, stream.message())
+            .await
+            .expect("every event after the member resumed")
+            .expect("watch ok")
+            .expect("watch open");
+        for ev in resp.events() {
+            let kv = ev.kv().unwrap();
+            assert!(
+                kv.mod_revision() > seen_rev,
+                "events out of order or repeated"
+            );
+            seen_rev = kv.mod_revision();
+            got.insert(text(kv.key()), text(kv.value()));
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(seen_rev, last);
+    assert!(
+        cluster.nodes[lagging]
+            .log()
+            .contains("install full snapshot"),
+        "the paused member caught up without a snapshot: the test did not test the jump"
+    );
+    stream.request_progress().await.unwrap();
+    let progress = tokio::time::timeout(CONVERGE, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(progress.events().is_empty());
+    assert!(progress.header().unwrap().revision() >= last);
+}
+
 #[tokio::test]
 async fn watch_on_a_follower_sees_leader_writes_in_order() {
     let mut cluster = Cluster::start(3);

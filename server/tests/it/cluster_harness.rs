@@ -102,6 +102,24 @@ impl Node {
         }
     }
 
+    /// SIGSTOP: the member stays up but runs nothing until [`Node::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("member running").id();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {pid} failed");
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the member first");
         self.spawn();
