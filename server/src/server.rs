@@ -60,6 +60,10 @@ pub struct EtcdServer {
     pub(crate) peers: Mutex<HashMap<String, PeerClient<Channel>>>,
     /// Set once this member learns it was removed from the cluster; serving then stops.
     removed: tokio::sync::watch::Sender<bool>,
+    /// Set while this member has known no leader for three election timeouts; streams that
+    /// required a leader end then (etcd's monitorLeader).
+    leader_lost: tokio::sync::watch::Sender<bool>,
+    election_timeout: Duration,
     db: sled::Db,
 }
 
@@ -146,6 +150,8 @@ impl EtcdServer {
             db_size: AtomicU64::new(db.size_on_disk().unwrap_or(0)),
             peers: Mutex::new(HashMap::new()),
             removed: tokio::sync::watch::channel(false).0,
+            leader_lost: tokio::sync::watch::channel(false).0,
+            election_timeout: Duration::from_millis(cfg.election_timeout),
             db,
         });
         tokio::spawn(crate::lease::run_expiry(server.clone()));
@@ -157,6 +163,7 @@ impl EtcdServer {
             cfg.auto_compaction().map_err(Error::internal)?,
         ));
         tokio::spawn(track_db_size(server.clone()));
+        tokio::spawn(monitor_leader(server.clone()));
         Ok(server)
     }
 
@@ -210,6 +217,26 @@ impl EtcdServer {
 
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Whether this member knows a working leader, as etcd's `Leader() != None` with
+    /// CheckQuorum: a leader that has heard from no quorum for an election timeout would
+    /// have stepped down in etcd, so it does not count (openraft keeps it leading).
+    pub fn has_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        match m.current_leader {
+            None => false,
+            Some(id) if id == self.member_id => m
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms <= self.election_timeout.as_millis() as u64),
+            Some(_) => true,
+        }
+    }
+
+    /// Whether this member has known no leader for three election timeouts.
+    pub fn leader_lost(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader_lost.subscribe()
     }
 
     pub fn header(&self, revision: i64) -> ResponseHeader {
@@ -266,5 +293,27 @@ async fn track_db_size(server: Arc<EtcdServer>) {
         if let Ok(Ok(size)) = tokio::task::spawn_blocking(move || db.size_on_disk()).await {
             server.db_size.store(size, Ordering::Relaxed);
         }
+    }
+}
+
+/// Election timeouts without a leader before streams that required one end (etcd's
+/// maxNoLeaderCnt: reconnecting streams costs more than refusing new requests).
+const MAX_NO_LEADER_CHECKS: u32 = 3;
+
+/// Checks once an election timeout whether the member knows a leader, like etcd's
+/// monitorLeader.
+async fn monitor_leader(server: Arc<EtcdServer>) {
+    let weak = Arc::downgrade(&server);
+    let period = server.election_timeout;
+    drop(server);
+    let mut without = 0;
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(server) = weak.upgrade() else { return };
+        without = if !server.has_leader() { without + 1 } else { 0 };
+        server.leader_lost.send_if_modified(|lost| {
+            let now = without >= MAX_NO_LEADER_CHECKS;
+            std::mem::replace(lost, now) != now
+        });
     }
 }

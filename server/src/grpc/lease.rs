@@ -97,10 +97,18 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
+        let requires_leader = super::guard::stream_requires_leader(&request);
         let mut input = request.into_inner();
         let server = self.server.clone();
         let output = async_stream::try_stream! {
-            while let Some(req) = input.next().await {
+            let leader_lost = super::guard::leader_lost(&server, requires_leader);
+            tokio::pin!(leader_lost);
+            loop {
+                let next = tokio::select! {
+                    req = input.next() => req,
+                    () = &mut leader_lost => Some(Err(Status::from(Error::NoLeader))),
+                };
+                let Some(req) = next else { break };
                 let req = req?;
                 // Renewed on the leader (forwarded when this member follows); 0 when the
                 // lease does not exist, as etcd answers.

@@ -1,8 +1,8 @@
 //! The client port: one tonic service per etcd gRPC service.
 
 pub mod cluster;
+pub mod guard;
 pub mod kv;
-pub mod learner;
 pub mod lease;
 pub mod maintenance;
 pub mod watch;
@@ -74,7 +74,7 @@ pub async fn serve(
     .max_decoding_message_size(max);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
-        .layer(learner::LearnerGuardLayer {
+        .layer(guard::ClientGuardLayer {
             server: server.clone(),
         })
         .add_service(kv)

@@ -49,7 +49,9 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let requires_leader = super::guard::stream_requires_leader(&request);
         let stream = WatchStreamTask {
+            requires_leader,
             server: self.server.clone(),
             hub: self.server.state.hub.subscribe(),
             out: tx,
@@ -113,6 +115,8 @@ impl From<Error> for Stop {
 }
 
 struct WatchStreamTask {
+    /// The client asked (clientv3's `WithRequireLeader`) that the stream end without one.
+    requires_leader: bool,
     server: Arc<EtcdServer>,
     hub: broadcast::Receiver<Arc<RevisionEvents>>,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
@@ -124,6 +128,9 @@ impl WatchStreamTask {
     async fn run(mut self, mut input: Streaming<WatchRequest>) {
         let mut progress = tokio::time::interval(self.server.progress_notify_interval);
         progress.tick().await;
+        let server = self.server.clone();
+        let leader_lost = super::guard::leader_lost(&server, self.requires_leader);
+        tokio::pin!(leader_lost);
         let result = loop {
             let step = tokio::select! {
                 req = input.next() => match req {
@@ -136,6 +143,7 @@ impl WatchStreamTask {
                     Err(broadcast::error::RecvError::Closed) => Err(Stop::Failed(Error::Stopped.into())),
                 },
                 _ = progress.tick() => self.notify_progress().await,
+                () = &mut leader_lost => Err(Stop::Failed(Error::NoLeader.into())),
             };
             if let Err(stop) = step {
                 break stop;

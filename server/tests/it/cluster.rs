@@ -415,6 +415,79 @@ async fn minority_loss_keeps_writes_going_majority_loss_fails_them_promptly() {
     }
 }
 
+/// clientv3's `WithRequireLeader` (metadata `hasleader: true`): without a leader, requests
+/// fail at once with "etcdserver: no leader" instead of waiting out the request deadline, and
+/// watch and keep-alive streams end with that error after three election timeouts, as etcd's
+/// monitorLeader ends them. Round 1 leaves a leader without a quorum (it must step down),
+/// round 2 a follower.
+#[tokio::test]
+async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
+    let mut cluster = Cluster::start(3);
+    for round in 0..2 {
+        let leader = cluster.leader().await;
+        let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        let (victims, survivor) = match round {
+            0 => ([followers[0], followers[1]], leader),
+            _ => ([followers[0], leader], followers[1]),
+        };
+        // Longer than the server's request deadline (5 s + 2 × election timeout), so only
+        // the require-leader check can answer within it.
+        let opts = etcd_client::ConnectOptions::new()
+            .with_require_leader(true)
+            .with_timeout(Duration::from_secs(4));
+        let mut c = Client::connect([cluster.nodes[survivor].endpoint()], Some(opts))
+            .await
+            .unwrap();
+        c.put("rl/before", "1", None)
+            .await
+            .expect("put with a leader");
+        let mut watch = c
+            .watch("rl/", Some(WatchOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        assert!(watch.message().await.unwrap().unwrap().created());
+        let lease = c.lease_grant(60, None).await.unwrap().id();
+        let (_keeper, mut keep_alive) = c.lease_keep_alive(lease).await.unwrap();
+
+        for v in victims {
+            cluster.nodes[v].kill9();
+        }
+        let ended = tokio::time::timeout(CONVERGE, watch.message())
+            .await
+            .expect("watch stream ended without a leader");
+        let (code, message) = status(ended.expect_err("watch ends with an error"));
+        assert_eq!(
+            (code, message.as_str()),
+            (Code::Unavailable, "etcdserver: no leader")
+        );
+        let ended = tokio::time::timeout(CONVERGE, keep_alive.message())
+            .await
+            .expect("keep-alive stream ended without a leader");
+        let (code, message) = status(ended.expect_err("keep-alive ends with an error"));
+        assert_eq!(
+            (code, message.as_str()),
+            (Code::Unavailable, "etcdserver: no leader")
+        );
+        let err = c
+            .put("rl/after", "1", None)
+            .await
+            .expect_err("put without a leader");
+        assert_eq!(
+            status(err),
+            (Code::Unavailable, "etcdserver: no leader".to_string())
+        );
+
+        for v in victims {
+            cluster.nodes[v].restart();
+        }
+        wait_for(CONVERGE, "writes requiring a leader to work again", || {
+            let mut c = c.clone();
+            async move { c.put("rl/recovered", "1", None).await.ok() }
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn five_members_survive_losing_any_two_without_losing_writes() {
     let mut cluster = Cluster::start(5);

@@ -760,3 +760,26 @@ async fn compaction_survives_restart() {
     assert_eq!(rev(&r), 4);
     assert_eq!(put(&mut c, "r", "4").await, 5);
 }
+
+/// clientv3's `WithRequireLeader` on a single member: the member is its own leader, also
+/// after idling longer than an election timeout, so requests and streams work as usual.
+#[tokio::test]
+async fn require_leader_requests_work_on_a_single_member() {
+    let m = Member::start();
+    m.client().await; // waits until it serves
+    let opts = etcd_client::ConnectOptions::new().with_require_leader(true);
+    let mut c = Client::connect([m.endpoint()], Some(opts)).await.unwrap();
+    put(&mut c, "rl", "1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let rev = put(&mut c, "rl", "2").await;
+    let mut watch = c
+        .watch(
+            "rl",
+            Some(etcd_client::WatchOptions::new().with_start_revision(rev)),
+        )
+        .await
+        .unwrap();
+    assert!(watch.message().await.unwrap().unwrap().created());
+    let events = watch.message().await.unwrap().unwrap();
+    assert_eq!(text(events.events()[0].kv().unwrap().value()), "2");
+}
