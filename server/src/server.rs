@@ -227,9 +227,12 @@ impl EtcdServer {
         let m = metrics.borrow_watched();
         match m.current_leader {
             None => false,
-            Some(id) if id == self.member_id => m
-                .millis_since_quorum_ack
-                .is_some_and(|ms| ms <= self.election_timeout.as_millis() as u64),
+            Some(id) if id == self.member_id => {
+                m.membership_config.membership().voter_ids().count() == 1
+                    || m.last_quorum_acked.as_ref().is_some_and(|at| {
+                        openraft::Instant::elapsed(&**at) <= self.election_timeout
+                    })
+            }
             Some(_) => true,
         }
     }

@@ -265,6 +265,13 @@ impl Cluster {
         i
     }
 
+    /// Starts joiner `i` with the `--initial-cluster` someone else worked out (e.g. the
+    /// `ETCD_INITIAL_CLUSTER` printed by `etcdctl member add`).
+    pub fn start_joining_as(&mut self, i: usize, initial_cluster: &str) {
+        self.nodes[i].initial_cluster = initial_cluster.to_string();
+        self.nodes[i].spawn();
+    }
+
     /// Starts joiner `i`; its initial cluster lists every member that is running plus itself.
     pub fn start_joining(&mut self, i: usize) {
         let mut initial: Vec<String> = Vec::new();

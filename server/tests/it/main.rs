@@ -8,6 +8,7 @@ mod cluster;
 mod durability;
 mod errors;
 mod etcdctl;
+mod etcdctl_cluster;
 mod kv;
 mod lease;
 mod restart;
