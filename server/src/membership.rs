@@ -28,6 +28,9 @@ const CHANGE_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the leader checks whether added members have caught up.
 const PROMOTE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
+/// etcd's HealthInterval: a member counts as connected when it answered the leader within it.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A membership change, as raft takes it.
 pub type Change = ChangeMembers<u64, MemberNode>;
 
@@ -47,6 +50,96 @@ impl EtcdServer {
                 is_learner: !voters.contains(id) && !node.promote_when_ready,
             })
             .collect()
+    }
+
+    /// etcd's voting members (voters, and members added as voters not yet promoted) as
+    /// (id, started); a member has started once it published its name.
+    fn voting_members(&self) -> Vec<(u64, bool)> {
+        self.members()
+            .iter()
+            .filter(|m| !m.is_learner)
+            .map(|m| (m.id, !m.name.is_empty()))
+            .collect()
+    }
+
+    /// etcd's `--strict-reconfig-check` quorum rules, on the members as applied here: a
+    /// change may not leave fewer started voting members than a quorum of the new set.
+    /// `adding` counts a new (or promoted, then also started) voter; `removing` drops one.
+    fn check_started_quorum(&self, adding: Option<bool>, removing: Option<u64>) -> Result<()> {
+        if !self.strict_reconfig_check {
+            return Ok(());
+        }
+        let voting = self.voting_members();
+        let kept = voting.iter().filter(|(id, _)| Some(*id) != removing);
+        let (mut members, mut started) =
+            kept.fold((0, 0), |(n, s), (_, st)| (n + 1, s + *st as usize));
+        if let Some(new_started) = adding {
+            members += 1;
+            started += new_started as usize;
+            // Adding a second member to a one-member cluster (restoring from a backup).
+            if !new_started && started == 1 && members == 2 {
+                return Ok(());
+            }
+        }
+        if started < members / 2 + 1 {
+            return Err(Error::NotEnoughStartedMembers);
+        }
+        Ok(())
+    }
+
+    /// On the leader: the voters (itself included) that answered within [`HEALTH_INTERVAL`].
+    /// `None` on other members, which cannot see it.
+    fn connected_voters(&self) -> Option<BTreeSet<u64>> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader != Some(self.member_id) {
+            return None;
+        }
+        let heartbeat = metrics.heartbeat.unwrap_or_default();
+        let voters = metrics.membership_config.membership().voter_ids();
+        Some(
+            voters
+                .filter(|id| {
+                    *id == self.member_id
+                        || heartbeat
+                            .get(id)
+                            .cloned()
+                            .flatten()
+                            .is_some_and(|at| openraft::Instant::elapsed(&*at) <= HEALTH_INTERVAL)
+                })
+                .collect(),
+        )
+    }
+
+    /// etcd's `--strict-reconfig-check` connectivity rules, checked by the leader: members
+    /// are added only while every voter is connected, and a connected voter is removed only
+    /// if the connected ones left still make a quorum (a voter that is down may always go).
+    fn check_connected(&self, change: &Change) -> Result<()> {
+        if !self.strict_reconfig_check {
+            return Ok(());
+        }
+        let Some(connected) = self.connected_voters() else {
+            return Ok(());
+        };
+        let voters = self
+            .state
+            .read()
+            .membership
+            .membership()
+            .voter_ids()
+            .count();
+        match change {
+            ChangeMembers::AddNodes(_) if connected.len() < voters => Err(Error::UnhealthyCluster),
+            ChangeMembers::RemoveVoters(ids) => {
+                for id in ids {
+                    let down = *id != self.member_id && !connected.contains(id);
+                    if !down && connected.len() - 1 < 1 + (voters - 1) / 2 {
+                        return Err(Error::UnhealthyCluster);
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn member_node(&self, id: u64) -> Option<MemberNode> {
@@ -107,6 +200,7 @@ impl EtcdServer {
     /// that completed it. Raft takes one change at a time (and none before a new leader has
     /// committed in its term), so a change waits its turn, as etcd queues them.
     pub async fn change_membership_local(&self, change: Change) -> Result<u64> {
+        self.check_connected(&change)?;
         // Only the leader sees replication progress, so it checks promotions forwarded to it.
         if let ChangeMembers::AddVoterIds(ids) = &change {
             for id in ids {
@@ -173,6 +267,9 @@ impl EtcdServer {
         if is_learner && members.iter().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
             return Err(Error::TooManyLearners);
         }
+        if !is_learner {
+            self.check_started_quorum(Some(false), None)?;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -209,6 +306,7 @@ impl EtcdServer {
             if remaining == 0 {
                 return Err(Error::NotEnoughStartedMembers);
             }
+            self.check_started_quorum(None, Some(id))?;
             self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
                 .await?;
         }
@@ -250,6 +348,7 @@ impl EtcdServer {
         if !self.learner_ready(id)? {
             return Err(Error::LearnerNotReady);
         }
+        self.check_started_quorum(Some(true), None)?;
         self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await
     }

@@ -64,6 +64,8 @@ pub struct EtcdServer {
     /// required a leader end then (etcd's monitorLeader).
     leader_lost: tokio::sync::watch::Sender<bool>,
     election_timeout: Duration,
+    /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
+    pub strict_reconfig_check: bool,
     db: sled::Db,
 }
 
@@ -152,6 +154,7 @@ impl EtcdServer {
             removed: tokio::sync::watch::channel(false).0,
             leader_lost: tokio::sync::watch::channel(false).0,
             election_timeout: Duration::from_millis(cfg.election_timeout),
+            strict_reconfig_check: cfg.strict_reconfig_check,
             db,
         });
         tokio::spawn(crate::lease::run_expiry(server.clone()));

@@ -488,6 +488,59 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
     }
 }
 
+/// `--strict-reconfig-check` (on by default): with a voter down, the leader refuses to add
+/// members or remove a connected voter ("unhealthy cluster"), but removing the member that
+/// is down works; a voter is not added when the started members would lose their quorum
+/// ("not enough started members").
+#[tokio::test]
+async fn strict_reconfig_check_protects_the_quorum() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let (down, up) = ((leader + 1) % 3, (leader + 2) % 3);
+    let down_id = member_id(&cluster, down).await;
+    let up_id = member_id(&cluster, up).await;
+    let mut lc = cluster.client(leader).await;
+    let mut fc = cluster.client(up).await;
+    cluster.nodes[down].kill9();
+    // etcd counts a member connected if it answered within the last 5 s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+    for learner in [false, true] {
+        let opts = learner.then(|| MemberAddOptions::new().with_is_learner());
+        let err = fc
+            .member_add(["http://127.0.0.1:1"], opts)
+            .await
+            .expect_err("add with a voter down");
+        assert_eq!(status(err), (Code::Unavailable, UNHEALTHY.to_string()));
+    }
+    let err = lc
+        .member_remove(up_id)
+        .await
+        .expect_err("remove a connected voter");
+    assert_eq!(status(err), (Code::Unavailable, UNHEALTHY.to_string()));
+    lc.member_remove(down_id)
+        .await
+        .expect("remove the member that is down");
+
+    // Two started voters: a third (unstarted) keeps a quorum of started ones, a fourth not.
+    lc.member_add(["http://127.0.0.1:2"], None)
+        .await
+        .expect("add a third voter");
+    let err = lc
+        .member_add(["http://127.0.0.1:3"], None)
+        .await
+        .expect_err("add a fourth voter");
+    assert_eq!(
+        status(err),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: re-configuration failed due to not enough started members".to_string()
+        )
+    );
+    assert_eq!(lc.member_list().await.unwrap().members().len(), 3);
+}
+
 #[tokio::test]
 async fn five_members_survive_losing_any_two_without_losing_writes() {
     let mut cluster = Cluster::start(5);
