@@ -66,6 +66,9 @@ pub enum Outcome {
     Error(String),
     /// No answer at all: the same as `Error` for the checker.
     Unknown,
+    /// The request never left the client: no connection to a member could be made
+    /// (connection refused). It certainly had no effect, so the checker leaves it out.
+    NotSent(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,7 +91,7 @@ impl EtcdServer {
         let member_dir = data_dir.join("member");
         std::fs::create_dir_all(&member_dir)?;
         let db = SledBackend::open_db(&member_dir.join("db"))?;
-        let log_store = LogStore::open(&db)?;
+        let log_store = LogStore::open(&db, &member_dir.join("wal"))?;
         let state = StateStore::open(
             &db,
             &member_dir.join("snap"),

@@ -86,6 +86,7 @@ pub(crate) fn describe_outcome(outcome: &Outcome) -> String {
         Outcome::Response(response) => response,
         Outcome::Error(error) => return format!("error: {error}"),
         Outcome::Unknown => return "unknown".to_owned(),
+        Outcome::NotSent(error) => return format!("not sent: {error}"),
     };
     let body = match &response.body {
         ResponseBody::Range(range) => describe_range_response(range),

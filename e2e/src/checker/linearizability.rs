@@ -152,7 +152,8 @@ pub fn check_linearizability(history: &History, options: &CheckOptions) -> Linea
 
 /// The operations that constrain the search, sorted by invoke time.
 ///
-/// A read without an answer constrains nothing and is left out. A write without one is
+/// A read without an answer constrains nothing and is left out, as is any request that was
+/// never sent. A write without an answer is
 /// optional, unless its value was seen: then it must be linearized, at the revision it was
 /// seen with, before it was seen.
 fn prepare<'h>(
@@ -166,6 +167,8 @@ fn prepare<'h>(
                 Expect::Exact(response),
                 operation.return_time.unwrap_or(NEVER),
             ),
+            // A read without an answer constrains nothing; a request never sent did nothing.
+            Outcome::NotSent(_) => continue,
             _ if operation.request.is_read_only() => continue,
             _ => match sightings.get(&index) {
                 Some(sighting) => (

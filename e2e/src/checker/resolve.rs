@@ -28,7 +28,10 @@ pub(crate) fn sighted_unknown_writes(history: &History) -> HashMap<usize, Sighti
     let seen = first_sightings(history);
     let mut resolved = HashMap::new();
     for (index, operation) in history.operations.iter().enumerate() {
-        if matches!(operation.outcome, Outcome::Response(_)) {
+        if matches!(
+            operation.outcome,
+            Outcome::Response(_) | Outcome::NotSent(_)
+        ) {
             continue;
         }
         let sighting = puts_of(&operation.request)

@@ -60,11 +60,14 @@ impl RecordingClient {
             Ok(mut client) => {
                 match tokio::time::timeout(self.timeout, send(&mut client, &request)).await {
                     Ok(Ok(response)) => Outcome::Response(response),
+                    Ok(Err(error)) if connection_refused(&error) => {
+                        Outcome::NotSent(error.to_string())
+                    }
                     Ok(Err(error)) => Outcome::Error(error.to_string()),
                     Err(_) => Outcome::Unknown,
                 }
             }
-            Err(error) => Outcome::Error(error.to_string()),
+            Err(error) => Outcome::NotSent(error.to_string()),
         };
         self.recorder.complete(operation, outcome.clone());
         if !matches!(outcome, Outcome::Response(_)) {
@@ -110,6 +113,26 @@ impl RecordingClient {
         self.current = (self.current + 1) % self.endpoints.len().max(1);
         self.client = None;
     }
+}
+
+/// Whether the request failed because the member refused the connection: then not a byte
+/// of it was sent.
+fn connection_refused(error: &etcd_client::Error) -> bool {
+    // etcd_client's error does not chain its sources; start from what it wraps.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = match error {
+        etcd_client::Error::GRpcStatus(status) => Some(status),
+        etcd_client::Error::TransportError(transport) => Some(transport),
+        other => Some(other),
+    };
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Sends one request and translates the answer into the history's terms.
@@ -245,5 +268,25 @@ fn txn_op_response(response: &EtcdTxnOpResponse) -> TxnOpResponse {
             deleted: delete.deleted(),
         },
         EtcdTxnOpResponse::Txn(_) => unreachable!("the traffic sends no nested transactions"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_recognised() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let error = match Client::connect([endpoint.as_str()], Some(options)).await {
+            Err(error) => error,
+            Ok(mut client) => client.get("k", None).await.expect_err("nobody listens"),
+        };
+        assert!(connection_refused(&error), "{error:?}");
     }
 }

@@ -1,66 +1,66 @@
-//! The raft log and vote on sled.
+//! The raft log: entries in the WAL segment files (`wal`), the vote and the purged log id on
+//! sled.
 //!
-//! Appends are written at once and reported complete only after a flush; one flusher thread
-//! gathers every append waiting at that moment into a single flush (group commit), so many
-//! concurrent proposals share one fsync.
+//! Appends are written at once and reported complete only after an fdatasync; one flusher
+//! thread gathers every append waiting at that moment into a single sync (group commit), so
+//! many concurrent proposals share one fsync.
 //!
 //! Fail points (feature `failpoints`): `raft-before-save` before an append is written,
-//! `raft-after-save` after a flush made appends durable and before raft hears of it.
+//! `raft-after-save` after a sync made appends durable and before raft hears of it.
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftTypeConfig};
 
 use super::TypeConfig;
 use super::typ::{Entry, LogId, Vote};
+use super::wal::Wal;
 use crate::storage::{Backend, SledBackend, WriteBatch};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
-const KEY_COMMITTED: &[u8] = b"committed";
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
-}
+/// An append waiting for its file to be synced.
+type Waiting = (Arc<File>, IOFlushed<TypeConfig>);
 
-/// The raft log (`raft_log` tree) and raft metadata (`raft_meta` tree).
+/// The raft log (`wal` segment files) and raft metadata (`raft_meta` tree on sled, in the
+/// same database as the applied state).
 #[derive(Clone)]
 pub struct LogStore {
-    log: SledBackend,
+    wal: Arc<Mutex<Wal>>,
     meta: SledBackend,
-    flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+    flusher: mpsc::Sender<Waiting>,
 }
 
 impl LogStore {
-    pub fn open(db: &sled::Db) -> crate::error::Result<LogStore> {
-        let log = SledBackend::new(db, "raft_log")?;
+    pub fn open(db: &sled::Db, wal_dir: &Path) -> crate::error::Result<LogStore> {
         let meta = SledBackend::new(db, "raft_meta")?;
-        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flush_target = log.clone();
+        let purged: Option<LogId> = read_meta(&meta, KEY_LAST_PURGED)?;
+        let wal = Wal::open(wal_dir, purged.map(|l| l.index))?;
+        let (tx, rx) = mpsc::channel::<Waiting>();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || group_commit(flush_target, rx))
+            .spawn(move || group_commit(rx))
             .map_err(crate::error::Error::from)?;
         Ok(LogStore {
-            log,
+            wal: Arc::new(Mutex::new(wal)),
             meta,
             flusher: tx,
         })
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
-        match self.meta.get(key).map_err(io_err)? {
-            Some(v) => bincode::deserialize(&v).map(Some).map_err(io_err),
-            None => Ok(None),
-        }
+    fn wal(&self) -> MutexGuard<'_, Wal> {
+        self.wal.lock().expect("raft log lock poisoned")
     }
 
     fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
@@ -69,36 +69,49 @@ impl LogStore {
         self.meta.write(batch).map_err(io_err)
     }
 
-    async fn flush(&self) -> io::Result<()> {
-        let backend = self.log.clone();
+    /// Flushes the sled database: the raft metadata and the applied state.
+    async fn flush_meta(&self) -> io::Result<()> {
+        let backend = self.meta.clone();
         tokio::task::spawn_blocking(move || backend.flush())
             .await
             .map_err(io_err)?
             .map_err(io_err)
     }
 
-    /// The stored vote, read directly (used at start to tell a fresh member from a restart).
+    /// Whether this member has raft state (tells a fresh member from a restart).
     pub fn has_state(&self) -> io::Result<bool> {
-        Ok(self.read_meta::<Vote>(KEY_VOTE)?.is_some()
-            || self.log.last_in(&[], &[]).map_err(io_err)?.is_some())
+        Ok(read_meta::<Vote>(&self.meta, KEY_VOTE)?.is_some() || !self.wal().is_empty())
     }
 }
 
-/// Flushes the database for every batch of waiting appends, then reports them complete.
-fn group_commit(backend: SledBackend, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn read_meta<T: serde::de::DeserializeOwned>(
+    meta: &SledBackend,
+    key: &[u8],
+) -> io::Result<Option<T>> {
+    match meta.get(key).map_err(io_err)? {
+        Some(v) => bincode::deserialize(&v).map(Some).map_err(io_err),
+        None => Ok(None),
+    }
+}
+
+/// Syncs the files of every batch of waiting appends, then reports them complete.
+fn group_commit(rx: mpsc::Receiver<Waiting>) {
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
-        let result = backend.flush();
+        let mut result = Ok(());
+        let mut synced: Vec<&Arc<File>> = Vec::new();
+        for (file, _) in &waiting {
+            if result.is_ok() && !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
+                result = file.sync_data();
+                synced.push(file);
+            }
+        }
         fail::fail_point!("raft-after-save");
-        for cb in waiting {
+        for (_, cb) in waiting {
             cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
     }
-}
-
-fn decode_entry(v: &[u8]) -> io::Result<Entry> {
-    bincode::deserialize(v).map_err(io_err)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -116,18 +129,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
-        let end_key = end.map(|e| index_key(e).to_vec()).unwrap_or_default();
-        if end.is_some_and(|e| e <= start) {
-            return Ok(Vec::new());
-        }
-        self.log
-            .scan(&index_key(start), &end_key)
-            .map(|r| decode_entry(&r.map_err(io_err)?.1))
-            .collect()
+        Ok(self.wal().range(start, end))
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        self.read_meta(KEY_VOTE)
+        read_meta(&self.meta, KEY_VOTE)
     }
 }
 
@@ -135,15 +141,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
-        let last = self.log.last_in(&[], &[]).map_err(io_err)?;
-        let last_log_id = match last {
-            Some((_, v)) => Some(decode_entry(&v)?.log_id),
-            None => last_purged_log_id.clone(),
-        };
+        let last_purged_log_id: Option<LogId> = read_meta(&self.meta, KEY_LAST_PURGED)?;
+        let last = self.wal().last().map(|e| e.log_id.clone());
         Ok(LogState {
+            last_log_id: last.or_else(|| last_purged_log_id.clone()),
             last_purged_log_id,
-            last_log_id,
         })
     }
 
@@ -153,16 +155,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
         self.write_meta(KEY_VOTE, vote)?;
-        self.flush().await
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        // Not flushed: a lost committed index is recomputed by the leader.
-        self.write_meta(KEY_COMMITTED, &committed)
-    }
-
-    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        self.flush_meta().await
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
@@ -173,38 +166,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         fail::fail_point!("raft-before-save", |_| Err(io_err(
             "failpoint raft-before-save"
         )));
-        let mut batch = WriteBatch::default();
-        for entry in entries {
-            batch.put(
-                index_key(entry.log_id.index).to_vec(),
-                bincode::serialize(&entry).map_err(io_err)?,
-            );
-        }
-        self.log.write(batch).map_err(io_err)?;
+        let file = self.wal().append(entries)?;
         self.flusher
-            .send(callback)
+            .send((file, callback))
             .map_err(|_| io_err("log flusher stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
-        let mut batch = WriteBatch::default();
-        for pair in self.log.scan(&index_key(from), &[]) {
-            batch.delete(pair.map_err(io_err)?.0);
-        }
-        self.log.write(batch).map_err(io_err)?;
-        self.flush().await
+        self.wal().truncate_after(last_log_id.map(|l| l.index))
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        // Everything applied up to here must be durable before the log that could replay it goes.
-        self.flush().await?;
+        // Everything applied up to here must be durable before the log that could replay it
+        // goes: one sled flush covers the applied state and the purged id.
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
-        let mut batch = WriteBatch::default();
-        for pair in self.log.scan(&index_key(0), &index_key(log_id.index + 1)) {
-            batch.delete(pair.map_err(io_err)?.0);
-        }
-        self.log.write(batch).map_err(io_err)?;
-        self.flush().await
+        self.flush_meta().await?;
+        self.wal().purge(log_id.index)
     }
 }

@@ -1,4 +1,4 @@
-//! Consensus: the openraft type configuration, the sled-backed log store, the state-machine
+//! Consensus: the openraft type configuration, the log store (WAL files), the state-machine
 //! adapter and the peer network.
 //!
 //! # Layout
@@ -10,6 +10,7 @@ pub mod log_store;
 pub mod network;
 pub mod peer_service;
 pub mod state_machine;
+mod wal;
 
 use std::fmt;
 

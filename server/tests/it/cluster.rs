@@ -438,11 +438,14 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
         let mut c = Client::connect([cluster.nodes[survivor].endpoint()], Some(opts))
             .await
             .unwrap();
-        c.put("rl/before", "1", None)
+        c.put(format!("rl/{round}/before"), "1", None)
             .await
             .expect("put with a leader");
         let mut watch = c
-            .watch("rl/", Some(WatchOptions::new().with_prefix()))
+            .watch(
+                format!("rl/{round}/"),
+                Some(WatchOptions::new().with_prefix()),
+            )
             .await
             .unwrap();
         assert!(watch.message().await.unwrap().unwrap().created());
@@ -469,7 +472,7 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
             (Code::Unavailable, "etcdserver: no leader")
         );
         let err = c
-            .put("rl/after", "1", None)
+            .put(format!("rl/{round}/after"), "1", None)
             .await
             .expect_err("put without a leader");
         assert_eq!(
@@ -482,7 +485,7 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
         }
         wait_for(CONVERGE, "writes requiring a leader to work again", || {
             let mut c = c.clone();
-            async move { c.put("rl/recovered", "1", None).await.ok() }
+            async move { c.put(format!("rl/{round}/recovered"), "1", None).await.ok() }
         })
         .await;
     }

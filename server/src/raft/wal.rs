@@ -1,0 +1,396 @@
+//! The raft log's entries in append-only segment files (`member/wal/<first index>.wal`), as
+//! etcd keeps its WAL: an append is one `write` of all its records, and one `fdatasync`
+//! makes every append waiting at that moment durable (group commit, see `log_store`).
+//!
+//! A record is `len: u32 LE | crc32(payload): u32 LE | payload` with the payload a
+//! bincode-encoded entry. Recovery reads the segments in order; a torn record at the end of
+//! the last segment (a crash mid-write, never acknowledged) is cut off, a bad record anywhere
+//! else is corruption and stops the start. Entries live in memory too (like etcd's raft
+//! storage) from the last purge on; reads never touch the files.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::typ::Entry;
+
+const SUFFIX: &str = ".wal";
+/// A new segment starts once the active one has grown past this.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const HEADER: usize = 8;
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// One segment file: the index of its first entry (also its name) and its open file.
+struct Segment {
+    first_index: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+}
+
+/// An entry in memory with where its record starts on disk.
+struct Stored {
+    entry: Entry,
+    segment_first: u64,
+    offset: u64,
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    /// Entries after the last purge, contiguous by index.
+    entries: VecDeque<Stored>,
+    /// The index the next appended entry must have.
+    next_index: u64,
+    /// In order of first index; the last one takes appends.
+    segments: Vec<Segment>,
+}
+
+fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
+    dir.join(format!("{first_index:020}{SUFFIX}"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Reads the records of one segment: the entries and the offset each starts at, and the
+/// length of the valid prefix (shorter than the file after a torn write).
+fn read_segment(path: &Path) -> io::Result<(Vec<(Entry, u64)>, u64, u64)> {
+    let file = File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut input = BufReader::new(file);
+    let mut entries = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let mut header = [0u8; HEADER];
+        if read_full(&mut input, &mut header)? < HEADER {
+            break;
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if offset + HEADER as u64 + len > file_len {
+            break;
+        }
+        let mut payload = vec![0u8; len as usize];
+        if read_full(&mut input, &mut payload)? < payload.len() || crc32fast::hash(&payload) != crc
+        {
+            break;
+        }
+        let entry: Entry = bincode::deserialize(&payload).map_err(io_err)?;
+        entries.push((entry, offset));
+        offset += HEADER as u64 + len;
+    }
+    Ok((entries, offset, file_len))
+}
+
+/// Like `read_exact`, but reports how much it read before the end of the input.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut read = 0;
+    while read < buf.len() {
+        match input.read(&mut buf[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(read)
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir`, dropping entries up to `purged_index` (purged
+    /// already, whose segment may still exist).
+    pub fn open(dir: &Path, purged_index: Option<u64>) -> io::Result<Wal> {
+        std::fs::create_dir_all(dir)?;
+        let mut firsts: Vec<u64> = Vec::new();
+        for item in std::fs::read_dir(dir)? {
+            let name = item?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(first) = name.strip_suffix(SUFFIX).and_then(|n| n.parse().ok()) {
+                firsts.push(first);
+            }
+        }
+        firsts.sort_unstable();
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            entries: VecDeque::new(),
+            next_index: purged_index.map_or(0, |i| i + 1),
+            segments: Vec::new(),
+        };
+        for (n, first) in firsts.iter().enumerate() {
+            let path = segment_path(dir, *first);
+            let (records, valid, file_len) = read_segment(&path)?;
+            let last = n + 1 == firsts.len();
+            if valid < file_len {
+                if !last {
+                    return Err(io_err(format!(
+                        "raft log segment {} is corrupt at offset {valid}",
+                        path.display()
+                    )));
+                }
+                // A torn write at the end: it was never acknowledged.
+                let file = OpenOptions::new().write(true).open(&path)?;
+                file.set_len(valid)?;
+                file.sync_all()?;
+            }
+            for (entry, offset) in records {
+                let index = entry.log_id.index;
+                if purged_index.is_some_and(|p| index <= p) {
+                    continue;
+                }
+                if !wal.entries.is_empty() && index != wal.next_index {
+                    return Err(io_err(format!(
+                        "raft log segment {} has entry {index} where {} was expected",
+                        path.display(),
+                        wal.next_index
+                    )));
+                }
+                wal.next_index = index + 1;
+                wal.entries.push_back(Stored {
+                    entry,
+                    segment_first: *first,
+                    offset,
+                });
+            }
+            wal.segments.push(Segment {
+                first_index: *first,
+                file: Arc::new(open_append(&path)?),
+                path,
+                len: valid,
+            });
+        }
+        if wal.segments.is_empty() {
+            wal.start_segment()?;
+        }
+        Ok(wal)
+    }
+
+    /// Starts a new active segment named by the next index (the previous one is synced).
+    fn start_segment(&mut self) -> io::Result<()> {
+        if let Some(active) = self.segments.last() {
+            active.file.sync_data()?;
+        }
+        let path = segment_path(&self.dir, self.next_index);
+        let file = Arc::new(open_append(&path)?);
+        file.sync_all()?;
+        sync_dir(&self.dir)?;
+        self.segments.push(Segment {
+            first_index: self.next_index,
+            path,
+            file,
+            len: 0,
+        });
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn last(&self) -> Option<&Entry> {
+        self.entries.back().map(|s| &s.entry)
+    }
+
+    fn position(&self, index: u64) -> Option<usize> {
+        let first = self.entries.front()?.entry.log_id.index;
+        index
+            .checked_sub(first)
+            .map(|p| p as usize)
+            .filter(|p| *p < self.entries.len())
+    }
+
+    /// Entries with index in `start..end` (`end` None: to the last).
+    pub fn range(&self, start: u64, end: Option<u64>) -> Vec<Entry> {
+        let Some(first) = self.entries.front().map(|s| s.entry.log_id.index) else {
+            return Vec::new();
+        };
+        let from = start.saturating_sub(first) as usize;
+        let to = end.map_or(self.entries.len(), |e| {
+            (e.saturating_sub(first) as usize).min(self.entries.len())
+        });
+        if from >= to {
+            return Vec::new();
+        }
+        self.entries
+            .range(from..to)
+            .map(|s| s.entry.clone())
+            .collect()
+    }
+
+    /// Writes `entries` (the next indexes, in order) to the active segment, not yet synced.
+    /// Returns the file to sync to make them durable.
+    pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> io::Result<Arc<File>> {
+        if self.segments.last().is_some_and(|s| s.len >= SEGMENT_BYTES) {
+            self.start_segment()?;
+        }
+        let active = self.segments.last_mut().expect("an active segment");
+        let mut buf = Vec::new();
+        let mut stored = Vec::new();
+        for entry in entries {
+            let index = entry.log_id.index;
+            if !self.entries.is_empty() || !stored.is_empty() {
+                if index != self.next_index {
+                    return Err(io_err(format!(
+                        "append of entry {index} where {} was expected",
+                        self.next_index
+                    )));
+                }
+            }
+            let payload = bincode::serialize(&entry).map_err(io_err)?;
+            let offset = active.len + buf.len() as u64;
+            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            buf.extend_from_slice(&payload);
+            self.next_index = index + 1;
+            stored.push(Stored {
+                entry,
+                segment_first: active.first_index,
+                offset,
+            });
+        }
+        (&*active.file).write_all(&buf)?;
+        active.len += buf.len() as u64;
+        self.entries.extend(stored);
+        Ok(active.file.clone())
+    }
+
+    /// Removes every entry after index `last` (all when `None`), on disk before returning.
+    pub fn truncate_after(&mut self, last: Option<u64>) -> io::Result<()> {
+        let from = last.map_or(0, |l| l + 1);
+        let Some(pos) = self.position(from).or_else(|| {
+            // Before the first entry kept in memory: everything goes.
+            let first = self.entries.front()?.entry.log_id.index;
+            (from < first).then_some(0)
+        }) else {
+            return Ok(());
+        };
+        let cut = &self.entries[pos];
+        let (segment_first, offset) = (cut.segment_first, cut.offset);
+        while self
+            .segments
+            .last()
+            .is_some_and(|s| s.first_index > segment_first)
+        {
+            let gone = self.segments.pop().expect("checked");
+            std::fs::remove_file(&gone.path)?;
+        }
+        let active = self.segments.last_mut().expect("the cut entry's segment");
+        active.file.set_len(offset)?;
+        active.file.sync_all()?;
+        active.len = offset;
+        sync_dir(&self.dir)?;
+        self.entries.truncate(pos);
+        self.next_index = from;
+        Ok(())
+    }
+
+    /// Forgets entries up to `index` and deletes the segments holding nothing after it.
+    /// The caller has made the purge durable first (the purged id and the applied state).
+    pub fn purge(&mut self, index: u64) -> io::Result<()> {
+        while self
+            .entries
+            .front()
+            .is_some_and(|s| s.entry.log_id.index <= index)
+        {
+            self.entries.pop_front();
+        }
+        self.next_index = self.next_index.max(index + 1);
+        // A segment may go when the next one starts at or before the first entry kept.
+        while self.segments.len() > 1 && self.segments[1].first_index <= index + 1 {
+            let gone = self.segments.remove(0);
+            std::fs::remove_file(&gone.path)?;
+        }
+        if self.entries.is_empty() && self.segments.len() == 1 && self.segments[0].len > 0 {
+            // Everything is purged: start afresh so the old segment can go too.
+            let old = self.segments.remove(0);
+            self.start_segment()?;
+            std::fs::remove_file(&old.path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        openraft::testing::blank_ent::<crate::raft::TypeConfig>(term, 1, index)
+    }
+
+    fn indexes(wal: &Wal) -> Vec<u64> {
+        wal.range(0, None).iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[test]
+    fn entries_survive_reopen_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        wal.append((1..=5).map(|i| entry(1, i)))
+            .unwrap()
+            .sync_data()
+            .unwrap();
+        drop(wal);
+        let path = segment_path(dir.path(), 0);
+        // Half a record at the end, as a crash mid-write leaves it.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        drop(f);
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5]);
+        wal.append([entry(1, 6)]).unwrap().sync_data().unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path(), None).unwrap();
+        assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(wal.range(2, Some(4)).len(), 2);
+    }
+
+    #[test]
+    fn truncate_and_purge_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        wal.append((1..=10).map(|i| entry(1, i))).unwrap();
+        wal.truncate_after(Some(6)).unwrap();
+        wal.append((7..=8).map(|i| entry(2, i)))
+            .unwrap()
+            .sync_data()
+            .unwrap();
+        drop(wal);
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(wal.last().unwrap().log_id.leader_id.term, 2);
+        wal.purge(8).unwrap();
+        assert!(wal.is_empty());
+        wal.append([entry(2, 9)]).unwrap().sync_data().unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path(), Some(8)).unwrap();
+        assert_eq!(indexes(&wal), vec![9]);
+        // The purged segment is gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn corruption_before_the_tail_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        wal.append((1..=3).map(|i| entry(1, i))).unwrap();
+        wal.start_segment().unwrap();
+        wal.append((4..=5).map(|i| entry(1, i)))
+            .unwrap()
+            .sync_data()
+            .unwrap();
+        drop(wal);
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER + 2] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(Wal::open(dir.path(), None).is_err());
+    }
+}
