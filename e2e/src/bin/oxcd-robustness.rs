@@ -15,6 +15,8 @@ use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use oxcd_e2e::checker::CheckOptions;
+use oxcd_e2e::history::History;
 use oxcd_e2e::scenario::{self, Fault, Scenario};
 use oxcd_e2e::traffic::Profile;
 
@@ -36,6 +38,9 @@ struct Cli {
     /// Only this fault (e.g. kill-leader, isolate-leader, crash-at-raft-before-save).
     #[arg(long)]
     fault: Option<Fault>,
+    /// Check a saved history (a report's `history.json`) again instead of running.
+    #[arg(long, value_name = "HISTORY_JSON")]
+    check: Option<std::path::PathBuf>,
 }
 
 /// Totals over the run.
@@ -53,6 +58,9 @@ struct Totals {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.check {
+        return check_saved(path);
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let totals = runtime.block_on(async {
         let mut totals = Totals::default();
@@ -79,6 +87,28 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Checks a history a failed scenario saved; prints the verdict.
+fn check_saved(path: &std::path::Path) -> ExitCode {
+    let history = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|json| History::from_json(&json).map_err(|e| e.to_string()));
+    match history {
+        Ok(history) => {
+            let report = oxcd_e2e::checker::check(&history, &CheckOptions::default());
+            println!("{report}");
+            if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("reading {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -103,7 +103,9 @@ impl Linearization {
 /// Checks that `history`'s operations are linearizable against etcd's semantics.
 pub fn check_linearizability(history: &History, options: &CheckOptions) -> Linearizability {
     let sightings = resolve::sighted_unknown_writes(history);
-    let ops = prepare(history, &sightings);
+    let mut unseen = resolve::unseen_unknown_writes(history);
+    unseen.extend(resolve::unused_unknown_grants(history));
+    let ops = prepare(history, &sightings, &unseen);
     let cuts = quiet_points(&ops);
     let mut budget = options.budget();
     let mut starts = vec![Start::initial()];
@@ -153,15 +155,20 @@ pub fn check_linearizability(history: &History, options: &CheckOptions) -> Linea
 /// The operations that constrain the search, sorted by invoke time.
 ///
 /// A read without an answer constrains nothing and is left out, as is any request that was
-/// never sent. A write without an answer is
+/// never sent or that certainly did not happen (`resolve::unseen_unknown_writes`). A write
+/// without an answer is
 /// optional, unless its value was seen: then it must be linearized, at the revision it was
 /// seen with, before it was seen.
 fn prepare<'h>(
     history: &'h History,
     sightings: &'h std::collections::HashMap<usize, Sighting>,
+    unseen: &std::collections::HashSet<usize>,
 ) -> Vec<CheckOp<'h>> {
     let mut ops: Vec<CheckOp<'h>> = Vec::new();
     for (index, operation) in history.operations.iter().enumerate() {
+        if unseen.contains(&index) {
+            continue;
+        }
         let (expect, ret) = match &operation.outcome {
             Outcome::Response(response) => (
                 Expect::Exact(response),

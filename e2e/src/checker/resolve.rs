@@ -55,6 +55,138 @@ pub(crate) fn sighted_unknown_writes(history: &History) -> HashMap<usize, Sighti
     resolved
 }
 
+/// Operations without a response that certainly did not take effect: every branch that
+/// would change something writes a value no other request writes, to a key a watcher saw
+/// all of (created before the operation was invoked, and it went on to deliver the final
+/// revision of the run), and that value was seen nowhere. etcd's robustness tests drop such
+/// writes the same way; without this the search may linearize a write that never happened
+/// and the watch check would then miss its event.
+pub(crate) fn unseen_unknown_writes(history: &History) -> HashSet<usize> {
+    let writers = writers_by_value(history);
+    let seen = first_sightings(history);
+    let final_revision = history
+        .operations
+        .iter()
+        .filter_map(|op| match &op.outcome {
+            Outcome::Response(response) => Some(response.revision),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    // Watchers (client, range) that saw everything: created at, last revision delivered.
+    let mut watchers: HashMap<(crate::history::ClientId, &str, bool), (Option<Timestamp>, i64)> =
+        HashMap::new();
+    for stream in &history.watches {
+        let watcher = watchers
+            .entry((
+                stream.client,
+                stream.request.key.as_str(),
+                stream.request.prefix,
+            ))
+            .or_insert((None, 0));
+        for response in &stream.responses {
+            match &response.kind {
+                crate::history::WatchResponseKind::Created => {
+                    watcher.0 = Some(watcher.0.map_or(response.time, |t| t.min(response.time)));
+                }
+                crate::history::WatchResponseKind::Events { events, .. } => {
+                    for event in events {
+                        watcher.1 = watcher.1.max(event.kv.mod_revision);
+                    }
+                }
+                crate::history::WatchResponseKind::Progress => {
+                    watcher.1 = watcher.1.max(response.revision);
+                }
+                crate::history::WatchResponseKind::Canceled { .. } => {}
+            }
+        }
+    }
+    let covered = |key: &str, invoke: Timestamp| {
+        watchers
+            .iter()
+            .any(|((_, range, prefix), (created, last))| {
+                crate::history::WatchRequest {
+                    key: (*range).to_owned(),
+                    prefix: *prefix,
+                    start_revision: 0,
+                    prev_kv: false,
+                    progress_notify: false,
+                }
+                .matches(key)
+                    && created.is_some_and(|c| c < invoke)
+                    && *last >= final_revision
+            })
+    };
+    let unseen_put = |ops: &[TxnOp], invoke: Timestamp| {
+        ops.iter().any(|op| match op {
+            TxnOp::Put(put) => {
+                let pair = (put.key.clone(), put.value.clone());
+                writers.get(&pair) == Some(&1)
+                    && !seen.contains_key(&pair)
+                    && covered(&put.key, invoke)
+            }
+            _ => false,
+        })
+    };
+    let mut unseen = HashSet::new();
+    for (index, operation) in history.operations.iter().enumerate() {
+        if !matches!(operation.outcome, Outcome::Error(_) | Outcome::Unknown) {
+            continue;
+        }
+        let did_nothing = match &operation.request {
+            Request::Put(put) => unseen_put(&[TxnOp::Put(put.clone())], operation.invoke),
+            Request::Txn(txn) => {
+                let branches: Vec<&Vec<TxnOp>> = [&txn.success, &txn.failure]
+                    .into_iter()
+                    .filter(|ops| !ops.iter().all(TxnOp::is_read_only))
+                    .collect();
+                !branches.is_empty() && branches.iter().all(|ops| unseen_put(ops, operation.invoke))
+            }
+            _ => false,
+        };
+        if did_nothing {
+            unseen.insert(index);
+        }
+    }
+    unseen
+}
+
+/// Lease grants without a response whose lease no other request names: whether or not they
+/// happened shows in no answer (a lease is seen only through the keys attached to it), so
+/// the search leaves them out rather than try both.
+pub(crate) fn unused_unknown_grants(history: &History) -> HashSet<usize> {
+    let mut named: HashMap<i64, usize> = HashMap::new();
+    for operation in &history.operations {
+        let ids: Vec<i64> = match &operation.request {
+            Request::Put(put) => vec![put.lease],
+            Request::Txn(txn) => txn
+                .success
+                .iter()
+                .chain(&txn.failure)
+                .filter_map(|op| match op {
+                    TxnOp::Put(put) => Some(put.lease),
+                    _ => None,
+                })
+                .collect(),
+            Request::LeaseGrant { id, .. } | Request::LeaseRevoke { id } => vec![*id],
+            _ => Vec::new(),
+        };
+        for id in ids.into_iter().filter(|id| *id != 0) {
+            *named.entry(id).or_default() += 1;
+        }
+    }
+    history
+        .operations
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op.outcome, Outcome::Error(_) | Outcome::Unknown))
+        .filter(|(_, op)| {
+            matches!(op.request, Request::LeaseGrant { id, .. } if named.get(&id) == Some(&1))
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
 /// How many operations write each (key, value).
 fn writers_by_value(history: &History) -> HashMap<(String, String), usize> {
     let mut writers = HashMap::new();

@@ -466,3 +466,53 @@ fn history_round_trips_through_json() {
     };
     assert_eq!(History::from_json(&history.to_json()).unwrap(), history);
 }
+
+/// Two writes without answers could each fill revision 3; a complete watch shows it was the
+/// delete, and the put's value appears nowhere. The put certainly did not happen, so the
+/// checker must not linearize it there (the watch check would then report the delete's
+/// event as unexpected and the put's as missing). Requests never sent and lease grants no
+/// one uses are left out too.
+#[test]
+fn unknown_writes_the_watch_proves_absent_are_left_out() {
+    use crate::fixtures::{created_response, delete_event, events, progress, put_event, watch_all};
+    let operations = vec![
+        put(1, (0, 10), "k/a", "1", 2),
+        put_unknown(2, 20, "k/x", "never"),
+        operation(3, (21, 0), Request::delete("k/a"), Outcome::Unknown),
+        operation(
+            4,
+            (22, 23),
+            Request::put("k/y", "refused"),
+            Outcome::NotSent("connection refused".into()),
+        ),
+        operation(
+            5,
+            (24, 0),
+            Request::LeaseGrant { id: 9, ttl: 60 },
+            Outcome::Unknown,
+        ),
+        put(6, (40, 50), "k/b", "2", 4),
+    ];
+    let watches = vec![watch_all(
+        100,
+        0,
+        0,
+        vec![
+            created_response(1, 1),
+            events(11, 2, vec![put_event(kv("k/a", "1", 2, 2, 1), None)]),
+            events(
+                30,
+                3,
+                vec![delete_event("k/a", 3, Some(kv("k/a", "1", 2, 2, 1)))],
+            ),
+            events(51, 4, vec![put_event(kv("k/b", "2", 4, 4, 1), None)]),
+            progress(60, 4),
+        ],
+    )];
+    let history = History {
+        operations,
+        watches,
+    };
+    let report = oxcd_e2e::checker::check(&history, &CheckOptions::default());
+    assert!(report.is_ok(), "{report}");
+}
