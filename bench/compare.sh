@@ -3,7 +3,7 @@
 # (oxcd-bench), one server set at a time, fresh data dirs, default fsync, on loopback.
 # Samples each server's CPU (utime+stime) and peak RSS (VmHWM) per workload, measures disk
 # use after a bulk load and after delete + compact + defrag, and writes a Markdown table with
-# the oxcd/etcd ratio to bench/results.md (and prints it).
+# the oxcd/etcd ratio to docs/benchmarks.md (and prints it).
 #
 #   bench/compare.sh              full run: 1 and 3 members, ~12 s per workload, 100k keys
 #   bench/compare.sh --quick      smoke test: 1 member, ~2 s per workload, 10k keys
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=full
 MEMBERS=()
-OUT=$ROOT/bench/results.md
+OUT=$ROOT/docs/benchmarks.md
 while (($#)); do
     case $1 in
         --quick) MODE=quick ;;
