@@ -34,6 +34,15 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// A membership change, as raft takes it.
 pub type Change = ChangeMembers<u64, MemberNode>;
 
+/// Whether `change` takes member `id` out of the cluster (voters are removed with their
+/// node: changes are made with `retain: false`).
+fn removes(change: &Change, id: u64) -> bool {
+    match change {
+        ChangeMembers::RemoveVoters(ids) | ChangeMembers::RemoveNodes(ids) => ids.contains(&id),
+        _ => false,
+    }
+}
+
 impl EtcdServer {
     /// The members as etcd reports them, from the applied membership.
     pub fn members(&self) -> Vec<Member> {
@@ -189,6 +198,12 @@ impl EtcdServer {
             .await
             .map_err(crate::routing::forwarded_proposal_error)?;
         let index: u64 = bincode::deserialize(&resp.into_inner().data).map_err(Error::internal)?;
+        if removes(change, self.member_id) {
+            // This member is out: the leader no longer replicates to it, so it may never
+            // apply its own removal. The leader's answer is the answer (etcd answers a
+            // member removing itself, then stops).
+            return Ok(());
+        }
         let mut applied = self.state.applied_index();
         match tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= index)).await {
             Err(_) => Err(Error::Timeout),
@@ -310,7 +325,8 @@ impl EtcdServer {
             self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])))
                 .await?;
         }
-        if self.member_node(id).is_some() {
+        // Removing itself, this member may never learn the outcome (see above): done.
+        if id != self.member_id && self.member_node(id).is_some() {
             self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])))
                 .await?;
         }

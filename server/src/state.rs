@@ -20,7 +20,7 @@ use crate::mvcc::Store;
 use crate::proto::oxcdpb::InternalResponse;
 use crate::raft::CommandResult;
 use crate::raft::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
-use crate::storage::{Backend, SledBackend, WriteBatch};
+use crate::storage::{Backend, Overlay, SledBackend, WriteBatch};
 use crate::watch::Hub;
 
 const META_APPLIED: &[u8] = b"m/applied";
@@ -112,44 +112,60 @@ impl StateStore {
         self.applied_tx.subscribe()
     }
 
-    /// Applies one committed entry; returns the command's response.
-    pub fn apply_entry(&self, entry: Entry) -> Result<CommandResult> {
+    /// Applies committed entries, in order, as one atomic backend write (sled pays for each
+    /// atomic batch with a write of its log buffer, so one per entry would cost a write per
+    /// request); returns each command's response. Later entries read the earlier ones'
+    /// changes through an overlay. Watchers hear of the revisions after the write.
+    pub fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<CommandResult>> {
         fail::fail_point!("apply-before", |_| Err(Error::internal(
             "failpoint apply-before"
         )));
+        let Some(last_log_id) = entries.last().map(|e| e.log_id.clone()) else {
+            return Ok(Vec::new());
+        };
         let mut inner = self.inner.write().expect("state lock poisoned");
-        let mut batch = WriteBatch::default();
-        let log_id = entry.log_id.clone();
-        let mut result = CommandResult(InternalResponse::default());
-        let mut applied = None;
-        match entry.payload {
-            EntryPayload::Blank => {}
-            EntryPayload::Normal(cmd) => {
-                let a = apply::apply(
-                    &mut inner.kv,
-                    &self.backend,
-                    &mut batch,
-                    cmd.0,
-                    self.min_lease_ttl,
-                );
-                result = CommandResult(a.response.clone());
-                applied = Some(a);
+        let mut all = WriteBatch::default();
+        let mut pending = std::collections::BTreeMap::new();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut effects = Vec::new();
+        for entry in entries {
+            let mut batch = WriteBatch::default();
+            let mut result = CommandResult(InternalResponse::default());
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(cmd) => {
+                    let overlay = Overlay {
+                        base: &self.backend,
+                        pending: &pending,
+                    };
+                    let a = apply::apply(
+                        &mut inner.kv,
+                        &overlay,
+                        &mut batch,
+                        cmd.0,
+                        self.min_lease_ttl,
+                    );
+                    result = CommandResult(a.response.clone());
+                    effects.push(a);
+                }
+                EntryPayload::Membership(m) => {
+                    inner.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    batch.put(
+                        META_MEMBERSHIP.to_vec(),
+                        bincode::serialize(&inner.membership).map_err(Error::internal)?,
+                    );
+                }
             }
-            EntryPayload::Membership(m) => {
-                inner.membership = StoredMembership::new(Some(log_id.clone()), m);
-                batch.put(
-                    META_MEMBERSHIP.to_vec(),
-                    bincode::serialize(&inner.membership).map_err(Error::internal)?,
-                );
-            }
+            batch.move_into(&mut all, &mut pending);
+            results.push(result);
         }
-        batch.put(
+        all.put(
             META_APPLIED.to_vec(),
-            bincode::serialize(&Some(log_id.clone())).map_err(Error::internal)?,
+            bincode::serialize(&Some(last_log_id.clone())).map_err(Error::internal)?,
         );
-        self.backend.write(batch)?;
-        inner.applied = Some(log_id.clone());
-        if let Some(a) = applied {
+        self.backend.write(all)?;
+        inner.applied = Some(last_log_id.clone());
+        for a in effects {
             if let Some((id, ttl)) = a.granted {
                 self.lease_clock.renew(id, ttl);
             }
@@ -159,11 +175,17 @@ impl StateStore {
             self.hub.publish(a.revision, a.events);
         }
         drop(inner);
-        self.applied_tx.send_replace(log_id.index);
+        self.applied_tx.send_replace(last_log_id.index);
         fail::fail_point!("apply-after", |_| Err(Error::internal(
             "failpoint apply-after"
         )));
-        Ok(result)
+        Ok(results)
+    }
+
+    /// Applies one committed entry; returns the command's response.
+    pub fn apply_entry(&self, entry: Entry) -> Result<CommandResult> {
+        let mut results = self.apply_entries(vec![entry])?;
+        Ok(results.remove(0))
     }
 
     /// Writes a snapshot of the whole state to disk and returns its metadata and path.

@@ -1,13 +1,15 @@
 //! The storage engine boundary: an ordered, durable byte map with atomic batches.
 //!
-//! Everything the server persists (raft log, vote, the MVCC key space, leases, applied
-//! position) goes through [`Backend`]. The contract:
+//! Everything the server persists except the raft log's entries (vote, the MVCC key space,
+//! leases, applied position) goes through [`Backend`]. The contract:
 //! - `write` applies a [`WriteBatch`] atomically: after a crash either all of it or none of it
 //!   is visible;
 //! - nothing is guaranteed to survive a crash until `flush` returns;
 //! - `scan` yields keys in ascending byte order within `[start, end)`.
 //!
 //! [`SledBackend`] is the implementation; the conformance test at the bottom pins the contract.
+
+use std::collections::BTreeMap;
 
 use crate::error::Result;
 
@@ -29,13 +31,81 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// Appends this batch's changes to `all` and records them in `pending`, the view an
+    /// [`Overlay`] gives of changes not yet written.
+    pub fn move_into(self, all: &mut WriteBatch, pending: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        for (key, value) in self.ops {
+            pending.insert(key.clone(), value.clone());
+            all.ops.push((key, value));
+        }
+    }
+}
+
+/// A backend as it will be once `pending` is written: reads while several commands are
+/// applied into one batch see the earlier commands' changes.
+pub struct Overlay<'a> {
+    pub base: &'a dyn Backend,
+    pub pending: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Backend for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for pair in self.base.scan(start, end) {
+            match pair {
+                Ok((k, v)) => {
+                    merged.insert(k, v);
+                }
+                Err(e) => return Box::new(std::iter::once(Err(e))),
+            }
+        }
+        let upper = if end.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(end.to_vec())
+        };
+        for (k, v) in self
+            .pending
+            .range((std::ops::Bound::Included(start.to_vec()), upper))
+        {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Box::new(merged.into_iter().map(Ok))
+    }
+
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Pair>> {
+        self.scan(start, end).last().transpose()
+    }
+
+    fn write(&self, _batch: WriteBatch) -> Result<()> {
+        Err(crate::error::Error::internal("an overlay is read-only"))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.base.flush()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.base.size_on_disk()
+    }
 }
 
 /// A key/value pair read from a backend.
 pub type Pair = (Vec<u8>, Vec<u8>);
 
 /// An ordered byte map with atomic batches and explicit durability.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Ascending pairs with `start <= key < end`; an empty `end` means no upper bound.
     fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_>;

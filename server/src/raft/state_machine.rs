@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use openraft::alias::SnapshotOf;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{OptionalSend, Snapshot};
 
 use super::TypeConfig;
-use super::typ::{LogId, SnapshotMeta, StoredMembership};
+use super::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
 use crate::state::StateStore;
 
 /// A snapshot on disk: the file holds the whole state store, written by
@@ -46,6 +46,31 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
+/// Most entries applied as one backend write.
+const MAX_APPLY_GROUP: usize = 1024;
+
+impl StateMachine {
+    fn apply_group(
+        &self,
+        group: &mut Vec<Entry>,
+        responders: &mut Vec<Option<ApplyResponder<TypeConfig>>>,
+    ) -> io::Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let results = self
+            .store
+            .apply_entries(std::mem::take(group))
+            .map_err(io_err)?;
+        for (result, responder) in results.into_iter().zip(responders.drain(..)) {
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = StateMachine;
@@ -58,14 +83,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
-        while let Some(item) = entries.next().await {
+        // Entries already committed arrive together; apply those at hand as one batch
+        // (bounded, so a long replay does not build one huge write).
+        let mut group = Vec::new();
+        let mut responders = Vec::new();
+        loop {
+            let next = if group.is_empty() {
+                entries.next().await
+            } else {
+                match futures::FutureExt::now_or_never(entries.next()) {
+                    Some(next) => next,
+                    None => {
+                        self.apply_group(&mut group, &mut responders)?;
+                        continue;
+                    }
+                }
+            };
+            let Some(item) = next else { break };
             let (entry, responder) = item?;
-            let result = self.store.apply_entry(entry).map_err(io_err)?;
-            if let Some(responder) = responder {
-                responder.send(result);
+            group.push(entry);
+            responders.push(responder);
+            if group.len() >= MAX_APPLY_GROUP {
+                self.apply_group(&mut group, &mut responders)?;
             }
         }
-        Ok(())
+        self.apply_group(&mut group, &mut responders)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -274,6 +274,41 @@ async fn put_many(
         .collect()
 }
 
+/// The highest index the leader of this log purged its raft log up to (openraft logs each
+/// purge as "purge log, last_purged: …, purge_upto: T<term>-N<node>.<index>").
+fn purged_upto(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("purge log, last_purged"))
+        .filter_map(|l| l.rsplit_once("purge_upto: "))
+        .filter_map(|(_, id)| id.trim().rsplit_once('.'))
+        .filter_map(|(_, index)| index.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Adds raft entries (lease grants) through member `leader` until it has purged its log past
+/// `index`: a member whose log ends before that can only catch up from a snapshot. (The
+/// leader postpones a purge while a replication is using those entries, so how many writes
+/// that takes depends on timing.)
+async fn purge_past(cluster: &Cluster, leader: usize, index: u64) {
+    let mut c = cluster.client(leader).await;
+    wait_for(CONVERGE, "the leader to purge its log", || {
+        let log = cluster.nodes[leader].log();
+        let mut c = c.clone();
+        async move {
+            if purged_upto(&log) > index {
+                return Some(());
+            }
+            for _ in 0..50 {
+                c.lease_grant(60, None).await.ok()?;
+            }
+            None
+        }
+    })
+    .await;
+    let _ = c.status().await;
+}
+
 #[tokio::test]
 async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
     let mut cluster = Cluster::start_with(
@@ -287,12 +322,11 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
     );
     let leader = cluster.leader().await;
     let lagging = (leader + 1) % 3;
-    cluster
-        .client(lagging)
-        .await
-        .put("early", "1", None)
+    let mut lc = cluster.client(lagging).await;
+    lc.put("early", "1", None)
         .await
         .expect("put before the kill");
+    let last_index = lc.status().await.unwrap().raft_index();
     cluster.nodes[lagging].kill9();
 
     let expected = put_many(
@@ -302,6 +336,7 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
         64,
     )
     .await;
+    purge_past(&cluster, leader, last_index).await;
 
     cluster.nodes[lagging].restart();
     wait_local_prefix(&cluster, lagging, "bulk/", &expected).await;
