@@ -132,8 +132,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
         Ok(self.wal().range(start, end))
     }
 
+    /// The stored vote, never as committed: a member that led before it stopped must not
+    /// take up its old term again as leader. Restarted without a quorum's say, it would
+    /// answer ReadIndex with its last term's commit point while the state it recovered lags
+    /// (a stale read after a whole-cluster restart, found by the robustness suite). Like an
+    /// etcd member, it starts as a follower and a leader is elected in a new term, which
+    /// commits an entry of its own before serving reads.
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        read_meta(&self.meta, KEY_VOTE)
+        let vote: Option<Vote> = read_meta(&self.meta, KEY_VOTE)?;
+        Ok(vote.map(|mut v| {
+            v.committed = false;
+            v
+        }))
     }
 }
 
