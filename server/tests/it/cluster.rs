@@ -309,8 +309,9 @@ async fn purge_past(cluster: &Cluster, leader: usize, index: u64) {
     let _ = c.status().await;
 }
 
-#[tokio::test]
-async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
+/// Three members that snapshot every 100 entries and keep 20 after it; with its leader and
+/// the member the test will make lag.
+async fn snapshotting_cluster() -> (Cluster, usize, usize) {
     let mut cluster = Cluster::start_with(
         3,
         &[
@@ -321,7 +322,12 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
         ],
     );
     let leader = cluster.leader().await;
-    let lagging = (leader + 1) % 3;
+    (cluster, leader, (leader + 1) % 3)
+}
+
+#[tokio::test]
+async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
+    let (mut cluster, leader, lagging) = snapshotting_cluster().await;
     let mut lc = cluster.client(lagging).await;
     lc.put("early", "1", None)
         .await
@@ -1276,17 +1282,7 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
 /// kubernetes profile with pause-member).
 #[tokio::test]
 async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
-    let mut cluster = Cluster::start_with(
-        3,
-        &[
-            "--snapshot-count",
-            "100",
-            "--experimental-snapshot-catchup-entries",
-            "20",
-        ],
-    );
-    let leader = cluster.leader().await;
-    let lagging = (leader + 1) % 3;
+    let (cluster, leader, lagging) = snapshotting_cluster().await;
     let mut lc = cluster.client(leader).await;
     let start = lc
         .put("bulk/seed", "0", None)
