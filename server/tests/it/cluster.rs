@@ -49,6 +49,27 @@ async fn local_prefix(c: &mut Client, prefix: &str) -> Option<BTreeMap<String, S
     )
 }
 
+/// Waits until what member `i` holds under `prefix` (serializable reads) satisfies `done`.
+async fn wait_local(
+    cluster: &Cluster,
+    i: usize,
+    prefix: &str,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, String>) -> bool,
+) {
+    let endpoint = cluster.nodes[i].endpoint();
+    let done = &done;
+    wait_for(CONVERGE, &format!("member {i} to hold {what}"), || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = quick_client(endpoint).await?;
+            let got = local_prefix(&mut c, prefix).await?;
+            done(&got).then_some(())
+        }
+    })
+    .await;
+}
+
 /// Waits until member `i` holds exactly `expected` under `prefix` (serializable reads).
 async fn wait_local_prefix(
     cluster: &Cluster,
@@ -56,20 +77,8 @@ async fn wait_local_prefix(
     prefix: &str,
     expected: &BTreeMap<String, String>,
 ) {
-    let endpoint = cluster.nodes[i].endpoint();
-    let what = format!(
-        "member {i} to hold the {} keys under {prefix:?}",
-        expected.len()
-    );
-    wait_for(CONVERGE, &what, || {
-        let endpoint = endpoint.clone();
-        async move {
-            let mut c = quick_client(endpoint).await?;
-            let got = local_prefix(&mut c, prefix).await?;
-            (&got == expected).then_some(())
-        }
-    })
-    .await;
+    let what = format!("the {} keys under {prefix:?}", expected.len());
+    wait_local(cluster, i, prefix, &what, |got| got == expected).await;
 }
 
 /// The member id of member `i`.
@@ -956,21 +965,9 @@ async fn wait_local_superset(
     prefix: &str,
     expected: &BTreeMap<String, String>,
 ) {
-    let endpoint = cluster.nodes[i].endpoint();
-    let what = format!(
-        "member {i} to hold all {} acknowledged keys under {prefix:?}",
-        expected.len()
-    );
-    wait_for(CONVERGE, &what, || {
-        let endpoint = endpoint.clone();
-        async move {
-            let mut c = quick_client(endpoint).await?;
-            let got = local_prefix(&mut c, prefix).await?;
-            expected
-                .iter()
-                .all(|(k, v)| got.get(k) == Some(v))
-                .then_some(())
-        }
+    let what = format!("all {} acknowledged keys under {prefix:?}", expected.len());
+    wait_local(cluster, i, prefix, &what, |got| {
+        expected.iter().all(|(k, v)| got.get(k) == Some(v))
     })
     .await;
 }
