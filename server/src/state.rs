@@ -27,7 +27,10 @@ const META_APPLIED: &[u8] = b"m/applied";
 const META_MEMBERSHIP: &[u8] = b"m/membership";
 const SNAPSHOT_PREFIX: &str = "state-";
 const SNAPSHOT_SUFFIX: &str = ".snap";
-const SNAPSHOT_TMP: &str = "state.snap.tmp";
+/// Where a snapshot is written before it gets its name; building and installing (which
+/// can overlap: raft builds in the background) each have their own.
+const SNAPSHOT_BUILD_TMP: &str = "state.snap.build.tmp";
+const SNAPSHOT_INSTALL_TMP: &str = "state.snap.install.tmp";
 
 /// State behind the lock.
 #[derive(Default)]
@@ -199,7 +202,7 @@ impl StateStore {
             last_log_id: inner.applied.clone(),
             last_membership: inner.membership.clone(),
         };
-        let tmp = self.snapshot_dir.join(SNAPSHOT_TMP);
+        let tmp = self.snapshot_dir.join(SNAPSHOT_BUILD_TMP);
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
         write_chunk(
             &mut out,
@@ -216,7 +219,7 @@ impl StateStore {
         drop(inner);
         let path = self.snapshot_path(&meta);
         std::fs::rename(&tmp, &path)?;
-        self.remove_snapshots_except(&path)?;
+        self.remove_snapshots_older_than(&path)?;
         Ok((meta, path))
     }
 
@@ -253,7 +256,7 @@ impl StateStore {
         }
         let own = self.snapshot_path(meta);
         if path != own {
-            let tmp = self.snapshot_dir.join(SNAPSHOT_TMP);
+            let tmp = self.snapshot_dir.join(SNAPSHOT_INSTALL_TMP);
             std::fs::copy(path, &tmp)?;
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, &own)?;
@@ -283,7 +286,7 @@ impl StateStore {
         // Under the state lock, like apply: streams see the jump before any later revision.
         self.hub.publish_jump(inner.kv.mvcc.current_rev());
         drop(inner);
-        self.remove_snapshots_except(&own)?;
+        self.remove_snapshots_older_than(&own)?;
         self.applied_tx.send_replace(index);
         Ok(())
     }
@@ -312,9 +315,11 @@ impl StateStore {
         Ok(files)
     }
 
-    fn remove_snapshots_except(&self, keep: &Path) -> Result<()> {
+    /// Removes the snapshot files older than `keep` (names order by index). A newer one
+    /// stays: a snapshot installed while an older one was being built.
+    fn remove_snapshots_older_than(&self, keep: &Path) -> Result<()> {
         for path in self.snapshot_files()? {
-            if path == keep {
+            if path.file_name() >= keep.file_name() {
                 continue;
             }
             // Gone already is fine: only the newest file matters.
@@ -446,5 +451,37 @@ mod tests {
         let (own, own_path) = b.current_snapshot().unwrap().unwrap();
         assert_eq!(own.last_log_id, meta.last_log_id);
         assert_eq!(std::fs::read(own_path).unwrap(), old);
+    }
+
+    /// Raft builds snapshots in the background, so a build can overlap installing one
+    /// received from the leader (a lagging follower: found by the robustness suite, where
+    /// the member's raft stopped on "No such file or directory"). Neither may disturb the
+    /// other's files, and the newer snapshot must survive the older one's clean-up.
+    #[test]
+    fn building_and_installing_snapshots_at_once_do_not_collide() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = open(a_dir.path());
+        for i in 1..=200 {
+            a.apply_entry(entry(i, put(&format!("k{i}"), 0))).unwrap();
+        }
+        let (meta, path) = a.build_snapshot().unwrap();
+        let b = open(b_dir.path());
+        b.apply_entry(entry(1, put("b", 0))).unwrap();
+        let incoming = b_dir.path().join("incoming.snap");
+        std::fs::copy(&path, &incoming).unwrap();
+        let builder = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    b.build_snapshot().unwrap();
+                }
+            })
+        };
+        for _ in 0..50 {
+            b.install_snapshot(&meta, &incoming).unwrap();
+        }
+        builder.join().unwrap();
+        let (current, _) = b.current_snapshot().unwrap().unwrap();
+        assert_eq!(current.last_log_id, meta.last_log_id);
     }
 }

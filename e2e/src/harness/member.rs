@@ -86,6 +86,19 @@ impl Member {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The highest index this member purged its raft log up to, as openraft logs each purge
+    /// ("purge log, last_purged: …, purge_upto: T<term>-N<node>.<index>"); 0 before any.
+    pub fn purged_upto(&self) -> u64 {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("purge log, last_purged"))
+            .filter_map(|l| l.rsplit_once("purge_upto: "))
+            .filter_map(|(_, id)| id.trim().rsplit_once('.'))
+            .filter_map(|(_, index)| index.trim().parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Starts the process. A member that is running is left alone.
     pub fn start(&mut self, binary: &Path) -> Result<()> {
         if self.is_running() {

@@ -303,17 +303,25 @@ async fn crash_installing_snapshot(
     traffic_end: Instant,
 ) -> Result<usize> {
     let others: Vec<usize> = (0..cluster.size()).filter(|&i| i != victim).collect();
-    let before = revision(cluster, &others).await?;
+    let last_index = cluster
+        .client_of(&[victim])
+        .await?
+        .status()
+        .await?
+        .raft_index();
     cluster.kill(victim);
-    // Well past `--snapshot-count` plus `--experimental-snapshot-catchup-entries`.
-    let purged = before + 150;
+    // The leader postpones a purge while a replication uses those entries, so wait for the
+    // purge itself rather than for some number of writes.
     let stop_waiting = traffic_end - Duration::from_secs(5);
     loop {
         if Instant::now() >= stop_waiting {
             cluster.start_member(victim)?;
             return Ok(0);
         }
-        if revision(cluster, &others).await? >= purged {
+        let leader = cluster
+            .leader_among(&others, Duration::from_secs(5))
+            .await?;
+        if cluster.members[leader].purged_upto() > last_index {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
