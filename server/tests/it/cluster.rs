@@ -1272,6 +1272,31 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
     assert_eq!(leases, [lasting]);
 }
 
+/// Puts `{prefix}seed` through member `leader`, then watches `prefix` on member `watcher`
+/// from the revision after the seed (the watcher may not have applied the seed yet, and a
+/// watch without a start revision begins at the member's own current revision). Returns
+/// that revision and the created stream.
+async fn watch_after_seed(
+    cluster: &Cluster,
+    leader: usize,
+    watcher: usize,
+    prefix: &str,
+) -> (i64, etcd_client::WatchStream) {
+    let mut lc = cluster.client(leader).await;
+    let seed = lc.put(format!("{prefix}seed"), "0", None).await.unwrap();
+    let start = seed.header().unwrap().revision() + 1;
+    let mut wc = cluster.client(watcher).await;
+    let opts = WatchOptions::new().with_prefix().with_start_revision(start);
+    let mut stream = wc.watch(prefix, Some(opts)).await.expect("watch");
+    let created = tokio::time::timeout(CONVERGE, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(created.created());
+    (start, stream)
+}
+
 /// A member paused while the leader compacted its log installs a snapshot when it resumes:
 /// the store jumps ahead without its revisions passing through apply. A watch on that member
 /// must still get every revision, in order, without waiting for a later write, and a
@@ -1281,23 +1306,7 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
 async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
     let (cluster, leader, lagging) = snapshotting_cluster().await;
     let mut lc = cluster.client(leader).await;
-    let start = lc
-        .put("bulk/seed", "0", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision()
-        + 1;
-    let mut fc = cluster.client(lagging).await;
-    let opts = WatchOptions::new().with_prefix().with_start_revision(start);
-    let mut stream = fc.watch("bulk/", Some(opts)).await.expect("watch");
-    let created = tokio::time::timeout(CONVERGE, stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(created.created());
+    let (start, mut stream) = watch_after_seed(&cluster, leader, lagging, "bulk/").await;
 
     cluster.nodes[lagging].pause();
     let expected = put_many(
@@ -1368,26 +1377,7 @@ async fn watch_on_a_follower_sees_leader_writes_in_order() {
     let leader = cluster.leader().await;
     let follower = (leader + 1) % 3;
     let mut lc = cluster.client(leader).await;
-    let mut fc = cluster.client(follower).await;
-    let start = lc
-        .put("w/seed", "0", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision()
-        + 1;
-
-    // From the revision after the seed: the follower may not have applied the seed yet, and
-    // a watch without a start revision begins at the member's own current revision.
-    let opts = WatchOptions::new().with_prefix().with_start_revision(start);
-    let mut stream = fc.watch("w/", Some(opts)).await.expect("watch on follower");
-    let created = tokio::time::timeout(CONVERGE, stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(created.created());
+    let (start, mut stream) = watch_after_seed(&cluster, leader, follower, "w/").await;
 
     // Puts and deletes through the leader, each with its own revision.
     let mut expected = Vec::new();
