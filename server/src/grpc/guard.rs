@@ -29,7 +29,10 @@ pub fn requires_leader(headers: &http::HeaderMap) -> bool {
 
 /// Whether a stream's client asked to be refused when there is no leader.
 pub fn stream_requires_leader<T>(request: &tonic::Request<T>) -> bool {
-    requires_leader(&request.metadata().clone().into_headers())
+    request
+        .metadata()
+        .get(REQUIRE_LEADER_KEY)
+        .is_some_and(|v| v.as_encoded_bytes() == REQUIRE_LEADER_VALUE.as_bytes())
 }
 
 /// Resolves when a stream that required a leader must end: the member has known no leader
