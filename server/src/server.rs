@@ -198,7 +198,7 @@ impl EtcdServer {
         self.raft.shutdown().await.map_err(Error::internal)?;
         let _ = stop_peers.send(true);
         let _ = peer_task.await;
-        self.db.flush()?;
+        self.state.flush()?;
         if self.is_removed() {
             return Err(Error::MemberRemoved);
         }

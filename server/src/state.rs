@@ -1,8 +1,9 @@
 //! The state store: the replicated key space, leases and applied position, on sled.
 //!
-//! Apply writes a command's effects and the log id that produced them in one atomic batch,
-//! so after a crash the store is exactly "every entry up to `applied`", and raft replays the
-//! rest from the log. Reads take a shared lock; apply takes it exclusively per entry.
+//! Apply writes commands' effects and the log id that produced them to a write buffer that
+//! reaches sled in atomic batches between applied groups, so after a crash the store is
+//! exactly "every entry up to `applied`", and raft replays the rest from the log. Reads take
+//! a shared lock; apply takes it exclusively per group.
 //!
 //! Fail points (feature `failpoints`): `apply-before` and `apply-after` around each entry,
 //! `snapshot-before-build` and `snapshot-before-install`.
@@ -20,7 +21,7 @@ use crate::mvcc::Store;
 use crate::proto::oxcdpb::InternalResponse;
 use crate::raft::CommandResult;
 use crate::raft::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
-use crate::storage::{Backend, Overlay, SledBackend, WriteBatch};
+use crate::storage::{Backend, BufferedBackend, COMMIT_INTERVAL, SledBackend, WriteBatch};
 use crate::watch::Hub;
 
 const META_APPLIED: &[u8] = b"m/applied";
@@ -42,7 +43,7 @@ pub struct Inner {
 
 /// The applied state of this member, shared by raft and every service.
 pub struct StateStore {
-    backend: SledBackend,
+    backend: BufferedBackend,
     inner: RwLock<Inner>,
     pub hub: Hub,
     pub lease_clock: LeaseClock,
@@ -51,6 +52,8 @@ pub struct StateStore {
     snapshot_dir: PathBuf,
     /// Notified with the applied index after every apply.
     applied_tx: tokio::sync::watch::Sender<u64>,
+    /// The thread that commits the write buffer to sled.
+    committer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 fn decode_meta<T: serde::de::DeserializeOwned + Default>(
@@ -63,7 +66,7 @@ fn decode_meta<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn load_inner(backend: &SledBackend) -> Result<Inner> {
+fn load_inner(backend: &dyn Backend) -> Result<Inner> {
     let mvcc = Store::load(backend)?;
     let leases = LeaseTable::load(backend, &mvcc)?;
     Ok(Inner {
@@ -76,12 +79,12 @@ fn load_inner(backend: &SledBackend) -> Result<Inner> {
 impl StateStore {
     pub fn open(db: &sled::Db, snapshot_dir: &Path, min_lease_ttl: i64) -> Result<Arc<StateStore>> {
         std::fs::create_dir_all(snapshot_dir)?;
-        let backend = SledBackend::new(db, "state")?;
+        let backend = BufferedBackend::new(SledBackend::new(db, "state")?);
         let inner = load_inner(&backend)?;
         let lease_clock = LeaseClock::default();
         lease_clock.restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let applied_index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
-        Ok(Arc::new(StateStore {
+        let state = Arc::new(StateStore {
             backend,
             inner: RwLock::new(inner),
             hub: Hub::default(),
@@ -89,11 +92,20 @@ impl StateStore {
             min_lease_ttl,
             snapshot_dir: snapshot_dir.to_path_buf(),
             applied_tx: tokio::sync::watch::channel(applied_index).0,
-        }))
+            committer: Default::default(),
+        });
+        spawn_committer(&state)?;
+        Ok(state)
     }
 
     pub fn backend(&self) -> &dyn Backend {
         &self.backend
+    }
+
+    /// Makes the applied state durable (between groups: the state lock is held shared).
+    pub fn flush(&self) -> Result<()> {
+        let _between_groups = self.read();
+        self.backend.flush()
     }
 
     pub fn min_lease_ttl(&self) -> i64 {
@@ -115,10 +127,10 @@ impl StateStore {
         self.applied_tx.subscribe()
     }
 
-    /// Applies committed entries, in order, as one atomic backend write (sled pays for each
-    /// atomic batch with a write of its log buffer, so one per entry would cost a write per
-    /// request); returns each command's response. Later entries read the earlier ones'
-    /// changes through an overlay. Watchers hear of the revisions after the write.
+    /// Applies committed entries, in order; returns each command's response. The state
+    /// and the applied position go to the write buffer together, and the buffer is handed
+    /// to sled only between groups, so sled always holds "every entry up to `applied`".
+    /// Watchers hear of the revisions after the group.
     pub fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<CommandResult>> {
         fail::fail_point!("apply-before", |_| Err(Error::internal(
             "failpoint apply-before"
@@ -127,8 +139,6 @@ impl StateStore {
             return Ok(Vec::new());
         };
         let mut inner = self.inner.write().expect("state lock poisoned");
-        let mut all = WriteBatch::default();
-        let mut pending = std::collections::BTreeMap::new();
         let mut results = Vec::with_capacity(entries.len());
         let mut effects = Vec::new();
         for entry in entries {
@@ -137,13 +147,9 @@ impl StateStore {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(cmd) => {
-                    let overlay = Overlay {
-                        base: &self.backend,
-                        pending: &pending,
-                    };
                     let a = apply::apply(
                         &mut inner.kv,
-                        &overlay,
+                        &self.backend,
                         &mut batch,
                         cmd.0,
                         self.min_lease_ttl,
@@ -159,14 +165,20 @@ impl StateStore {
                     );
                 }
             }
-            batch.move_into(&mut all, &mut pending);
+            self.backend.write(batch)?;
             results.push(result);
         }
-        all.put(
+        let mut applied = WriteBatch::default();
+        applied.put(
             META_APPLIED.to_vec(),
             bincode::serialize(&Some(last_log_id.clone())).map_err(Error::internal)?,
         );
-        self.backend.write(all)?;
+        self.backend.write(applied)?;
+        if self.backend.commit_due() {
+            if let Some(committer) = self.committer.get() {
+                committer.unpark();
+            }
+        }
         inner.applied = Some(last_log_id.clone());
         for a in effects {
             if let Some((id, ttl)) = a.granted {
@@ -330,6 +342,34 @@ impl StateStore {
         }
         Ok(())
     }
+}
+
+/// Commits the write buffer to sled when it is due: woken by apply when the buffer is big,
+/// and every [`COMMIT_INTERVAL`] to commit what has waited that long. The buffer is set aside
+/// under the state lock (between applied groups) and written out without it, so applies go
+/// on meanwhile.
+fn spawn_committer(state: &Arc<StateStore>) -> Result<()> {
+    let weak = Arc::downgrade(state);
+    let thread = std::thread::Builder::new()
+        .name("state-commit".into())
+        .spawn(move || {
+            loop {
+                std::thread::park_timeout(COMMIT_INTERVAL);
+                let Some(state) = weak.upgrade() else { return };
+                if !state.backend.commit_due() {
+                    continue;
+                }
+                let commit = {
+                    let _between_groups = state.read();
+                    state.backend.begin_commit()
+                };
+                if let Some(Err(e)) = commit.map(|c| c.finish()) {
+                    tracing::error!("committing the state's write buffer to sled: {e}");
+                }
+            }
+        })?;
+    let _ = state.committer.set(thread.thread().clone());
+    Ok(())
 }
 
 /// Snapshot files are a sequence of chunks, each a big-endian u32 length and its bytes: the

@@ -7,9 +7,11 @@
 //! - nothing is guaranteed to survive a crash until `flush` returns;
 //! - `scan` yields keys in ascending byte order within `[start, end)`.
 //!
-//! [`SledBackend`] is the implementation; the conformance test at the bottom pins the contract.
+//! [`SledBackend`] is the implementation, and [`BufferedBackend`] puts a write buffer in front
+//! of it; the conformance test at the bottom pins the contract for both.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::Result;
 
@@ -31,74 +33,6 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
-
-    /// Appends this batch's changes to `all` and records them in `pending`, the view an
-    /// [`Overlay`] gives of changes not yet written.
-    pub fn move_into(self, all: &mut WriteBatch, pending: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        for (key, value) in self.ops {
-            pending.insert(key.clone(), value.clone());
-            all.ops.push((key, value));
-        }
-    }
-}
-
-/// A backend as it will be once `pending` is written: reads while several commands are
-/// applied into one batch see the earlier commands' changes.
-pub struct Overlay<'a> {
-    pub base: &'a dyn Backend,
-    pub pending: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl Backend for Overlay<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.pending.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.base.get(key),
-        }
-    }
-
-    fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for pair in self.base.scan(start, end) {
-            match pair {
-                Ok((k, v)) => {
-                    merged.insert(k, v);
-                }
-                Err(e) => return Box::new(std::iter::once(Err(e))),
-            }
-        }
-        let upper = if end.is_empty() {
-            std::ops::Bound::Unbounded
-        } else {
-            std::ops::Bound::Excluded(end.to_vec())
-        };
-        for (k, v) in self
-            .pending
-            .range((std::ops::Bound::Included(start.to_vec()), upper))
-        {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        Box::new(merged.into_iter().map(Ok))
-    }
-
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Pair>> {
-        self.scan(start, end).last().transpose()
-    }
-
-    fn write(&self, _batch: WriteBatch) -> Result<()> {
-        Err(crate::error::Error::internal("an overlay is read-only"))
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.base.flush()
-    }
-
-    fn size_on_disk(&self) -> u64 {
-        self.base.size_on_disk()
-    }
 }
 
 /// A key/value pair read from a backend.
@@ -109,8 +43,6 @@ pub trait Backend: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Ascending pairs with `start <= key < end`; an empty `end` means no upper bound.
     fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_>;
-    /// The last pair with `start <= key < end`, if any.
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Pair>>;
     fn write(&self, batch: WriteBatch) -> Result<()>;
     /// Makes every completed `write` durable.
     fn flush(&self) -> Result<()>;
@@ -162,18 +94,6 @@ impl Backend for SledBackend {
         Box::new(iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)))
     }
 
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Pair>> {
-        let mut iter = if end.is_empty() {
-            self.tree.range(start.to_vec()..)
-        } else {
-            self.tree.range(start.to_vec()..end.to_vec())
-        };
-        Ok(iter
-            .next_back()
-            .transpose()?
-            .map(|(k, v)| (k.to_vec(), v.to_vec())))
-    }
-
     fn write(&self, batch: WriteBatch) -> Result<()> {
         let mut sled_batch = sled::Batch::default();
         for (k, v) in batch.ops {
@@ -195,6 +115,252 @@ impl Backend for SledBackend {
     }
 }
 
+/// Buffered writes are due for sled once this many keys are waiting ...
+const COMMIT_KEYS: usize = 10_000;
+/// ... or this many bytes ...
+const COMMIT_BYTES: usize = 16 * 1024 * 1024;
+/// ... or when the oldest has waited this long.
+pub const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Writes not yet handed to sled.
+#[derive(Default)]
+struct Pending {
+    changes: Changes,
+    /// Key and value bytes written since the last commit began (overwrites count twice).
+    bytes: usize,
+    /// When the oldest waiting write arrived.
+    since: Option<std::time::Instant>,
+}
+
+#[derive(Default)]
+struct Buffers {
+    /// Written since the last commit began.
+    pending: Pending,
+    /// Being written to sled by the commit in progress; newer than sled, older than
+    /// `pending`.
+    committing: Arc<Changes>,
+}
+
+/// A [`SledBackend`] behind a write buffer, like etcd's batch transaction over bbolt:
+/// `write` lands in memory and every read sees it at once; a commit hands everything
+/// buffered to sled as one atomic batch.
+///
+/// Sled pays for each atomic batch with a write of its log buffer and wake-ups of its io
+/// threads, so committing every 100 ms instead of every applied group takes that cost off
+/// each request. Durability is unchanged: what is buffered is also in the raft log, and a
+/// member that crashes replays the log from the applied position sled holds.
+///
+/// A commit has two steps so that writers need not wait for sled: [`BufferedBackend::begin_commit`]
+/// moves the buffer aside (callers call it where their writes form a consistent whole;
+/// the state store does between applied groups) and [`Commit::finish`] writes it out while
+/// new writes fill a fresh buffer.
+pub struct BufferedBackend {
+    base: SledBackend,
+    buffers: std::sync::RwLock<Buffers>,
+    /// One commit at a time.
+    committer: std::sync::Mutex<()>,
+}
+
+/// A commit begun: its changes are set aside, still visible to reads, until `finish`.
+pub struct Commit<'a> {
+    backend: &'a BufferedBackend,
+    changes: Arc<Changes>,
+    _one_at_a_time: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Commit<'_> {
+    /// Writes the changes to sled as one atomic batch (not yet durable: see `flush`).
+    pub fn finish(self) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.changes.iter() {
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
+            }
+        }
+        let written = self.backend.base.tree.apply_batch(batch);
+        let mut buffers = self.backend.buffers_mut();
+        if written.is_err() {
+            // Kept for the next commit; newer writes win.
+            for (k, v) in self.changes.iter() {
+                if !buffers.pending.changes.contains_key(k) {
+                    buffers.pending.changes.insert(k.clone(), v.clone());
+                }
+            }
+            buffers
+                .pending
+                .since
+                .get_or_insert_with(std::time::Instant::now);
+        }
+        buffers.committing = Arc::default();
+        Ok(written?)
+    }
+}
+
+impl BufferedBackend {
+    pub fn new(base: SledBackend) -> BufferedBackend {
+        BufferedBackend {
+            base,
+            buffers: Default::default(),
+            committer: Default::default(),
+        }
+    }
+
+    fn buffers(&self) -> std::sync::RwLockReadGuard<'_, Buffers> {
+        self.buffers.read().expect("write buffer lock poisoned")
+    }
+
+    fn buffers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Buffers> {
+        self.buffers.write().expect("write buffer lock poisoned")
+    }
+
+    /// Whether the buffer is big or old enough to be committed.
+    pub fn commit_due(&self) -> bool {
+        let p = &self.buffers().pending;
+        p.changes.len() >= COMMIT_KEYS
+            || p.bytes >= COMMIT_BYTES
+            || p.since.is_some_and(|t| t.elapsed() >= COMMIT_INTERVAL)
+    }
+
+    /// Sets the buffered writes aside for a commit (after any commit in progress ends);
+    /// `None` when nothing is buffered.
+    pub fn begin_commit(&self) -> Option<Commit<'_>> {
+        let one = self.committer.lock().expect("commit lock poisoned");
+        let mut buffers = self.buffers_mut();
+        if buffers.pending.changes.is_empty() {
+            return None;
+        }
+        let changes = Arc::new(std::mem::take(&mut buffers.pending).changes);
+        buffers.committing = changes.clone();
+        Some(Commit {
+            backend: self,
+            changes,
+            _one_at_a_time: one,
+        })
+    }
+
+    /// Hands every buffered write to sled as one atomic batch.
+    pub fn commit(&self) -> Result<()> {
+        match self.begin_commit() {
+            Some(commit) => commit.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes every key, buffered or written (used when a snapshot replaces the state).
+    pub fn clear(&self) -> Result<()> {
+        let _one = self.committer.lock().expect("commit lock poisoned");
+        *self.buffers_mut() = Buffers::default();
+        self.base.clear()
+    }
+}
+
+impl Backend for BufferedBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        {
+            let buffers = self.buffers();
+            if let Some(value) = buffers
+                .pending
+                .changes
+                .get(key)
+                .or_else(|| buffers.committing.get(key))
+            {
+                return Ok(value.clone());
+            }
+        }
+        self.base.get(key)
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_> {
+        use std::ops::Bound;
+        let upper = if end.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end)
+        };
+        // The buffered parts of the range are copied out (each at most one commit's worth),
+        // so sled is read lazily without holding the buffers' lock.
+        let copy = |changes: &Changes| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            changes
+                .range::<[u8], _>((Bound::Included(start), upper))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (pending, committing) = {
+            let buffers = self.buffers();
+            (copy(&buffers.pending.changes), copy(&buffers.committing))
+        };
+        let mut pairs = self.base.scan(start, end);
+        for newer in [committing, pending] {
+            if !newer.is_empty() {
+                pairs = Box::new(Merge {
+                    base: pairs.peekable(),
+                    buffered: newer.into_iter().peekable(),
+                });
+            }
+        }
+        pairs
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        let p = &mut self.buffers_mut().pending;
+        p.since.get_or_insert_with(std::time::Instant::now);
+        for (k, v) in batch.ops {
+            p.bytes += k.len() + v.as_ref().map_or(0, Vec::len);
+            p.changes.insert(k, v);
+        }
+        Ok(())
+    }
+
+    /// Commits what is buffered and flushes sled. Call it where the writes so far form a
+    /// consistent whole.
+    fn flush(&self) -> Result<()> {
+        self.commit()?;
+        self.base.flush()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.base.size_on_disk()
+    }
+}
+
+/// Ascending pairs of a written range overlaid with buffered changes (a buffered value
+/// replaces the written one; a buffered removal hides it).
+struct Merge<'a> {
+    base: std::iter::Peekable<Box<dyn Iterator<Item = Result<Pair>> + 'a>>,
+    buffered: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<Pair>;
+
+    fn next(&mut self) -> Option<Result<Pair>> {
+        use std::cmp::Ordering;
+        loop {
+            let Some((next_buffered, _)) = self.buffered.peek() else {
+                return self.base.next();
+            };
+            let order = match self.base.peek() {
+                Some(Ok((next_base, _))) => next_base.cmp(next_buffered),
+                Some(Err(_)) => return self.base.next(),
+                None => Ordering::Greater,
+            };
+            match order {
+                Ordering::Less => return self.base.next(),
+                Ordering::Equal => {
+                    self.base.next();
+                }
+                Ordering::Greater => {}
+            }
+            if let Some((k, Some(v))) = self.buffered.next() {
+                return Some(Ok((k, v)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,9 +378,6 @@ mod tests {
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
         let all: Vec<_> = b.scan(b"", b"").map(|r| r.unwrap().0).collect();
         assert_eq!(all.len(), 3);
-        assert_eq!(b.last_in(b"a", b"c").unwrap().unwrap().0, b"b".to_vec());
-        assert_eq!(b.last_in(b"a", b"").unwrap().unwrap().0, b"c".to_vec());
-        assert!(b.last_in(b"x", b"").unwrap().is_none());
         let mut batch = WriteBatch::default();
         batch.delete(b"a".to_vec());
         batch.put(b"b".to_vec(), b"22".to_vec());
@@ -235,5 +398,103 @@ mod tests {
         let b = SledBackend::new(&db, "t").unwrap();
         assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
         assert_eq!(b.get(b"c").unwrap(), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn buffered_backend_conforms_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = SledBackend::open_db(dir.path()).unwrap();
+            conformance(&BufferedBackend::new(SledBackend::new(&db, "t").unwrap()));
+        }
+        let db = SledBackend::open_db(dir.path()).unwrap();
+        let b = SledBackend::new(&db, "t").unwrap();
+        assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
+        assert_eq!(b.get(b"c").unwrap(), Some(b"3".to_vec()));
+    }
+
+    fn keys_and_values(b: &dyn Backend, start: &[u8], end: &[u8]) -> Vec<(String, String)> {
+        b.scan(start, end)
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn buffered_writes_overlay_committed_ones_until_committed_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SledBackend::open_db(dir.path()).unwrap();
+        let base = SledBackend::new(&db, "t").unwrap();
+        let b = BufferedBackend::new(base.clone());
+        let mut batch = WriteBatch::default();
+        for k in ["a", "c", "e", "g"] {
+            batch.put(k, format!("{k}1"));
+        }
+        b.write(batch).unwrap();
+        assert!(base.get(b"a").unwrap().is_none(), "still buffered");
+        b.commit().unwrap();
+        assert_eq!(base.get(b"a").unwrap(), Some(b"a1".to_vec()));
+
+        let mut batch = WriteBatch::default();
+        batch.delete("a");
+        batch.put("b", "b2");
+        batch.put("c", "c2");
+        batch.delete("e");
+        batch.put("h", "h2");
+        batch.delete("zz");
+        b.write(batch).unwrap();
+        let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            keys_and_values(&b, b"", b""),
+            expect(&[("b", "b2"), ("c", "c2"), ("g", "g1"), ("h", "h2")])
+        );
+        assert_eq!(
+            keys_and_values(&b, b"c", b"h"),
+            expect(&[("c", "c2"), ("g", "g1")])
+        );
+        assert_eq!(keys_and_values(&b, b"d", b"g"), expect(&[]));
+        assert_eq!(b.get(b"a").unwrap(), None);
+        assert_eq!(b.get(b"g").unwrap(), Some(b"g1".to_vec()));
+        // The written tree still holds the old values until the commit.
+        assert_eq!(
+            keys_and_values(&base, b"", b""),
+            expect(&[("a", "a1"), ("c", "c1"), ("e", "e1"), ("g", "g1")])
+        );
+        b.commit().unwrap();
+        assert_eq!(
+            keys_and_values(&base, b"", b""),
+            keys_and_values(&b, b"", b"")
+        );
+        assert!(!b.commit_due(), "nothing is waiting after a commit");
+
+        b.write({
+            let mut batch = WriteBatch::default();
+            batch.put("x", "x3");
+            batch
+        })
+        .unwrap();
+        b.clear().unwrap();
+        assert_eq!(keys_and_values(&b, b"", b""), expect(&[]));
+        assert_eq!(keys_and_values(&base, b"", b""), expect(&[]));
+    }
+
+    #[test]
+    fn a_buffer_is_due_for_commit_once_it_has_waited() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SledBackend::open_db(dir.path()).unwrap();
+        let b = BufferedBackend::new(SledBackend::new(&db, "t").unwrap());
+        assert!(!b.commit_due());
+        let mut batch = WriteBatch::default();
+        batch.put("k", "v");
+        b.write(batch).unwrap();
+        std::thread::sleep(COMMIT_INTERVAL);
+        assert!(b.commit_due());
     }
 }

@@ -86,7 +86,7 @@ impl Maintenance for MaintenanceService {
         )
         .into()));
         let backend = self.server.state.clone();
-        tokio::task::spawn_blocking(move || backend.backend().flush())
+        tokio::task::spawn_blocking(move || backend.flush())
             .await
             .map_err(Error::internal)??;
         let revision = self.server.state.read().kv.mvcc.current_rev();
