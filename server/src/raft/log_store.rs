@@ -129,7 +129,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
-        Ok(self.wal().range(start, end))
+        self.wal().range(start, end)
     }
 
     /// The stored vote, never as committed: a member that led before it stopped must not
@@ -152,7 +152,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let last_purged_log_id: Option<LogId> = read_meta(&self.meta, KEY_LAST_PURGED)?;
-        let last = self.wal().last().map(|e| e.log_id.clone());
+        let last = self.wal().last_log_id().cloned();
         Ok(LogState {
             last_log_id: last.or_else(|| last_purged_log_id.clone()),
             last_purged_log_id,

@@ -5,21 +5,25 @@
 //! A record is `len: u32 LE | crc32(payload): u32 LE | payload` with the payload a
 //! bincode-encoded entry. Recovery reads the segments in order; a torn record at the end of
 //! the last segment (a crash mid-write, never acknowledged) is cut off, a bad record anywhere
-//! else is corruption and stops the start. Entries live in memory too (like etcd's raft
-//! storage) from the last purge on; reads never touch the files.
+//! else is corruption and stops the start. The newest entries (up to [`RESIDENT_BYTES`] of
+//! records) stay in memory, which is what replication and apply read; older ones, kept for
+//! slow followers until a snapshot purges them, are read back from their segment.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::typ::Entry;
+use super::typ::{Entry, LogId};
 
 const SUFFIX: &str = ".wal";
 /// A new segment starts once the active one has grown past this.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER: usize = 8;
+/// Record bytes of the newest entries kept in memory (at least the last entry is).
+pub const RESIDENT_BYTES: u64 = 8 * 1024 * 1024;
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -33,17 +37,26 @@ struct Segment {
     len: u64,
 }
 
-/// An entry in memory with where its record starts on disk.
+/// An entry's id and where its record is on disk, with the entry itself while resident.
 struct Stored {
-    entry: Entry,
+    log_id: LogId,
+    entry: Option<Entry>,
     segment_first: u64,
     offset: u64,
+    /// Record length (header and payload).
+    size: u64,
 }
 
 pub struct Wal {
     dir: PathBuf,
     /// Entries after the last purge, contiguous by index.
     entries: VecDeque<Stored>,
+    /// Position in `entries` of the first resident one: those from there on are.
+    resident_from: usize,
+    /// Record bytes of the resident entries.
+    resident_bytes: u64,
+    /// At most this many record bytes stay resident ([`RESIDENT_BYTES`]).
+    resident_budget: u64,
     /// The index the next appended entry must have.
     next_index: u64,
     /// In order of first index; the last one takes appends.
@@ -59,12 +72,16 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
 }
 
 /// Reads the records of one segment: the entries and the offset each starts at, and the
 /// length of the valid prefix (shorter than the file after a torn write).
-fn read_segment(path: &Path) -> io::Result<(Vec<(Entry, u64)>, u64, u64)> {
+fn read_segment(path: &Path) -> io::Result<(Vec<(Entry, u64, u64)>, u64, u64)> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut input = BufReader::new(file);
@@ -86,7 +103,7 @@ fn read_segment(path: &Path) -> io::Result<(Vec<(Entry, u64)>, u64, u64)> {
             break;
         }
         let entry: Entry = bincode::deserialize(&payload).map_err(io_err)?;
-        entries.push((entry, offset));
+        entries.push((entry, offset, HEADER as u64 + len));
         offset += HEADER as u64 + len;
     }
     Ok((entries, offset, file_len))
@@ -121,6 +138,9 @@ impl Wal {
         let mut wal = Wal {
             dir: dir.to_path_buf(),
             entries: VecDeque::new(),
+            resident_from: 0,
+            resident_bytes: 0,
+            resident_budget: RESIDENT_BYTES,
             next_index: purged_index.map_or(0, |i| i + 1),
             segments: Vec::new(),
         };
@@ -140,7 +160,7 @@ impl Wal {
                 file.set_len(valid)?;
                 file.sync_all()?;
             }
-            for (entry, offset) in records {
+            for (entry, offset, size) in records {
                 let index = entry.log_id.index;
                 if purged_index.is_some_and(|p| index <= p) {
                     continue;
@@ -153,12 +173,9 @@ impl Wal {
                     )));
                 }
                 wal.next_index = index + 1;
-                wal.entries.push_back(Stored {
-                    entry,
-                    segment_first: *first,
-                    offset,
-                });
+                wal.push(entry, *first, offset, size);
             }
+            wal.evict();
             wal.segments.push(Segment {
                 first_index: *first,
                 file: Arc::new(open_append(&path)?),
@@ -194,12 +211,12 @@ impl Wal {
         self.entries.is_empty()
     }
 
-    pub fn last(&self) -> Option<&Entry> {
-        self.entries.back().map(|s| &s.entry)
+    pub fn last_log_id(&self) -> Option<&LogId> {
+        self.entries.back().map(|s| &s.log_id)
     }
 
     fn position(&self, index: u64) -> Option<usize> {
-        let first = self.entries.front()?.entry.log_id.index;
+        let first = self.entries.front()?.log_id.index;
         index
             .checked_sub(first)
             .map(|p| p as usize)
@@ -207,21 +224,70 @@ impl Wal {
     }
 
     /// Entries with index in `start..end` (`end` None: to the last).
-    pub fn range(&self, start: u64, end: Option<u64>) -> Vec<Entry> {
-        let Some(first) = self.entries.front().map(|s| s.entry.log_id.index) else {
-            return Vec::new();
+    pub fn range(&self, start: u64, end: Option<u64>) -> io::Result<Vec<Entry>> {
+        let Some(first) = self.entries.front().map(|s| s.log_id.index) else {
+            return Ok(Vec::new());
         };
         let from = start.saturating_sub(first) as usize;
         let to = end.map_or(self.entries.len(), |e| {
             (e.saturating_sub(first) as usize).min(self.entries.len())
         });
         if from >= to {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         self.entries
             .range(from..to)
-            .map(|s| s.entry.clone())
+            .map(|s| match &s.entry {
+                Some(entry) => Ok(entry.clone()),
+                None => self.read_back(s),
+            })
             .collect()
+    }
+
+    /// Reads an entry that is no longer resident from its segment.
+    fn read_back(&self, stored: &Stored) -> io::Result<Entry> {
+        let segment = self
+            .segments
+            .binary_search_by_key(&stored.segment_first, |s| s.first_index)
+            .map(|i| &self.segments[i])
+            .map_err(|_| io_err(format!("no segment holds entry {}", stored.log_id.index)))?;
+        let mut record = vec![0u8; stored.size as usize];
+        segment.file.read_exact_at(&mut record, stored.offset)?;
+        let crc = u32::from_le_bytes(record[4..HEADER].try_into().expect("4 bytes"));
+        let payload = &record[HEADER..];
+        if crc32fast::hash(payload) != crc {
+            return Err(io_err(format!(
+                "raft log segment {} is corrupt at offset {}",
+                segment.path.display(),
+                stored.offset
+            )));
+        }
+        bincode::deserialize(payload).map_err(io_err)
+    }
+
+    /// Adds a resident entry at the end.
+    fn push(&mut self, entry: Entry, segment_first: u64, offset: u64, size: u64) {
+        self.resident_bytes += size;
+        self.entries.push_back(Stored {
+            log_id: entry.log_id.clone(),
+            entry: Some(entry),
+            segment_first,
+            offset,
+            size,
+        });
+    }
+
+    /// Drops the oldest resident entries from memory while more than [`RESIDENT_BYTES`]
+    /// are, keeping the last.
+    fn evict(&mut self) {
+        while self.resident_bytes > self.resident_budget
+            && self.resident_from + 1 < self.entries.len()
+        {
+            let stored = &mut self.entries[self.resident_from];
+            stored.entry = None;
+            self.resident_bytes -= stored.size;
+            self.resident_from += 1;
+        }
     }
 
     /// Writes `entries` (the next indexes, in order) to the active segment, not yet synced.
@@ -249,16 +315,16 @@ impl Wal {
             buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             buf.extend_from_slice(&payload);
             self.next_index = index + 1;
-            stored.push(Stored {
-                entry,
-                segment_first: active.first_index,
-                offset,
-            });
+            stored.push((entry, offset, (HEADER + payload.len()) as u64));
         }
         (&*active.file).write_all(&buf)?;
         active.len += buf.len() as u64;
-        self.entries.extend(stored);
-        Ok(active.file.clone())
+        let (segment_first, file) = (active.first_index, active.file.clone());
+        for (entry, offset, size) in stored {
+            self.push(entry, segment_first, offset, size);
+        }
+        self.evict();
+        Ok(file)
     }
 
     /// Removes every entry after index `last` (all when `None`), on disk before returning.
@@ -266,7 +332,7 @@ impl Wal {
         let from = last.map_or(0, |l| l + 1);
         let Some(pos) = self.position(from).or_else(|| {
             // Before the first entry kept in memory: everything goes.
-            let first = self.entries.front()?.entry.log_id.index;
+            let first = self.entries.front()?.log_id.index;
             (from < first).then_some(0)
         }) else {
             return Ok(());
@@ -286,7 +352,11 @@ impl Wal {
         active.file.sync_all()?;
         active.len = offset;
         sync_dir(&self.dir)?;
+        for gone in self.entries.range(pos.max(self.resident_from)..) {
+            self.resident_bytes -= gone.size;
+        }
         self.entries.truncate(pos);
+        self.resident_from = self.resident_from.min(pos);
         self.next_index = from;
         Ok(())
     }
@@ -297,9 +367,15 @@ impl Wal {
         while self
             .entries
             .front()
-            .is_some_and(|s| s.entry.log_id.index <= index)
+            .is_some_and(|s| s.log_id.index <= index)
         {
-            self.entries.pop_front();
+            if let Some(gone) = self.entries.pop_front() {
+                if self.resident_from == 0 {
+                    self.resident_bytes -= gone.size;
+                } else {
+                    self.resident_from -= 1;
+                }
+            }
         }
         self.next_index = self.next_index.max(index + 1);
         // A segment may go when the next one starts at or before the first entry kept.
@@ -326,7 +402,11 @@ mod tests {
     }
 
     fn indexes(wal: &Wal) -> Vec<u64> {
-        wal.range(0, None).iter().map(|e| e.log_id.index).collect()
+        wal.range(0, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.log_id.index)
+            .collect()
     }
 
     #[test]
@@ -349,7 +429,7 @@ mod tests {
         drop(wal);
         let wal = Wal::open(dir.path(), None).unwrap();
         assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(wal.range(2, Some(4)).len(), 2);
+        assert_eq!(wal.range(2, Some(4)).unwrap().len(), 2);
     }
 
     #[test]
@@ -365,7 +445,7 @@ mod tests {
         drop(wal);
         let mut wal = Wal::open(dir.path(), None).unwrap();
         assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(wal.last().unwrap().log_id.leader_id.term, 2);
+        assert_eq!(wal.last_log_id().unwrap().leader_id.term, 2);
         wal.purge(8).unwrap();
         assert!(wal.is_empty());
         wal.append([entry(2, 9)]).unwrap().sync_data().unwrap();
@@ -392,5 +472,64 @@ mod tests {
         bytes[HEADER + 2] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
         assert!(Wal::open(dir.path(), None).is_err());
+    }
+
+    fn resident(wal: &Wal) -> Vec<u64> {
+        wal.entries
+            .iter()
+            .filter(|s| s.entry.is_some())
+            .map(|s| s.log_id.index)
+            .collect()
+    }
+
+    fn terms(wal: &Wal) -> Vec<u64> {
+        wal.range(0, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.log_id.leader_id.term)
+            .collect()
+    }
+
+    #[test]
+    fn entries_beyond_the_resident_budget_are_read_back_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        let record = HEADER as u64 + bincode::serialized_size(&entry(1, 1)).unwrap();
+        wal.resident_budget = 3 * record;
+        wal.append((1..=4).map(|i| entry(1, i))).unwrap();
+        wal.start_segment().unwrap();
+        wal.append((5..=8).map(|i| entry(1, i))).unwrap();
+        assert_eq!(resident(&wal), vec![6, 7, 8]);
+        assert_eq!(indexes(&wal), (1..=8).collect::<Vec<_>>());
+        assert_eq!(
+            wal.range(3, Some(6))
+                .unwrap()
+                .iter()
+                .map(|e| e.log_id.index)
+                .collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+
+        // A conflict cuts into the entries on disk only; the new ones are resident.
+        wal.truncate_after(Some(2)).unwrap();
+        assert_eq!(resident(&wal), Vec::<u64>::new());
+        wal.append((3..=5).map(|i| entry(2, i)))
+            .unwrap()
+            .sync_data()
+            .unwrap();
+        assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5]);
+        assert_eq!(terms(&wal), vec![1, 1, 2, 2, 2]);
+        assert_eq!(resident(&wal), vec![3, 4, 5]);
+
+        wal.purge(1).unwrap();
+        wal.append([entry(2, 6)]).unwrap().sync_data().unwrap();
+        assert_eq!(resident(&wal), vec![4, 5, 6]);
+        assert_eq!(indexes(&wal), vec![2, 3, 4, 5, 6]);
+        assert_eq!(wal.resident_bytes, 3 * record);
+
+        drop(wal);
+        let wal = Wal::open(dir.path(), Some(1)).unwrap();
+        assert_eq!(indexes(&wal), vec![2, 3, 4, 5, 6]);
+        assert_eq!(terms(&wal), vec![1, 2, 2, 2, 2]);
     }
 }
