@@ -93,7 +93,7 @@ impl EtcdServer {
         let db = SledBackend::open_db(&member_dir.join("db"))?;
         let log_store = LogStore::open(&db, &member_dir.join("wal"))?;
         let state = StateStore::open(
-            &db,
+            &member_dir.join("state"),
             &member_dir.join("snap"),
             min_lease_ttl(cfg.heartbeat_interval, cfg.election_timeout),
         )?;
@@ -149,7 +149,7 @@ impl EtcdServer {
                 + Duration::from_millis(2 * cfg.election_timeout),
             progress_notify_interval: cfg.progress_notify_interval(),
             quota_bytes: cfg.backend_quota_bytes(),
-            db_size: AtomicU64::new(db.size_on_disk().unwrap_or(0)),
+            db_size: AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
             removed: tokio::sync::watch::channel(false).0,
             leader_lost: tokio::sync::watch::channel(false).0,
@@ -165,6 +165,7 @@ impl EtcdServer {
             server.clone(),
             cfg.auto_compaction().map_err(Error::internal)?,
         ));
+        server.refresh_db_size();
         tokio::spawn(track_db_size(server.clone()));
         tokio::spawn(monitor_leader(server.clone()));
         Ok(server)
@@ -260,6 +261,13 @@ impl EtcdServer {
     }
 
     /// Bytes the database occupies on disk (measured at most a second ago).
+    /// Measures the databases on disk (the state's and the raft metadata's) for the quota
+    /// check and Status.
+    pub(crate) fn refresh_db_size(&self) {
+        let size = self.state.size_on_disk() + self.db.size_on_disk().unwrap_or(0);
+        self.db_size.store(size, Ordering::Relaxed);
+    }
+
     pub fn db_size(&self) -> i64 {
         self.db_size.load(Ordering::Relaxed) as i64
     }
@@ -295,10 +303,8 @@ async fn track_db_size(server: Arc<EtcdServer>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while Arc::strong_count(&server) > 1 {
         tick.tick().await;
-        let db = server.db.clone();
-        if let Ok(Ok(size)) = tokio::task::spawn_blocking(move || db.size_on_disk()).await {
-            server.db_size.store(size, Ordering::Relaxed);
-        }
+        let measured = server.clone();
+        let _ = tokio::task::spawn_blocking(move || measured.refresh_db_size()).await;
     }
 }
 

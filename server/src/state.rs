@@ -32,6 +32,12 @@ const SNAPSHOT_SUFFIX: &str = ".snap";
 /// can overlap: raft builds in the background) each have their own.
 const SNAPSHOT_BUILD_TMP: &str = "state.snap.build.tmp";
 const SNAPSHOT_INSTALL_TMP: &str = "state.snap.install.tmp";
+/// The state's sled database is `<root>/db.<generation>`; `<root>/current` names the
+/// generation in use. Defragmenting writes the next generation and switches `current`.
+const STATE_TREE: &str = "state";
+const CURRENT: &str = "current";
+const CURRENT_TMP: &str = "current.tmp";
+const DB_PREFIX: &str = "db.";
 
 /// State behind the lock.
 #[derive(Default)]
@@ -50,6 +56,9 @@ pub struct StateStore {
     /// The minimum lease TTL in seconds, from the election timeout (same on every member).
     min_lease_ttl: i64,
     snapshot_dir: PathBuf,
+    /// Where the state's sled databases live, and the generation in use.
+    db_root: PathBuf,
+    generation: std::sync::atomic::AtomicU64,
     /// Notified with the applied index after every apply.
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// The thread that commits the write buffer to sled.
@@ -77,9 +86,16 @@ fn load_inner(backend: &dyn Backend) -> Result<Inner> {
 }
 
 impl StateStore {
-    pub fn open(db: &sled::Db, snapshot_dir: &Path, min_lease_ttl: i64) -> Result<Arc<StateStore>> {
+    /// Opens the state whose sled databases live under `db_root` and whose raft snapshots
+    /// live in `snapshot_dir`.
+    pub fn open(
+        db_root: &Path,
+        snapshot_dir: &Path,
+        min_lease_ttl: i64,
+    ) -> Result<Arc<StateStore>> {
         std::fs::create_dir_all(snapshot_dir)?;
-        let backend = BufferedBackend::new(SledBackend::new(db, "state")?);
+        let (db, generation) = open_current_db(db_root)?;
+        let backend = BufferedBackend::new(SledBackend::new(&db, STATE_TREE)?);
         let inner = load_inner(&backend)?;
         let lease_clock = LeaseClock::default();
         lease_clock.restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
@@ -91,6 +107,8 @@ impl StateStore {
             lease_clock,
             min_lease_ttl,
             snapshot_dir: snapshot_dir.to_path_buf(),
+            db_root: db_root.to_path_buf(),
+            generation: generation.into(),
             applied_tx: tokio::sync::watch::channel(applied_index).0,
             committer: Default::default(),
         });
@@ -106,6 +124,46 @@ impl StateStore {
     pub fn flush(&self) -> Result<()> {
         let _between_groups = self.read();
         self.backend.flush()
+    }
+
+    /// Bytes the state's database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.backend.size_on_disk()
+    }
+
+    /// Rewrites the state into a fresh database and drops the old one, giving back the
+    /// space of deleted and compacted revisions (sled reuses freed space but never returns
+    /// it). Applies and reads wait meanwhile, as in etcd. The new database is complete and
+    /// flushed before `current` names it, so a crash at any point leaves one whole state.
+    pub fn defragment(&self) -> Result<()> {
+        let _no_applies = self.inner.write().expect("state lock poisoned");
+        self.backend.commit()?;
+        let old_generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        let generation = old_generation + 1;
+        let dir = self.db_root.join(format!("{DB_PREFIX}{generation}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let fresh = SledBackend::new(&SledBackend::open_db(&dir)?, STATE_TREE)?;
+        let mut batch = WriteBatch::default();
+        let mut in_batch = 0;
+        for pair in self.backend.written().scan(&[], &[]) {
+            let (k, v) = pair?;
+            batch.put(k, v);
+            in_batch += 1;
+            if in_batch == DEFRAG_BATCH {
+                fresh.write(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        fresh.write(batch)?;
+        fresh.flush()?;
+        set_current(&self.db_root, generation)?;
+        drop(self.backend.replace_written(fresh));
+        self.generation
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
+        std::fs::remove_dir_all(self.db_root.join(format!("{DB_PREFIX}{old_generation}")))?;
+        Ok(())
     }
 
     pub fn min_lease_ttl(&self) -> i64 {
@@ -344,6 +402,45 @@ impl StateStore {
     }
 }
 
+/// Pairs per sled batch when a defragment copies the state.
+const DEFRAG_BATCH: usize = 10_000;
+
+/// Opens the state database `current` names under `root` (generation 0 when there is none
+/// yet) and removes any other generation: the one a defragment replaced, or the one it was
+/// writing when it stopped.
+fn open_current_db(root: &Path) -> Result<(sled::Db, u64)> {
+    std::fs::create_dir_all(root)?;
+    let generation = match std::fs::read_to_string(root.join(CURRENT)) {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| Error::internal(format!("{}: {e}", root.join(CURRENT).display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let keep = format!("{DB_PREFIX}{generation}");
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(DB_PREFIX) && name != keep {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok((SledBackend::open_db(&root.join(keep))?, generation))
+}
+
+/// Makes `generation` the one `current` names, durably (write, sync, rename, sync the dir).
+fn set_current(root: &Path, generation: u64) -> Result<()> {
+    let tmp = root.join(CURRENT_TMP);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(format!("{generation}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, root.join(CURRENT))?;
+    std::fs::File::open(root)?.sync_all()?;
+    Ok(())
+}
+
 /// Commits the write buffer to sled when it is due: woken by apply when the buffer is big,
 /// and every [`COMMIT_INTERVAL`] to commit what has waited that long. The buffer is set aside
 /// under the state lock (between applied groups) and written out without it, so applies go
@@ -403,7 +500,9 @@ fn read_snapshot_meta(input: &mut impl Read) -> Result<SnapshotMeta> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::etcdserverpb::{LeaseGrantRequest, PutRequest};
+    use crate::proto::etcdserverpb::{
+        CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, PutRequest,
+    };
     use crate::proto::oxcdpb::{InternalRequest, internal_request::Request};
     use crate::raft::{Command, TypeConfig};
 
@@ -428,8 +527,7 @@ mod tests {
     }
 
     fn open(dir: &Path) -> Arc<StateStore> {
-        let db = SledBackend::open_db(&dir.join("db")).unwrap();
-        StateStore::open(&db, &dir.join("snap"), 2).unwrap()
+        StateStore::open(&dir.join("state"), &dir.join("snap"), 2).unwrap()
     }
 
     /// Applied index, store revision, and every lease with its keys.
@@ -523,5 +621,96 @@ mod tests {
         builder.join().unwrap();
         let (current, _) = b.current_snapshot().unwrap().unwrap();
         assert_eq!(current.last_log_id, meta.last_log_id);
+    }
+
+    fn db_generations(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("state"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(DB_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn defragment_gives_back_the_space_of_deleted_revisions_and_keeps_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let value = vec![b'x'; 2048];
+        let mut index = 0;
+        for round in 0..3 {
+            let entries: Vec<Entry> = (0..2000)
+                .map(|i| {
+                    index += 1;
+                    let put = Request::Put(PutRequest {
+                        key: format!("k{i:05}").into_bytes(),
+                        value: value.clone(),
+                        ..Default::default()
+                    });
+                    entry(index, put)
+                })
+                .collect();
+            s.apply_entries(entries).unwrap();
+            assert_eq!(s.read().kv.mvcc.current_rev(), 1 + 2000 * (round + 1));
+        }
+        index += 1;
+        let delete = Request::DeleteRange(DeleteRangeRequest {
+            key: b"k".to_vec(),
+            range_end: b"k01900".to_vec(),
+            ..Default::default()
+        });
+        s.apply_entry(entry(index, delete)).unwrap();
+        let rev = s.read().kv.mvcc.current_rev();
+        index += 1;
+        let compact = Request::Compaction(CompactionRequest {
+            revision: rev,
+            physical: true,
+        });
+        s.apply_entry(entry(index, compact)).unwrap();
+        s.flush().unwrap();
+        let before = s.size_on_disk();
+        let at_defrag = summary(&s);
+        let pairs_before: Vec<_> = s.backend().scan(&[], &[]).map(|p| p.unwrap()).collect();
+
+        s.defragment().unwrap();
+        let after = s.size_on_disk();
+        // 100 live keys of 2 KiB remain of 12 MiB written.
+        assert!(
+            after * 4 < before,
+            "defragment left {after} bytes of {before}"
+        );
+        let pairs_after: Vec<_> = s.backend().scan(&[], &[]).map(|p| p.unwrap()).collect();
+        assert_eq!(pairs_after, pairs_before);
+        assert_eq!(summary(&s), at_defrag);
+        assert_eq!(db_generations(dir.path()), vec!["db.1".to_string()]);
+
+        // Writes go on into the new database and everything survives a restart.
+        index += 1;
+        s.apply_entry(entry(index, put("after", 0))).unwrap();
+        s.flush().unwrap();
+        let at_stop = summary(&s);
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(summary(&s), at_stop);
+        assert_eq!(
+            s.read().kv.mvcc.live(b"after").map(|m| m.mod_revision),
+            Some(rev + 1)
+        );
+    }
+
+    #[test]
+    fn an_interrupted_defragment_leaves_the_current_database_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        s.apply_entry(entry(1, put("k", 0))).unwrap();
+        s.flush().unwrap();
+        let at_stop = summary(&s);
+        drop(s);
+        // A defragment that stopped while writing generation 1: `current` still says 0.
+        std::fs::create_dir_all(dir.path().join("state/db.1/junk")).unwrap();
+        let s = open(dir.path());
+        assert_eq!(summary(&s), at_stop);
+        assert_eq!(db_generations(dir.path()), vec!["db.0".to_string()]);
     }
 }

@@ -78,6 +78,20 @@ impl SledBackend {
     pub fn clear(&self) -> Result<()> {
         Ok(self.tree.clear()?)
     }
+
+    /// Like `scan`, but the iterator holds its own handle on the tree.
+    fn scan_owned(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Pair>> + 'static> {
+        let iter = if end.is_empty() {
+            self.tree.range(start.to_vec()..)
+        } else {
+            self.tree.range(start.to_vec()..end.to_vec())
+        };
+        Box::new(iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)))
+    }
 }
 
 impl Backend for SledBackend {
@@ -86,12 +100,7 @@ impl Backend for SledBackend {
     }
 
     fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_> {
-        let iter = if end.is_empty() {
-            self.tree.range(start.to_vec()..)
-        } else {
-            self.tree.range(start.to_vec()..end.to_vec())
-        };
-        Box::new(iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)))
+        self.scan_owned(start, end)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -157,7 +166,8 @@ struct Buffers {
 /// the state store does between applied groups) and [`Commit::finish`] writes it out while
 /// new writes fill a fresh buffer.
 pub struct BufferedBackend {
-    base: SledBackend,
+    /// Replaced whole when the state is defragmented.
+    base: std::sync::RwLock<SledBackend>,
     buffers: std::sync::RwLock<Buffers>,
     /// One commit at a time.
     committer: std::sync::Mutex<()>,
@@ -180,7 +190,7 @@ impl Commit<'_> {
                 None => batch.remove(k.as_slice()),
             }
         }
-        let written = self.backend.base.tree.apply_batch(batch);
+        let written = self.backend.base().tree.apply_batch(batch);
         let mut buffers = self.backend.buffers_mut();
         if written.is_err() {
             // Kept for the next commit; newer writes win.
@@ -202,10 +212,26 @@ impl Commit<'_> {
 impl BufferedBackend {
     pub fn new(base: SledBackend) -> BufferedBackend {
         BufferedBackend {
-            base,
+            base: std::sync::RwLock::new(base),
             buffers: Default::default(),
             committer: Default::default(),
         }
+    }
+
+    fn base(&self) -> std::sync::RwLockReadGuard<'_, SledBackend> {
+        self.base.read().expect("backend lock poisoned")
+    }
+
+    /// The sled tree behind the buffer (without what is buffered).
+    pub fn written(&self) -> SledBackend {
+        self.base().clone()
+    }
+
+    /// Puts `new` behind the buffer in place of the current tree, which it returns. The
+    /// caller has committed everything and keeps writes out until this returns.
+    pub fn replace_written(&self, new: SledBackend) -> SledBackend {
+        let _one = self.committer.lock().expect("commit lock poisoned");
+        std::mem::replace(&mut *self.base.write().expect("backend lock poisoned"), new)
     }
 
     fn buffers(&self) -> std::sync::RwLockReadGuard<'_, Buffers> {
@@ -253,7 +279,7 @@ impl BufferedBackend {
     pub fn clear(&self) -> Result<()> {
         let _one = self.committer.lock().expect("commit lock poisoned");
         *self.buffers_mut() = Buffers::default();
-        self.base.clear()
+        self.base().clear()
     }
 }
 
@@ -270,7 +296,7 @@ impl Backend for BufferedBackend {
                 return Ok(value.clone());
             }
         }
-        self.base.get(key)
+        self.base().get(key)
     }
 
     fn scan(&self, start: &[u8], end: &[u8]) -> Box<dyn Iterator<Item = Result<Pair>> + '_> {
@@ -292,7 +318,7 @@ impl Backend for BufferedBackend {
             let buffers = self.buffers();
             (copy(&buffers.pending.changes), copy(&buffers.committing))
         };
-        let mut pairs = self.base.scan(start, end);
+        let mut pairs = self.base().scan_owned(start, end);
         for newer in [committing, pending] {
             if !newer.is_empty() {
                 pairs = Box::new(Merge {
@@ -318,11 +344,11 @@ impl Backend for BufferedBackend {
     /// consistent whole.
     fn flush(&self) -> Result<()> {
         self.commit()?;
-        self.base.flush()
+        self.base().flush()
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.base.size_on_disk()
+        self.base().size_on_disk()
     }
 }
 

@@ -85,10 +85,14 @@ impl Maintenance for MaintenanceService {
             "failpoint defrag-before"
         )
         .into()));
-        let backend = self.server.state.clone();
-        tokio::task::spawn_blocking(move || backend.flush())
-            .await
-            .map_err(Error::internal)??;
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || {
+            server.state.defragment()?;
+            server.refresh_db_size();
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(Error::internal)??;
         let revision = self.server.state.read().kv.mvcc.current_rev();
         Ok(Response::new(DefragmentResponse {
             header: Some(self.server.header(revision)),

@@ -33,8 +33,8 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 /// An append waiting for its file to be synced.
 type Waiting = (Arc<File>, IOFlushed<TypeConfig>);
 
-/// The raft log (`wal` segment files) and raft metadata (`raft_meta` tree on sled, in the
-/// same database as the applied state).
+/// The raft log (`wal` segment files) and raft metadata (`raft_meta` tree on sled, in
+/// `member/db`; the applied state has databases of its own, see `state`).
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Mutex<Wal>>,
@@ -69,7 +69,7 @@ impl LogStore {
         self.meta.write(batch).map_err(io_err)
     }
 
-    /// Flushes the sled database: the raft metadata and the applied state.
+    /// Flushes the raft metadata.
     async fn flush_meta(&self) -> io::Result<()> {
         let backend = self.meta.clone();
         tokio::task::spawn_blocking(move || backend.flush())
@@ -188,7 +188,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         // Everything applied up to here must be durable before the log that could replay it
-        // goes: one sled flush covers the applied state and the purged id.
+        // goes. It is: raft purges only entries a snapshot holds, and building or installing
+        // a snapshot flushes the state up to its index first.
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
         self.flush_meta().await?;
         self.wal().purge(log_id.index)
