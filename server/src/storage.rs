@@ -79,6 +79,12 @@ impl SledBackend {
         Ok(self.tree.clear()?)
     }
 
+    /// Writes one pair on its own (no atomicity with other writes).
+    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
     /// Like `scan`, but the iterator holds its own handle on the tree.
     fn scan_owned(
         &self,
