@@ -50,8 +50,8 @@ pub struct Inner {
 
 /// The applied state of this member, shared by raft and every service.
 pub struct StateStore {
-    backend: BufferedBackend,
-    inner: RwLock<Inner>,
+    backend: Arc<BufferedBackend>,
+    inner: Arc<RwLock<Inner>>,
     pub hub: Hub,
     pub lease_clock: LeaseClock,
     /// The minimum lease TTL in seconds, from the election timeout (same on every member).
@@ -63,7 +63,7 @@ pub struct StateStore {
     /// Notified with the applied index after every apply.
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// The thread that commits the write buffer to sled.
-    committer: std::sync::OnceLock<std::thread::Thread>,
+    committer: Committer,
 }
 
 fn decode_meta<T: serde::de::DeserializeOwned + Default>(
@@ -96,14 +96,16 @@ impl StateStore {
     ) -> Result<Arc<StateStore>> {
         std::fs::create_dir_all(snapshot_dir)?;
         let (db, generation) = open_current_db(db_root)?;
-        let backend = BufferedBackend::new(SledBackend::new(&db, STATE_TREE)?);
-        let inner = load_inner(&backend)?;
+        let backend = Arc::new(BufferedBackend::new(SledBackend::new(&db, STATE_TREE)?));
+        let inner = load_inner(backend.as_ref())?;
         let lease_clock = LeaseClock::default();
         lease_clock.restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let applied_index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
+        let inner = Arc::new(RwLock::new(inner));
+        let committer = Committer::spawn(backend.clone(), inner.clone())?;
         let state = Arc::new(StateStore {
             backend,
-            inner: RwLock::new(inner),
+            inner,
             hub: Hub::default(),
             lease_clock,
             min_lease_ttl,
@@ -111,14 +113,13 @@ impl StateStore {
             db_root: db_root.to_path_buf(),
             generation: generation.into(),
             applied_tx: tokio::sync::watch::channel(applied_index).0,
-            committer: Default::default(),
+            committer,
         });
-        spawn_committer(&state)?;
         Ok(state)
     }
 
     pub fn backend(&self) -> &dyn Backend {
-        &self.backend
+        self.backend.as_ref()
     }
 
     /// Makes the applied state durable (between groups: the state lock is held shared).
@@ -217,7 +218,7 @@ impl StateStore {
                 EntryPayload::Normal(cmd) => {
                     let a = apply::apply(
                         &mut inner.kv,
-                        &self.backend,
+                        self.backend.as_ref(),
                         &mut batch,
                         cmd.0,
                         self.min_lease_ttl,
@@ -243,9 +244,7 @@ impl StateStore {
         );
         self.backend.write(applied)?;
         if self.backend.commit_due() {
-            if let Some(committer) = self.committer.get() {
-                committer.unpark();
-            }
+            self.committer.wake();
         }
         inner.applied = Some(last_log_id.clone());
         for a in effects {
@@ -359,7 +358,7 @@ impl StateStore {
         );
         self.backend.write(batch)?;
         self.backend.flush()?;
-        *inner = load_inner(&self.backend)?;
+        *inner = load_inner(self.backend.as_ref())?;
         self.lease_clock
             .restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
@@ -451,32 +450,58 @@ fn set_current(root: &Path, generation: u64) -> Result<()> {
     Ok(())
 }
 
-/// Commits the write buffer to sled when it is due: woken by apply when the buffer is big,
-/// and every [`COMMIT_INTERVAL`] to commit what has waited that long. The buffer is set aside
-/// under the state lock (between applied groups) and written out without it, so applies go
-/// on meanwhile.
-fn spawn_committer(state: &Arc<StateStore>) -> Result<()> {
-    let weak = Arc::downgrade(state);
-    let thread = std::thread::Builder::new()
-        .name("state-commit".into())
-        .spawn(move || {
-            loop {
-                std::thread::park_timeout(COMMIT_INTERVAL);
-                let Some(state) = weak.upgrade() else { return };
-                if !state.backend.commit_due() {
-                    continue;
+/// The thread that commits the write buffer to sled when it is due: woken by apply when the
+/// buffer is big, and every [`COMMIT_INTERVAL`] to commit what has waited that long. The
+/// buffer is set aside under the state lock (between applied groups) and written out without
+/// it, so applies go on meanwhile. Dropping it stops and joins the thread, so the database
+/// is closed once the state store is gone.
+struct Committer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    fn spawn(backend: Arc<BufferedBackend>, inner: Arc<RwLock<Inner>>) -> Result<Committer> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("state-commit".into())
+            .spawn(move || {
+                while !stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::park_timeout(COMMIT_INTERVAL);
+                    if !backend.commit_due() {
+                        continue;
+                    }
+                    let commit = {
+                        let _between_groups = inner.read().expect("state lock poisoned");
+                        backend.begin_commit()
+                    };
+                    if let Some(Err(e)) = commit.map(|c| c.finish()) {
+                        tracing::error!("committing the state's write buffer to sled: {e}");
+                    }
                 }
-                let commit = {
-                    let _between_groups = state.read();
-                    state.backend.begin_commit()
-                };
-                if let Some(Err(e)) = commit.map(|c| c.finish()) {
-                    tracing::error!("committing the state's write buffer to sled: {e}");
-                }
-            }
-        })?;
-    let _ = state.committer.set(thread.thread().clone());
-    Ok(())
+            })?;
+        Ok(Committer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Snapshot files are a sequence of chunks, each a big-endian u32 length and its bytes: the
@@ -537,7 +562,20 @@ mod tests {
     }
 
     fn open(dir: &Path) -> Arc<StateStore> {
-        StateStore::open(&dir.join("state"), &dir.join("snap"), 2).unwrap()
+        // Sled's io threads may hold the database's lock file for a moment after the last
+        // handle of a store opened before is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match StateStore::open(&dir.join("state"), &dir.join("snap"), 2) {
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                opened => return opened.unwrap(),
+            }
+        }
     }
 
     /// Applied index, store revision, and every lease with its keys.
