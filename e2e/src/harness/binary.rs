@@ -60,7 +60,14 @@ fn target_layout() -> Result<(PathBuf, String)> {
 fn build() -> Result<PathBuf> {
     let (target, profile) = target_layout()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets CARGO_MANIFEST_DIR for the tests it runs. It is read at run time first:
+    // the compile-time value names whichever checkout first built this test binary, and
+    // cargo reuses that binary for another checkout of the same sources sharing the target
+    // dir.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let workspace = manifest_dir
         .parent()
         .ok_or_else(|| Error::Binary("the e2e crate has no parent directory".into()))?;
     let cargo_profile = if profile == "debug" { "dev" } else { &profile };
