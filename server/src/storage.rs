@@ -59,11 +59,16 @@ pub struct SledBackend {
 
 impl SledBackend {
     /// Opens (or creates) the sled database in `dir` with periodic flushing disabled.
+    ///
+    /// Sled's page cache is kept small: keys live in the in-memory MVCC index, so sled is read
+    /// for values by revision, and pages it drops come back from the OS page cache. At
+    /// 256 MiB the cache held every page ever written (~1 KiB of resident memory per put,
+    /// 150 MiB after 140k puts); at 16 MiB that is 129 MiB, for a full scan ~25 % slower.
     pub fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
         Ok(sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(16 * 1024 * 1024)
             .open()?)
     }
 
