@@ -86,17 +86,9 @@ impl Member {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// The highest index this member purged its raft log up to, as openraft logs each purge
-    /// ("purge log, last_purged: …, purge_upto: T<term>-N<node>.<index>"); 0 before any.
+    /// The highest index this member purged its raft log up to; 0 before any.
     pub fn purged_upto(&self) -> u64 {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("purge log, last_purged"))
-            .filter_map(|l| l.rsplit_once("purge_upto: "))
-            .filter_map(|(_, id)| id.trim().rsplit_once('.'))
-            .filter_map(|(_, index)| index.trim().parse::<u64>().ok())
-            .max()
-            .unwrap_or(0)
+        purged_upto(&self.log())
     }
 
     /// Starts the process. A member that is running is left alone.
@@ -199,4 +191,17 @@ impl Drop for Member {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The highest index a member's log (its stderr) shows its raft log purged up to, as
+/// openraft logs each purge ("purge log, last_purged: …, purge_upto: T<term>-N<node>.<index>");
+/// 0 before any.
+pub fn purged_upto(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("purge log, last_purged"))
+        .filter_map(|l| l.rsplit_once("purge_upto: "))
+        .filter_map(|(_, id)| id.trim().rsplit_once('.'))
+        .filter_map(|(_, index)| index.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }

@@ -12,6 +12,7 @@ use etcd_client::{
     Client, EventType, GetOptions, LeaseTimeToLiveOptions, MemberAddOptions, PutOptions,
     WatchOptions,
 };
+use oxcd_e2e::harness::member::purged_upto;
 use tonic::Code;
 
 use crate::cluster_harness::Cluster;
@@ -281,18 +282,6 @@ async fn put_many(
     (0..n)
         .map(|i| (format!("{prefix}{i:05}"), format!("v{i}")))
         .collect()
-}
-
-/// The highest index the leader of this log purged its raft log up to (openraft logs each
-/// purge as "purge log, last_purged: …, purge_upto: T<term>-N<node>.<index>").
-fn purged_upto(log: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("purge log, last_purged"))
-        .filter_map(|l| l.rsplit_once("purge_upto: "))
-        .filter_map(|(_, id)| id.trim().rsplit_once('.'))
-        .filter_map(|(_, index)| index.trim().parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
 }
 
 /// Adds raft entries (lease grants) through member `leader` until it has purged its log past
