@@ -260,7 +260,6 @@ impl EtcdServer {
         Some(self.header(header.map(|h| h.revision).unwrap_or_default()))
     }
 
-    /// Bytes the database occupies on disk (measured at most a second ago).
     /// Measures the databases on disk (the state's and the raft metadata's) for the quota
     /// check and Status.
     pub(crate) fn refresh_db_size(&self) {
@@ -268,6 +267,7 @@ impl EtcdServer {
         self.db_size.store(size, Ordering::Relaxed);
     }
 
+    /// Bytes the databases occupy on disk (measured at most a second ago).
     pub fn db_size(&self) -> i64 {
         self.db_size.load(Ordering::Relaxed) as i64
     }

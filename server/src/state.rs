@@ -103,7 +103,7 @@ impl StateStore {
         let applied_index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
         let inner = Arc::new(RwLock::new(inner));
         let committer = Committer::spawn(backend.clone(), inner.clone())?;
-        let state = Arc::new(StateStore {
+        Ok(Arc::new(StateStore {
             backend,
             inner,
             hub: Hub::default(),
@@ -114,8 +114,7 @@ impl StateStore {
             generation: generation.into(),
             applied_tx: tokio::sync::watch::channel(applied_index).0,
             committer,
-        });
-        Ok(state)
+        }))
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -142,7 +141,7 @@ impl StateStore {
         self.backend.commit()?;
         let old_generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
         let generation = old_generation + 1;
-        let dir = self.db_root.join(format!("{DB_PREFIX}{generation}"));
+        let dir = db_dir(&self.db_root, generation);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -151,29 +150,24 @@ impl StateStore {
         // half empty; inserted in random order they fill about 70 % of it. The copy goes in
         // chunks of consecutive keys, each shuffled. It need not be atomic: nothing names the
         // new database before it is complete and flushed.
+        let insert_shuffled = |chunk: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<()> {
+            chunk.shuffle(&mut rand::rng());
+            chunk.drain(..).try_for_each(|(k, v)| fresh.insert(k, v))
+        };
         let mut chunk = Vec::with_capacity(DEFRAG_CHUNK);
-        let written = self.backend.written();
-        let mut pairs = written.scan(&[], &[]);
-        loop {
-            let next = pairs.next().transpose()?;
-            let done = next.is_none();
-            chunk.extend(next);
-            if chunk.len() == DEFRAG_CHUNK || (done && !chunk.is_empty()) {
-                chunk.shuffle(&mut rand::rng());
-                for (k, v) in chunk.drain(..) {
-                    fresh.insert(k, v)?;
-                }
-            }
-            if done {
-                break;
+        for pair in self.backend.written().scan(&[], &[]) {
+            chunk.push(pair?);
+            if chunk.len() == DEFRAG_CHUNK {
+                insert_shuffled(&mut chunk)?;
             }
         }
+        insert_shuffled(&mut chunk)?;
         fresh.flush()?;
         set_current(&self.db_root, generation)?;
         drop(self.backend.replace_written(fresh));
         self.generation
             .store(generation, std::sync::atomic::Ordering::Relaxed);
-        std::fs::remove_dir_all(self.db_root.join(format!("{DB_PREFIX}{old_generation}")))?;
+        std::fs::remove_dir_all(db_dir(&self.db_root, old_generation))?;
         Ok(())
     }
 
@@ -427,16 +421,22 @@ fn open_current_db(root: &Path) -> Result<(sled::Db, u64)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e.into()),
     };
-    let keep = format!("{DB_PREFIX}{generation}");
+    let keep = db_dir(root, generation);
     for entry in std::fs::read_dir(root)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(DB_PREFIX) && name != keep {
-            std::fs::remove_dir_all(entry.path())?;
+        let path = entry?.path();
+        let is_db = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(DB_PREFIX));
+        if is_db && path != keep {
+            std::fs::remove_dir_all(path)?;
         }
     }
-    Ok((SledBackend::open_db(&root.join(keep))?, generation))
+    Ok((SledBackend::open_db(&keep)?, generation))
+}
+
+/// The directory of the state database of `generation`.
+fn db_dir(root: &Path, generation: u64) -> PathBuf {
+    root.join(format!("{DB_PREFIX}{generation}"))
 }
 
 /// Makes `generation` the one `current` names, durably (write, sync, rename, sync the dir).

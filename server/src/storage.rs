@@ -90,6 +90,22 @@ impl SledBackend {
         Ok(())
     }
 
+    /// Applies puts (`Some`) and removals (`None`) as one atomic sled batch.
+    fn apply<K, V>(&self, ops: impl IntoIterator<Item = (K, Option<V>)>) -> Result<()>
+    where
+        K: Into<sled::IVec>,
+        V: Into<sled::IVec>,
+    {
+        let mut batch = sled::Batch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        Ok(self.tree.apply_batch(batch)?)
+    }
+
     /// Like `scan`, but the iterator holds its own handle on the tree.
     fn scan_owned(
         &self,
@@ -115,14 +131,7 @@ impl Backend for SledBackend {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        let mut sled_batch = sled::Batch::default();
-        for (k, v) in batch.ops {
-            match v {
-                Some(v) => sled_batch.insert(k, v),
-                None => sled_batch.remove(k),
-            }
-        }
-        Ok(self.tree.apply_batch(sled_batch)?)
+        self.apply(batch.ops)
     }
 
     fn flush(&self) -> Result<()> {
@@ -194,14 +203,11 @@ pub struct Commit<'a> {
 impl Commit<'_> {
     /// Writes the changes to sled as one atomic batch (not yet durable: see `flush`).
     pub fn finish(self) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.changes.iter() {
-            match v {
-                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                None => batch.remove(k.as_slice()),
-            }
-        }
-        let written = self.backend.base().tree.apply_batch(batch);
+        let written = self.backend.base().apply(
+            self.changes
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref())),
+        );
         let mut buffers = self.backend.buffers_mut();
         if written.is_err() {
             // Kept for the next commit; newer writes win.
