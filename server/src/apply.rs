@@ -181,12 +181,10 @@ fn exec_put(
         (Some(kv), true) => kv.lease,
         _ => put.lease,
     };
-    let prev = txn.put(&put.key, value, lease)?;
-    if let Some(p) = &prev {
-        if p.lease != 0 {
-            leases.detach(p.lease, &put.key);
-        }
+    if let Some(replaced) = txn.live(&put.key).filter(|m| m.lease != 0) {
+        leases.detach(replaced.lease, &put.key);
     }
+    let prev = txn.put(&put.key, value, lease, put.prev_kv)?;
     if lease != 0 {
         leases.attach(lease, &put.key);
     }

@@ -202,6 +202,7 @@ impl StateStore {
             return Ok(Vec::new());
         };
         let mut inner = self.inner.write().expect("state lock poisoned");
+        inner.kv.mvcc.set_prev_in_events(self.hub.prev_kv_wanted());
         let mut results = Vec::with_capacity(entries.len());
         let mut effects = Vec::new();
         for entry in entries {

@@ -24,7 +24,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::mvccpb::{Event, event::EventType};
 use crate::server::EtcdServer;
-use crate::watch::RevisionEvents;
+use crate::watch::{PrevKvInterest, RevisionEvents};
 
 /// Replayed history goes out in responses of at most this many events (whole revisions).
 const MAX_EVENTS_PER_RESPONSE: usize = 1000;
@@ -68,7 +68,8 @@ struct Watcher {
     range: KeyRange,
     /// The first revision this watcher has not been sent yet.
     next_rev: i64,
-    prev_kv: bool,
+    /// Set when the watcher asked for `prev_kv`.
+    prev_kv: Option<PrevKvInterest>,
     no_put: bool,
     no_delete: bool,
     progress_notify: bool,
@@ -93,7 +94,7 @@ impl Watcher {
             })
             .map(|e| {
                 let mut e = e.clone();
-                if !self.prev_kv {
+                if self.prev_kv.is_none() {
                     e.prev_kv = None;
                 }
                 e
@@ -229,7 +230,7 @@ impl WatchStreamTask {
             } else {
                 current + 1
             },
-            prev_kv: c.prev_kv,
+            prev_kv: c.prev_kv.then(|| self.server.state.hub.want_prev_kv()),
             no_put: filters.contains(&watch_create_request::FilterType::Noput),
             no_delete: filters.contains(&watch_create_request::FilterType::Nodelete),
             progress_notify: c.progress_notify,

@@ -84,6 +84,9 @@ pub struct Store {
     index: KeyIndex,
     current_rev: i64,
     compact_rev: i64,
+    /// Whether the events of puts carry the replaced version (`prev_kv`); reading it costs
+    /// a backend read per put, so only while some watcher wants it.
+    prev_in_events: bool,
 }
 
 impl Store {
@@ -118,6 +121,11 @@ impl Store {
 
     pub fn current_rev(&self) -> i64 {
         self.current_rev
+    }
+
+    /// Makes the events of later puts carry (or not) the version each replaced.
+    pub fn set_prev_in_events(&mut self, on: bool) {
+        self.prev_in_events = on;
     }
 
     pub fn compact_rev(&self) -> i64 {

@@ -24,7 +24,7 @@ impl Fixture {
     fn put(&mut self, key: &str, value: &str) -> i64 {
         let mut batch = WriteBatch::default();
         let mut txn = self.store.write(&self.backend, &mut batch);
-        txn.put(key.as_bytes(), value.as_bytes().to_vec(), 0)
+        txn.put(key.as_bytes(), value.as_bytes().to_vec(), 0, false)
             .unwrap();
         let (rev, _) = txn.finish();
         self.backend.write(batch).unwrap();
@@ -169,8 +169,8 @@ fn txn_reads_its_own_writes_at_one_revision() {
     f.put("a", "1");
     let mut batch = WriteBatch::default();
     let mut txn = f.store.write(&f.backend, &mut batch);
-    txn.put(b"a", b"2".to_vec(), 0).unwrap();
-    txn.put(b"b", b"3".to_vec(), 0).unwrap();
+    txn.put(b"a", b"2".to_vec(), 0, false).unwrap();
+    txn.put(b"b", b"3".to_vec(), 0, false).unwrap();
     let r = txn
         .range(&KeyRange::from_request(b"a", b"c"), 0, false)
         .unwrap();
@@ -182,4 +182,32 @@ fn txn_reads_its_own_writes_at_one_revision() {
     f.backend.write(batch).unwrap();
     assert_eq!((rev, events.len()), (2, 2));
     assert_eq!(f.get("b", 0).unwrap().unwrap().mod_revision, 2);
+}
+
+#[test]
+fn puts_read_the_replaced_version_only_when_asked_or_watched() {
+    let mut f = Fixture::new();
+    f.put("a", "1");
+    let put = |f: &mut Fixture, value: &str, want_prev: bool| {
+        let mut batch = WriteBatch::default();
+        let mut txn = f.store.write(&f.backend, &mut batch);
+        let prev = txn
+            .put(b"a", value.as_bytes().to_vec(), 0, want_prev)
+            .unwrap();
+        let (_, events) = txn.finish();
+        f.backend.write(batch).unwrap();
+        let event_prev = events[0].prev_kv.as_ref().map(|p| p.value.clone());
+        (prev.map(|p| p.value), event_prev)
+    };
+    assert_eq!(put(&mut f, "2", false), (None, None));
+    assert_eq!(put(&mut f, "3", true), (Some(b"2".to_vec()), None));
+    f.store.set_prev_in_events(true);
+    assert_eq!(put(&mut f, "4", false), (None, Some(b"3".to_vec())));
+    assert_eq!(
+        put(&mut f, "5", true),
+        (Some(b"4".to_vec()), Some(b"4".to_vec()))
+    );
+    // Version and create revision come from the index either way.
+    let kv = f.get("a", 0).unwrap().unwrap();
+    assert_eq!((kv.version, kv.create_revision), (5, 1));
 }

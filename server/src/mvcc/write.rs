@@ -115,20 +115,27 @@ impl<'a> WriteTxn<'a> {
         Ok(result)
     }
 
-    /// Writes `key`; returns the version it replaced.
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<Option<KeyValue>> {
-        let prev = match self
-            .store
-            .index
-            .get(key)
-            .and_then(|h| h.live.map(|_| h.revs.last().map(|r| r.0)))
-        {
-            Some(Some(rev)) => Some(self.fetch(rev)?),
+    /// Writes `key`. Returns the version it replaced when `want_prev` is set; otherwise that
+    /// version is not read at all (its metadata is in the index) unless watchers asked for
+    /// previous values in events (see [`Store::set_prev_in_events`]).
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        lease: i64,
+        want_prev: bool,
+    ) -> Result<Option<KeyValue>> {
+        let history = self.store.index.get(key);
+        let live = history.and_then(|h| h.live);
+        let prev = match history.and_then(|h| h.revs.last()) {
+            Some(&(last, false)) if want_prev || self.store.prev_in_events => {
+                Some(self.fetch(last)?)
+            }
             _ => None,
         };
         let rev = self.next_rev();
-        let (create_revision, version) = match &prev {
-            Some(p) => (p.create_revision, p.version + 1),
+        let (create_revision, version) = match live {
+            Some(m) => (m.create_revision, m.version + 1),
             None => (self.main, 1),
         };
         let kv = KeyValue {
@@ -151,10 +158,14 @@ impl<'a> WriteTxn<'a> {
         self.events.push(Event {
             r#type: EventType::Put as i32,
             kv: Some(kv.clone()),
-            prev_kv: prev.clone(),
+            prev_kv: if self.store.prev_in_events {
+                prev.clone()
+            } else {
+                None
+            },
         });
         self.pending.insert(rev, kv);
-        Ok(prev)
+        Ok(if want_prev { prev } else { None })
     }
 
     /// Deletes every live key in `range`; returns the deleted versions in key order.

@@ -565,6 +565,66 @@ async fn prev_kv_and_filters() {
     assert_eq!(resps.iter().flat_map(evs).collect::<Vec<_>>(), with_prev);
 }
 
+/// Puts read the version they replace only while a watcher wants `prev_kv`; watchers that
+/// ask for it while writes run, after others asked and left, still get it on every event.
+#[tokio::test]
+async fn prev_kv_watchers_coming_and_going_during_writes_get_every_previous_value() {
+    let m = Member::start();
+    let mut c = m.client().await;
+    let first = put(&mut c, "p", "0").await;
+    const WRITES: usize = 300;
+    let mut writer = m.client().await;
+    let writes = tokio::spawn(async move {
+        let mut revs = vec![first];
+        for i in 1..=WRITES {
+            revs.push(put(&mut writer, "p", &i.to_string()).await);
+        }
+        revs
+    });
+    let mut kept = Vec::new();
+    for n in 0..8 {
+        let mut s = c
+            .watch("p", Some(WatchOptions::new().with_prev_key()))
+            .await
+            .unwrap();
+        created(&mut s).await;
+        // Every other stream closes again, so the number of prev_kv watchers goes up and
+        // down (to none at times) while puts are applied.
+        if n % 2 == 0 {
+            kept.push(s);
+        }
+        let seen = current_rev(&mut c).await;
+        crate::harness::wait_for(TIMEOUT, "more writes", || {
+            let mut c = c.clone();
+            let done = writes.is_finished();
+            async move { (done || current_rev(&mut c).await > seen + 20).then_some(()) }
+        })
+        .await;
+    }
+    let revs = writes.await.unwrap();
+    let last = *revs.last().unwrap();
+    let mut checked = 0;
+    for (n, mut s) in kept.into_iter().enumerate() {
+        let resps = read_until(&mut s, |got| {
+            got.last()
+                .and_then(|r| evs(r).last().map(|e| e.modr))
+                .is_some_and(|r| r >= last)
+        })
+        .await;
+        for e in resps.iter().flat_map(evs) {
+            let i: usize = e.value.parse().unwrap();
+            assert_eq!(e.modr, revs[i], "stream {n}: event of put {i}");
+            assert_eq!(
+                e.prev,
+                Some(((i - 1).to_string(), revs[i - 1])),
+                "stream {n}: put {i} carries the version it replaced"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= WRITES, "the kept watchers saw the writes");
+}
+
 #[tokio::test]
 async fn client_chosen_ids_and_refused_creates() {
     let m = Member::start();
