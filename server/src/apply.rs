@@ -181,16 +181,16 @@ fn exec_put(
         (Some(kv), true) => kv.lease,
         _ => put.lease,
     };
-    if let Some(replaced) = txn.live(&put.key).filter(|m| m.lease != 0) {
-        leases.detach(replaced.lease, &put.key);
+    let replaced = txn.put(&put.key, value, lease, put.prev_kv)?;
+    if let Some(m) = replaced.meta.filter(|m| m.lease != 0) {
+        leases.detach(m.lease, &put.key);
     }
-    let prev = txn.put(&put.key, value, lease, put.prev_kv)?;
     if lease != 0 {
         leases.attach(lease, &put.key);
     }
     Ok(PutResponse {
         header: header(txn.revision()),
-        prev_kv: if put.prev_kv { prev } else { None },
+        prev_kv: replaced.prev,
     })
 }
 

@@ -202,7 +202,10 @@ impl StateStore {
             return Ok(Vec::new());
         };
         let mut inner = self.inner.write().expect("state lock poisoned");
-        inner.kv.mvcc.set_prev_in_events(self.hub.prev_kv_wanted());
+        inner
+            .kv
+            .mvcc
+            .set_event_interest(self.hub.has_streams(), self.hub.prev_kv_wanted());
         let mut results = Vec::with_capacity(entries.len());
         let mut effects = Vec::new();
         for entry in entries {
@@ -563,20 +566,9 @@ mod tests {
     }
 
     fn open(dir: &Path) -> Arc<StateStore> {
-        // Sled's io threads may hold the database's lock file for a moment after the last
-        // handle of a store opened before is dropped.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match StateStore::open(&dir.join("state"), &dir.join("snap"), 2) {
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                opened => return opened.unwrap(),
-            }
-        }
+        crate::storage::tests::when_unlocked(|| {
+            StateStore::open(&dir.join("state"), &dir.join("snap"), 2)
+        })
     }
 
     /// Applied index, store revision, and every lease with its keys.
@@ -702,6 +694,8 @@ mod tests {
                 .collect();
             s.apply_entries(entries).unwrap();
             assert_eq!(s.read().kv.mvcc.current_rev(), 1 + 2000 * (round + 1));
+            // Into sled, rather than replaced in the write buffer by the next round.
+            s.flush().unwrap();
         }
         index += 1;
         let delete = Request::DeleteRange(DeleteRangeRequest {

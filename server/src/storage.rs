@@ -405,7 +405,7 @@ impl Iterator for Merge<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The contract every backend must keep.
@@ -430,6 +430,23 @@ mod tests {
         assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
     }
 
+    /// Runs `open` until sled lets go of the lock file: its io threads may hold a database's
+    /// lock for a moment after the last handle of an earlier open in this process dropped.
+    pub(crate) fn when_unlocked<T>(mut open: impl FnMut() -> Result<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open() {
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                opened => return opened.unwrap(),
+            }
+        }
+    }
+
     #[test]
     fn sled_backend_conforms_and_persists() {
         let dir = tempfile::tempdir().unwrap();
@@ -437,7 +454,7 @@ mod tests {
             let db = SledBackend::open_db(dir.path()).unwrap();
             conformance(&SledBackend::new(&db, "t").unwrap());
         }
-        let db = SledBackend::open_db(dir.path()).unwrap();
+        let db = when_unlocked(|| SledBackend::open_db(dir.path()));
         let b = SledBackend::new(&db, "t").unwrap();
         assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
         assert_eq!(b.get(b"c").unwrap(), Some(b"3".to_vec()));
@@ -450,7 +467,7 @@ mod tests {
             let db = SledBackend::open_db(dir.path()).unwrap();
             conformance(&BufferedBackend::new(SledBackend::new(&db, "t").unwrap()));
         }
-        let db = SledBackend::open_db(dir.path()).unwrap();
+        let db = when_unlocked(|| SledBackend::open_db(dir.path()));
         let b = SledBackend::new(&db, "t").unwrap();
         assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
         assert_eq!(b.get(b"c").unwrap(), Some(b"3".to_vec()));

@@ -80,6 +80,12 @@ impl Hub {
         self.prev_kv_watchers.load(Ordering::SeqCst) > 0
     }
 
+    /// True while any watch stream is subscribed (read by apply under the state lock: a
+    /// stream subscribes before it reads the revision it starts after).
+    pub fn has_streams(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// Subscribe before reading the current revision, so no revision falls between.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RevisionEvents>> {
         self.tx.subscribe()

@@ -148,11 +148,9 @@ impl KeyIndex {
         self.keys.get(key)
     }
 
+    /// The history of `key`, created empty when the key is new (one search of the index).
     pub fn get_or_insert(&mut self, key: &[u8]) -> &mut KeyHistory {
-        if !self.keys.contains_key(key) {
-            self.keys.insert(key.to_vec(), KeyHistory::default());
-        }
-        self.keys.get_mut(key).expect("inserted above")
+        self.keys.entry(key.to_vec()).or_default()
     }
 
     /// Histories of the keys in `range`, in key order.

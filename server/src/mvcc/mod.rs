@@ -13,7 +13,7 @@ mod write;
 use prost::Message;
 
 pub use index::{KeyHistory, KeyMeta, KeyRange, Revision};
-pub use write::WriteTxn;
+pub use write::{Replaced, WriteTxn};
 
 use crate::error::{Error, Result};
 use crate::proto::mvccpb::{Event, KeyValue, event::EventType};
@@ -79,14 +79,28 @@ pub struct RangeResult {
 }
 
 /// The key space at every uncompacted revision.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     index: KeyIndex,
     current_rev: i64,
     compact_rev: i64,
+    /// Whether writes produce events: only while someone listens.
+    emit_events: bool,
     /// Whether the events of puts carry the replaced version (`prev_kv`); reading it costs
     /// a backend read per put, so only while some watcher wants it.
     prev_in_events: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            index: KeyIndex::default(),
+            current_rev: 0,
+            compact_rev: 0,
+            emit_events: true,
+            prev_in_events: true,
+        }
+    }
 }
 
 impl Store {
@@ -123,9 +137,11 @@ impl Store {
         self.current_rev
     }
 
-    /// Makes the events of later puts carry (or not) the version each replaced.
-    pub fn set_prev_in_events(&mut self, on: bool) {
-        self.prev_in_events = on;
+    /// Whether later writes produce events (`events`), and whether the events of puts carry
+    /// the version each replaced (`prev`). Both default to on.
+    pub fn set_event_interest(&mut self, events: bool, prev: bool) {
+        self.emit_events = events;
+        self.prev_in_events = prev;
     }
 
     pub fn compact_rev(&self) -> i64 {

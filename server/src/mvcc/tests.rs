@@ -187,13 +187,15 @@ fn txn_reads_its_own_writes_at_one_revision() {
 #[test]
 fn puts_read_the_replaced_version_only_when_asked_or_watched() {
     let mut f = Fixture::new();
+    f.store.set_event_interest(true, false);
     f.put("a", "1");
     let put = |f: &mut Fixture, value: &str, want_prev: bool| {
         let mut batch = WriteBatch::default();
         let mut txn = f.store.write(&f.backend, &mut batch);
         let prev = txn
             .put(b"a", value.as_bytes().to_vec(), 0, want_prev)
-            .unwrap();
+            .unwrap()
+            .prev;
         let (_, events) = txn.finish();
         f.backend.write(batch).unwrap();
         let event_prev = events[0].prev_kv.as_ref().map(|p| p.value.clone());
@@ -201,7 +203,7 @@ fn puts_read_the_replaced_version_only_when_asked_or_watched() {
     };
     assert_eq!(put(&mut f, "2", false), (None, None));
     assert_eq!(put(&mut f, "3", true), (Some(b"2".to_vec()), None));
-    f.store.set_prev_in_events(true);
+    f.store.set_event_interest(true, true);
     assert_eq!(put(&mut f, "4", false), (None, Some(b"3".to_vec())));
     assert_eq!(
         put(&mut f, "5", true),
@@ -210,4 +212,29 @@ fn puts_read_the_replaced_version_only_when_asked_or_watched() {
     // Version and create revision come from the index either way.
     let kv = f.get("a", 0).unwrap().unwrap();
     assert_eq!((kv.version, kv.create_revision), (5, 1));
+}
+
+#[test]
+fn writes_produce_no_events_while_nobody_listens() {
+    let mut f = Fixture::new();
+    f.put("a", "1");
+    f.store.set_event_interest(false, false);
+    let mut batch = WriteBatch::default();
+    let mut txn = f.store.write(&f.backend, &mut batch);
+    txn.put(b"a", b"2".to_vec(), 0, false).unwrap();
+    let deleted = txn.delete_range(&KeyRange::single(b"a")).unwrap();
+    let (rev, events) = txn.finish();
+    f.backend.write(batch).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(
+        (rev, deleted.len(), deleted[0].value.clone()),
+        (2, 1, b"2".to_vec())
+    );
+    // History still has both changes for watchers that come later.
+    let history = f
+        .store
+        .events(&f.backend, &KeyRange::single(b"a"), 2, 2)
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].prev_kv.as_ref().unwrap().value, b"2");
 }

@@ -22,6 +22,15 @@ pub struct WriteTxn<'a> {
     events: Vec<Event>,
 }
 
+/// What a put replaced.
+#[derive(Debug)]
+pub struct Replaced {
+    /// The live version's metadata before the put (`None` for a new key).
+    pub meta: Option<KeyMeta>,
+    /// That version itself, when the put asked for it.
+    pub prev: Option<KeyValue>,
+}
+
 impl<'a> WriteTxn<'a> {
     pub(super) fn new(
         store: &'a mut Store,
@@ -115,57 +124,60 @@ impl<'a> WriteTxn<'a> {
         Ok(result)
     }
 
-    /// Writes `key`. Returns the version it replaced when `want_prev` is set; otherwise that
-    /// version is not read at all (its metadata is in the index) unless watchers asked for
-    /// previous values in events (see [`Store::set_prev_in_events`]).
+    /// Writes `key`. The version it replaced is read only when `want_prev` is set (it is then
+    /// in the result) or while watchers want previous values in events (see
+    /// [`Store::set_event_interest`]); its metadata comes from the index.
     pub fn put(
         &mut self,
         key: &[u8],
         value: Vec<u8>,
         lease: i64,
         want_prev: bool,
-    ) -> Result<Option<KeyValue>> {
-        let history = self.store.index.get(key);
-        let live = history.and_then(|h| h.live);
-        let prev = match history.and_then(|h| h.revs.last()) {
-            Some(&(last, false)) if want_prev || self.store.prev_in_events => {
+    ) -> Result<Replaced> {
+        let rev = self.next_rev();
+        let main = self.main;
+        let history = self.store.index.get_or_insert(key);
+        let replaced = history.live;
+        let last = history.revs.last().map(|&(r, _)| r);
+        let (create_revision, version) = match replaced {
+            Some(m) => (m.create_revision, m.version + 1),
+            None => (main, 1),
+        };
+        history.revs.push((rev, false));
+        history.live = Some(KeyMeta {
+            create_revision,
+            mod_revision: main,
+            version,
+            lease,
+        });
+        let (emit, prev_in_events) = (self.store.emit_events, self.store.prev_in_events);
+        let prev = match (replaced, last) {
+            (Some(_), Some(last)) if want_prev || (emit && prev_in_events) => {
                 Some(self.fetch(last)?)
             }
             _ => None,
         };
-        let rev = self.next_rev();
-        let (create_revision, version) = match live {
-            Some(m) => (m.create_revision, m.version + 1),
-            None => (self.main, 1),
-        };
         let kv = KeyValue {
             key: key.to_vec(),
             create_revision,
-            mod_revision: self.main,
+            mod_revision: main,
             version,
             value,
             lease,
         };
         self.batch.put(rev_key(rev), encode_record(&kv, false));
-        let history = self.store.index.get_or_insert(key);
-        history.revs.push((rev, false));
-        history.live = Some(KeyMeta {
-            create_revision,
-            mod_revision: self.main,
-            version,
-            lease,
-        });
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv.clone()),
-            prev_kv: if self.store.prev_in_events {
-                prev.clone()
-            } else {
-                None
-            },
-        });
+        if emit {
+            self.events.push(Event {
+                r#type: EventType::Put as i32,
+                kv: Some(kv.clone()),
+                prev_kv: if prev_in_events { prev.clone() } else { None },
+            });
+        }
         self.pending.insert(rev, kv);
-        Ok(if want_prev { prev } else { None })
+        Ok(Replaced {
+            meta: replaced,
+            prev: if want_prev { prev } else { None },
+        })
     }
 
     /// Deletes every live key in `range`; returns the deleted versions in key order.
@@ -196,11 +208,13 @@ impl<'a> WriteTxn<'a> {
             let history = self.store.index.get_or_insert(&key);
             history.revs.push((rev, true));
             history.live = None;
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(tombstone),
-                prev_kv: Some(prev.clone()),
-            });
+            if self.store.emit_events {
+                self.events.push(Event {
+                    r#type: EventType::Delete as i32,
+                    kv: Some(tombstone),
+                    prev_kv: Some(prev.clone()),
+                });
+            }
             deleted.push(prev);
         }
         Ok(deleted)
