@@ -133,6 +133,43 @@ fn saw_key(resps: &[WatchResponse], watch_id: i64, key: &str) -> bool {
         .any(|r| r.watch_id() == watch_id && evs(r).iter().any(|e| e.key == key))
 }
 
+/// Reads responses until one carries an event of revision `last` or later.
+async fn read_through(stream: &mut WatchStream, last: i64) -> Vec<WatchResponse> {
+    read_until(stream, |got| {
+        got.last()
+            .and_then(|r| evs(r).last().map(|e| e.modr))
+            .is_some_and(|r| r >= last)
+    })
+    .await
+}
+
+/// Puts `writes` in order from another task; it returns `first` followed by each put's
+/// revision.
+fn spawn_writes(
+    mut writer: Client,
+    first: i64,
+    writes: impl Iterator<Item = (String, String)> + Send + 'static,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    tokio::spawn(async move {
+        let mut revs = vec![first];
+        for (key, value) in writes {
+            revs.push(put(&mut writer, &key, &value).await);
+        }
+        revs
+    })
+}
+
+/// Waits until `more` revisions were written since now, or the writer finished.
+async fn await_more_writes<T>(c: &mut Client, writer: &tokio::task::JoinHandle<T>, more: i64) {
+    let seen = current_rev(c).await;
+    crate::harness::wait_for(TIMEOUT, "more writes", || {
+        let mut c = c.clone();
+        let done = writer.is_finished();
+        async move { (done || current_rev(&mut c).await > seen + more).then_some(()) }
+    })
+    .await;
+}
+
 async fn current_rev(c: &mut Client) -> i64 {
     let resp = c.get("any", None).await.expect("get");
     resp.header().expect("header").revision()
@@ -417,14 +454,11 @@ async fn replay_to_live_handover_under_concurrent_writes() {
     let mut c = m.client().await;
     let first = put(&mut c, "c/start", "0").await;
     const WRITES: usize = 400;
-    let mut writer = m.client().await;
-    let writes = tokio::spawn(async move {
-        let mut revs = vec![first];
-        for i in 0..WRITES {
-            revs.push(put(&mut writer, &format!("c/{i}"), &i.to_string()).await);
-        }
-        revs
-    });
+    let writes = spawn_writes(
+        m.client().await,
+        first,
+        (0..WRITES).map(|i| (format!("c/{i}"), i.to_string())),
+    );
     // Start watchers at different moments of the write burst, all from `first`.
     let mut streams = Vec::new();
     for _ in 0..4 {
@@ -437,13 +471,7 @@ async fn replay_to_live_handover_under_concurrent_writes() {
             .unwrap();
         created(&mut s).await;
         streams.push(s);
-        let seen = current_rev(&mut c).await;
-        crate::harness::wait_for(TIMEOUT, "more writes", || {
-            let mut c = c.clone();
-            let done = writes.is_finished();
-            async move { (done || current_rev(&mut c).await > seen + 40).then_some(()) }
-        })
-        .await;
+        await_more_writes(&mut c, &writes, 40).await;
     }
     let revs = writes.await.unwrap();
     assert_eq!(revs.len(), WRITES + 1);
@@ -454,12 +482,7 @@ async fn replay_to_live_handover_under_concurrent_writes() {
         "writes got consecutive revisions"
     );
     for (n, mut s) in streams.into_iter().enumerate() {
-        let resps = read_until(&mut s, |got| {
-            got.last()
-                .and_then(|r| evs(r).last().map(|e| e.modr))
-                .is_some_and(|r| r >= last)
-        })
-        .await;
+        let resps = read_through(&mut s, last).await;
         let got: Vec<i64> = resps.iter().flat_map(evs).map(|e| e.modr).collect();
         assert_eq!(got, revs, "stream {n}: every revision once, in order");
         for r in &resps {
@@ -573,14 +596,11 @@ async fn prev_kv_watchers_coming_and_going_during_writes_get_every_previous_valu
     let mut c = m.client().await;
     let first = put(&mut c, "p", "0").await;
     const WRITES: usize = 300;
-    let mut writer = m.client().await;
-    let writes = tokio::spawn(async move {
-        let mut revs = vec![first];
-        for i in 1..=WRITES {
-            revs.push(put(&mut writer, "p", &i.to_string()).await);
-        }
-        revs
-    });
+    let writes = spawn_writes(
+        m.client().await,
+        first,
+        (1..=WRITES).map(|i| ("p".to_string(), i.to_string())),
+    );
     let mut kept = Vec::new();
     for n in 0..8 {
         let mut s = c
@@ -593,24 +613,13 @@ async fn prev_kv_watchers_coming_and_going_during_writes_get_every_previous_valu
         if n % 2 == 0 {
             kept.push(s);
         }
-        let seen = current_rev(&mut c).await;
-        crate::harness::wait_for(TIMEOUT, "more writes", || {
-            let mut c = c.clone();
-            let done = writes.is_finished();
-            async move { (done || current_rev(&mut c).await > seen + 20).then_some(()) }
-        })
-        .await;
+        await_more_writes(&mut c, &writes, 20).await;
     }
     let revs = writes.await.unwrap();
     let last = *revs.last().unwrap();
     let mut checked = 0;
     for (n, mut s) in kept.into_iter().enumerate() {
-        let resps = read_until(&mut s, |got| {
-            got.last()
-                .and_then(|r| evs(r).last().map(|e| e.modr))
-                .is_some_and(|r| r >= last)
-        })
-        .await;
+        let resps = read_through(&mut s, last).await;
         for e in resps.iter().flat_map(evs) {
             let i: usize = e.value.parse().unwrap();
             assert_eq!(e.modr, revs[i], "stream {n}: event of put {i}");
