@@ -118,8 +118,16 @@ impl EtcdServer {
                             .peer(&node)?
                             .propose(cmd)
                             .await
-                            .map_err(forwarded_proposal_error)?;
-                        decode_apply(resp.into_inner())
+                            .map_err(forwarded_proposal_error)?
+                            .into_inner();
+                        // Like etcd, answer once this member has applied the entry too, so
+                        // the client's next serializable read or new watch here sees it.
+                        self.state
+                            .applied_index()
+                            .wait_for(|a| *a >= resp.index)
+                            .await
+                            .map_err(|_| Error::Stopped)?;
+                        decode_apply(resp.response.unwrap_or_default())
                     }
                     Leader::Me | Leader::Unknown => Err(Error::NoLeader),
                 }
@@ -131,17 +139,18 @@ impl EtcdServer {
         }
     }
 
-    /// A proposal forwarded by another member: served only if this member leads.
+    /// A proposal forwarded by another member: served only if this member leads. Returns what
+    /// applying it produced and its log index.
     pub async fn propose_local(
         &self,
         request: internal_request::Request,
-    ) -> Result<internal_response::Response> {
+    ) -> Result<(internal_response::Response, u64)> {
         let write = self.raft.client_write(Command(InternalRequest {
             request: Some(request),
         }));
         match tokio::time::timeout(self.request_timeout, write).await {
             Err(_) => Err(Error::Timeout),
-            Ok(Ok(resp)) => decode_apply(resp.data.0),
+            Ok(Ok(resp)) => Ok((decode_apply(resp.data.0)?, resp.log_id.index)),
             Ok(Err(e)) => Err(match e.api_error() {
                 Some(typ::ClientWriteError::ForwardToLeader(_)) => Error::NotLeader,
                 Some(typ::ClientWriteError::LogEntryDiscarded(_)) => Error::Timeout,

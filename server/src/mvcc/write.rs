@@ -22,6 +22,18 @@ pub struct WriteTxn<'a> {
     events: Vec<Event>,
 }
 
+/// The version stored at `rev`: written by this transaction, or in the backend.
+fn fetch(
+    pending: &HashMap<Revision, KeyValue>,
+    backend: &dyn Backend,
+    rev: Revision,
+) -> Result<KeyValue> {
+    match pending.get(&rev) {
+        Some(kv) => Ok(kv.clone()),
+        None => read_kv(backend, rev),
+    }
+}
+
 /// What a put replaced.
 #[derive(Debug)]
 pub struct Replaced {
@@ -74,10 +86,7 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn fetch(&self, rev: Revision) -> Result<KeyValue> {
-        match self.pending.get(&rev) {
-            Some(kv) => Ok(kv.clone()),
-            None => read_kv(self.backend, rev),
-        }
+        fetch(&self.pending, self.backend, rev)
     }
 
     /// Checks that a read at `rev` (0 = latest) inside this transaction is possible.
@@ -134,15 +143,26 @@ impl<'a> WriteTxn<'a> {
         lease: i64,
         want_prev: bool,
     ) -> Result<Replaced> {
-        let rev = self.next_rev();
         let main = self.main;
+        let (emit, prev_in_events) = (self.store.emit_events, self.store.prev_in_events);
         let history = self.store.index.get_or_insert(key);
         let replaced = history.live;
-        let last = history.revs.last().map(|&(r, _)| r);
+        // Read before anything changes, so a failed read leaves the index as it was.
+        let prev = match (replaced, history.revs.last()) {
+            (Some(_), Some(&(last, _))) if want_prev || (emit && prev_in_events) => {
+                Some(fetch(&self.pending, self.backend, last)?)
+            }
+            _ => None,
+        };
         let (create_revision, version) = match replaced {
             Some(m) => (m.create_revision, m.version + 1),
             None => (main, 1),
         };
+        let rev = Revision {
+            main,
+            sub: self.next_sub,
+        };
+        self.next_sub += 1;
         history.revs.push((rev, false));
         history.live = Some(KeyMeta {
             create_revision,
@@ -150,13 +170,6 @@ impl<'a> WriteTxn<'a> {
             version,
             lease,
         });
-        let (emit, prev_in_events) = (self.store.emit_events, self.store.prev_in_events);
-        let prev = match (replaced, last) {
-            (Some(_), Some(last)) if want_prev || (emit && prev_in_events) => {
-                Some(self.fetch(last)?)
-            }
-            _ => None,
-        };
         let kv = KeyValue {
             key: key.to_vec(),
             create_revision,

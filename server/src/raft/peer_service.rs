@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::proto::oxcdpb::peer_server::Peer;
 use crate::proto::oxcdpb::{
     InternalRequest, InternalResponse, KeepAliveRequest, KeepAliveResponse, MembersRequest,
-    MembersResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+    MembersResponse, ProposeResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse,
+    SnapshotChunk,
 };
 use crate::server::EtcdServer;
 
@@ -127,15 +128,18 @@ impl Peer for PeerService {
     async fn propose(
         &self,
         request: Request<InternalRequest>,
-    ) -> Result<Response<InternalResponse>, Status> {
+    ) -> Result<Response<ProposeResponse>, Status> {
         let request = request
             .into_inner()
             .request
             .ok_or_else(|| Status::invalid_argument("empty request"))?;
-        let response = self.server.propose_local(request).await?;
-        Ok(Response::new(InternalResponse {
-            error: 0,
-            response: Some(response),
+        let (response, index) = self.server.propose_local(request).await?;
+        Ok(Response::new(ProposeResponse {
+            response: Some(InternalResponse {
+                error: 0,
+                response: Some(response),
+            }),
+            index,
         }))
     }
 

@@ -1360,6 +1360,37 @@ async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
     assert!(progress.header().unwrap().revision() >= last);
 }
 
+/// A write acknowledged by a follower (which forwards it to the leader) is applied on that
+/// follower before the acknowledgement, as in etcd: a serializable read there right after
+/// sees it, and a watch created there right after does not replay it.
+#[tokio::test]
+async fn a_follower_acknowledges_a_write_once_it_applied_it_too() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let mut c = cluster.client(follower).await;
+    for i in 0..100 {
+        let key = format!("ryw/{i}");
+        let rev = c
+            .put(key.as_str(), i.to_string(), None)
+            .await
+            .expect("put through a follower")
+            .header()
+            .unwrap()
+            .revision();
+        assert_eq!(
+            local_get(&mut c, &key).await,
+            Some(i.to_string()),
+            "write {i} not yet applied on the member that acknowledged it"
+        );
+        let got = c
+            .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+            .await
+            .unwrap();
+        assert!(got.header().unwrap().revision() >= rev);
+    }
+}
+
 #[tokio::test]
 async fn watch_on_a_follower_sees_leader_writes_in_order() {
     let mut cluster = Cluster::start(3);
