@@ -608,9 +608,10 @@ async fn prev_kv_watchers_coming_and_going_during_writes_get_every_previous_valu
             .await
             .unwrap();
         created(&mut s).await;
-        // Every other stream closes again, so the number of prev_kv watchers goes up and
-        // down (to none at times) while puts are applied.
-        if n % 2 == 0 {
+        // Every other stream closes again, the first one among them, so the interest in
+        // previous values comes and goes while puts are applied and the kept streams
+        // register after that.
+        if n % 2 == 1 {
             kept.push(s);
         }
         await_more_writes(&mut c, &writes, 20).await;
