@@ -78,12 +78,14 @@ PIDS=()
 ENDPOINTS=
 DATA_DIRS=()
 RUN=0
-PORT=$((20000 + RANDOM % 30000))
+# Below Linux's ephemeral range (32768 and up by default), where the benchmark's own client
+# connections take their local ports: a server could not bind a port one of them holds.
+PORT=$((20000 + RANDOM % 10000))
 
-# Sets PORT to the next port nobody listens on.
+# Sets PORT to the next port no socket uses (listening or connected).
 next_port() {
     PORT=$((PORT + 1))
-    while ss -Hltn "sport = :$PORT" | grep -q .; do PORT=$((PORT + 1)); done
+    while ss -Htan "sport = :$PORT" | grep -q .; do PORT=$((PORT + 1)); done
 }
 
 # start_cluster KIND MEMBERS: starts oxcd or etcd with fresh data dirs, waits until every
