@@ -275,6 +275,19 @@ impl Prioritize {
                 stream.requested_send_capacity =
                     cmp::min(capacity, WindowSize::MAX as usize) as WindowSize;
 
+                // oxcd patch: a new stream waiting to be opened gets the capacity the
+                // connection has now, if the connection may open another stream. Its data
+                // is then queued right behind its HEADERS and goes out in the same write;
+                // otherwise a sender that waits for capacity (hyper) sends its first DATA
+                // only after the connection task has opened the stream and flushed the
+                // HEADERS on their own. Nothing is queued for later: that stays as before.
+                if stream.is_pending_open {
+                    if counts.can_inc_num_send_streams() {
+                        self.assign_available_capacity(stream);
+                    }
+                    return;
+                }
+
                 // Try to assign additional capacity to the stream. If none is
                 // currently available, the stream will be queued to receive some
                 // when more becomes available.
@@ -407,6 +420,22 @@ impl Prioritize {
     }
 
     /// Request capacity to send data
+    /// oxcd patch: assigns what the connection has available now, up to what `stream`
+    /// requested and its window allows, and nothing more (no queueing).
+    fn assign_available_capacity(&mut self, stream: &mut store::Ptr) {
+        let available = stream.send_flow.available().as_size();
+        let additional = cmp::min(
+            stream.requested_send_capacity.saturating_sub(available),
+            stream.send_flow.window_size().saturating_sub(available),
+        );
+        let assign = cmp::min(self.flow.available().as_size(), additional);
+        if assign > 0 {
+            stream.assign_capacity(assign, self.max_buffer_size);
+            let _res = self.flow.claim_capacity(assign);
+            debug_assert!(_res.is_ok());
+        }
+    }
+
     fn try_assign_capacity(&mut self, stream: &mut store::Ptr) {
         // Streams over the max concurrent count should not have capacity assign to avoid starving the connection
         // capacity for open streams
