@@ -14,11 +14,11 @@ mod search;
 
 use std::fmt;
 
-use crate::history::History;
+use crate::history::{History, Request};
 pub use linearizability::{CheckOptions, Linearizability, Linearization, check_linearizability};
 pub use report::ViolationReport;
 pub use revision_log::RevisionLog;
-pub use watch::{WatchGuarantee, WatchViolation, check_watches};
+pub use watch::{Compaction, WatchGuarantee, WatchViolation, check_watches};
 
 /// Every checker's verdict on one history.
 #[derive(Debug)]
@@ -43,7 +43,18 @@ pub fn check(history: &History, options: &CheckOptions) -> Report {
         Linearizability::Ok(linearization) => Some(linearization.revision_log()),
         _ => None,
     };
-    let watch = check_watches(&history.watches, log.as_ref());
+    let compactions: Vec<Compaction> = history
+        .operations
+        .iter()
+        .filter_map(|op| match op.request {
+            Request::Compact { revision } => Some(Compaction {
+                invoked: op.invoke,
+                revision,
+            }),
+            _ => None,
+        })
+        .collect();
+    let watch = check_watches(&history.watches, log.as_ref(), &compactions);
     Report {
         linearizability,
         watch,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::checker::describe::describe_kv;
 use crate::checker::revision_log::RevisionLog;
-use crate::history::{ClientId, Event, EventKind, WatchResponseKind, WatchStream};
+use crate::history::{ClientId, Event, EventKind, Timestamp, WatchResponseKind, WatchStream};
 
 /// Mismatches reported per stream before the rest are summed up in one line.
 const MAX_MISMATCHES: usize = 5;
@@ -54,15 +54,28 @@ impl fmt::Display for WatchViolation {
     }
 }
 
+/// A compaction a client asked for: when the request was sent, and its revision. Answered
+/// or not, it may have taken effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compaction {
+    pub invoked: Timestamp,
+    pub revision: i64,
+}
+
 /// Checks every stream. Without a log (no linearization was found) only the guarantees
 /// a stream shows on its own are checked.
-pub fn check_watches(streams: &[WatchStream], log: Option<&RevisionLog>) -> Vec<WatchViolation> {
+pub fn check_watches(
+    streams: &[WatchStream],
+    log: Option<&RevisionLog>,
+    compactions: &[Compaction],
+) -> Vec<WatchViolation> {
     let resumed = resumptions(streams);
     let mut violations = Vec::new();
     for (index, stream) in streams.iter().enumerate() {
         let mut check = StreamCheck {
             index,
             stream,
+            compactions,
             violations: &mut violations,
         };
         check.order();
@@ -94,6 +107,7 @@ fn resumptions(streams: &[WatchStream]) -> HashSet<usize> {
 struct StreamCheck<'a> {
     index: usize,
     stream: &'a WatchStream,
+    compactions: &'a [Compaction],
     violations: &'a mut Vec<WatchViolation>,
 }
 
@@ -192,9 +206,9 @@ impl StreamCheck<'_> {
         // for: writes without an answer that no one saw. Nothing can be expected of them.
         let through = self.complete_through().min(log.last_revision());
         let stream = self.stream;
-        let mut delivered: BTreeMap<(i64, &str), &Event> = BTreeMap::new();
+        let mut delivered: BTreeMap<(i64, &str), (Timestamp, &Event)> = BTreeMap::new();
         let mut mismatches = Vec::new();
-        for event in events_of(stream) {
+        for (arrived, event) in events_of(stream) {
             let revision = event.kv.mod_revision;
             if revision < start {
                 let detail = format!(
@@ -210,7 +224,9 @@ impl StreamCheck<'_> {
                 );
                 mismatches.push((guarantee, revision, detail));
             } else if revision <= through {
-                delivered.entry((revision, &event.kv.key)).or_insert(event);
+                delivered
+                    .entry((revision, &event.kv.key))
+                    .or_insert((arrived, event));
             }
         }
         let expected: BTreeMap<(i64, &str), &Event> = log
@@ -228,7 +244,7 @@ impl StreamCheck<'_> {
         &self,
         guarantee: WatchGuarantee,
         expected: &BTreeMap<(i64, &str), &Event>,
-        delivered: &BTreeMap<(i64, &str), &Event>,
+        delivered: &BTreeMap<(i64, &str), (Timestamp, &Event)>,
         mismatches: &mut Vec<(WatchGuarantee, i64, String)>,
     ) {
         for (&(revision, _), &want) in expected {
@@ -236,12 +252,16 @@ impl StreamCheck<'_> {
                 None => {
                     mismatches.push((guarantee, revision, format!("missing {}", describe(want))))
                 }
-                Some(&got) if !same_change(want, got) => mismatches.push((
+                Some(&(_, got)) if !same_change(want, got) => mismatches.push((
                     guarantee,
                     revision,
                     format!("expected {}, got {}", describe(want), describe(got)),
                 )),
-                Some(&got) if self.stream.request.prev_kv && want.prev_kv != got.prev_kv => {
+                Some(&(arrived, got))
+                    if self.stream.request.prev_kv
+                        && want.prev_kv != got.prev_kv
+                        && !(got.prev_kv.is_none() && self.compacted_by(revision, arrived)) =>
+                {
                     mismatches.push((
                         WatchGuarantee::PrevKv,
                         revision,
@@ -256,7 +276,7 @@ impl StreamCheck<'_> {
                 Some(_) => {}
             }
         }
-        for (key, &got) in delivered {
+        for (key, &(_, got)) in delivered {
             if !expected.contains_key(key) {
                 mismatches.push((
                     guarantee,
@@ -265,6 +285,17 @@ impl StreamCheck<'_> {
                 ));
             }
         }
+    }
+
+    /// Whether the version an event at `revision` replaced may have been compacted away
+    /// before the event arrived: a compaction at `revision` or later was asked for by then.
+    /// etcd reads a watch event's prev_kv when it sends the event, at the revision before it,
+    /// and sends none when that revision is compacted (a watch replaying history from a
+    /// compacted-through revision, say).
+    fn compacted_by(&self, revision: i64, arrived: Timestamp) -> bool {
+        self.compactions
+            .iter()
+            .any(|c| c.revision >= revision && c.invoked < arrived)
     }
 
     /// Reports the first mismatches by revision, and how many more there were.
@@ -321,14 +352,15 @@ impl StreamCheck<'_> {
     }
 }
 
-fn events_of(stream: &WatchStream) -> impl Iterator<Item = &Event> {
-    stream
-        .responses
-        .iter()
-        .flat_map(|response| match &response.kind {
+/// The stream's events, each with the time its response arrived.
+fn events_of(stream: &WatchStream) -> impl Iterator<Item = (Timestamp, &Event)> {
+    stream.responses.iter().flat_map(|response| {
+        let events = match &response.kind {
             WatchResponseKind::Events { events, .. } => events.as_slice(),
             _ => &[],
-        })
+        };
+        events.iter().map(move |event| (response.time, event))
+    })
 }
 
 /// Whether two events record the same change. etcd sets only the key and revision of a

@@ -228,3 +228,44 @@ fn unanswered_write_seen_by_a_watch_is_in_the_log() {
         vec![]
     );
 }
+
+/// A watch from revision 4, opened after a compaction at 4 was asked for, replays revision 4
+/// without prev_kv: the versions it replaced were compacted away, and etcd then sends none.
+/// Without that compaction, or with one asked for only after the events arrived, a missing
+/// prev_kv is a violation.
+#[test]
+fn prev_kv_may_be_missing_once_a_compaction_removed_it() {
+    let (a2, b2) = (kv("a", "a2", 4, 2, 2), kv("b", "b2", 4, 3, 2));
+    let responses = vec![
+        created_response(56, 4),
+        events(
+            57,
+            4,
+            vec![put_event(a2.clone(), None), put_event(b2, None)],
+        ),
+        events(71, 5, vec![delete_event("a", 5, Some(a2))]),
+        progress(80, 5),
+    ];
+    let compaction = |times| {
+        operation(
+            3,
+            times,
+            Request::Compact { revision: 4 },
+            ok(4, ResponseBody::Compact),
+        )
+    };
+    let with = |extra: Vec<Operation>| {
+        let mut operations = operations();
+        operations.extend(extra);
+        check_stream(operations, vec![watch_all(9, 55, 4, responses.clone())])
+    };
+    assert_eq!(with(vec![compaction((52, 53))]), vec![]);
+    assert_eq!(
+        with(vec![]),
+        vec![WatchGuarantee::PrevKv, WatchGuarantee::PrevKv]
+    );
+    assert_eq!(
+        with(vec![compaction((58, 59))]),
+        vec![WatchGuarantee::PrevKv, WatchGuarantee::PrevKv]
+    );
+}
