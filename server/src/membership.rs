@@ -204,11 +204,9 @@ impl EtcdServer {
             // member removing itself, then stops).
             return Ok(());
         }
-        let mut applied = self.state.applied_index();
-        match tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= index)).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(r) => r.map(|_| ()).map_err(|_| Error::Stopped),
-        }
+        tokio::time::timeout_at(deadline.into(), self.state.wait_applied(index))
+            .await
+            .map_err(|_| Error::Timeout)?
     }
 
     /// Applies `change` on this member, which must lead; returns the index of the log entry

@@ -122,11 +122,7 @@ impl EtcdServer {
                             .into_inner();
                         // Like etcd, answer once this member has applied the entry too, so
                         // the client's next serializable read or new watch here sees it.
-                        self.state
-                            .applied_index()
-                            .wait_for(|a| *a >= resp.index)
-                            .await
-                            .map_err(|_| Error::Stopped)?;
+                        self.state.wait_applied(resp.index).await?;
                         decode_apply(resp.response.unwrap_or_default())
                     }
                     Leader::Me | Leader::Unknown => Err(Error::NoLeader),
@@ -189,12 +185,7 @@ impl EtcdServer {
                             .map_err(forwarded_error)?
                             .into_inner()
                             .index;
-                        let mut applied = self.state.applied_index();
-                        applied
-                            .wait_for(|a| *a >= index)
-                            .await
-                            .map_err(|_| Error::Stopped)?;
-                        Ok(())
+                        self.state.wait_applied(index).await
                     }
                     Leader::Me | Leader::Unknown => Err(Error::NoLeader),
                 }

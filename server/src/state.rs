@@ -190,6 +190,16 @@ impl StateStore {
         self.applied_tx.subscribe()
     }
 
+    /// Waits until this member has applied the log up to `index`; fails only when the state
+    /// is gone (the member stopped). Callers bound the wait with their own deadline.
+    pub async fn wait_applied(&self, index: u64) -> Result<()> {
+        self.applied_index()
+            .wait_for(|a| *a >= index)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Stopped)
+    }
+
     /// Applies committed entries, in order; returns each command's response. The state
     /// and the applied position go to the write buffer together, and the buffer is handed
     /// to sled only between groups, so sled always holds "every entry up to `applied`".
