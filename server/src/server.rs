@@ -91,7 +91,8 @@ impl EtcdServer {
         let member_dir = data_dir.join("member");
         std::fs::create_dir_all(&member_dir)?;
         let db = SledBackend::open_db(&member_dir.join("db"))?;
-        let log_store = LogStore::open(&db, &member_dir.join("wal"))?;
+        let wal_dir = cfg.wal_dir_path().unwrap_or_else(|| member_dir.join("wal"));
+        let log_store = LogStore::open(&db, &wal_dir)?;
         let state = StateStore::open(
             &member_dir.join("state"),
             &member_dir.join("snap"),

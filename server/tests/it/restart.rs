@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::{Client, GetOptions, LeaseTimeToLiveOptions, PutOptions, WatchOptions};
 use tonic::Code;
 
-use crate::harness::{Member, text, wait_for};
+use crate::harness::{Member, put, text, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
@@ -360,6 +360,37 @@ async fn kill9_during_first_start_then_restart() {
             (&b"v"[..], r)
         );
     }
+}
+
+/// `--wal-dir` puts the raft log in its own directory (as etcd does, e.g. on another disk):
+/// the log is written there and nowhere under the data dir, and is replayed from there after
+/// a kill -9.
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_dir_holds_the_log_and_survives_kill9() {
+    let wal_dir = tempfile::tempdir().unwrap();
+    let wal = wal_dir.path().join("wal");
+    let mut m = Member::start_with(&["--wal-dir", wal.to_str().unwrap()]);
+    let mut c = m.client().await;
+    let written = put(&mut c, "in-wal-dir", "v").await;
+    m.kill9();
+    let segments = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+            })
+            .count()
+        })
+    };
+    assert!(segments(&wal) > 0, "no log segment in {}", wal.display());
+    assert_eq!(segments(&m.dir().join("m0.etcd/member/wal")), 0);
+    m.restart();
+    let mut c = m.client().await;
+    let got = c.get("in-wal-dir", None).await.unwrap();
+    assert_eq!(
+        (got.kvs()[0].value(), got.kvs()[0].mod_revision()),
+        (&b"v"[..], written)
+    );
 }
 
 /// A lease kept alive across a restart: the restarted member renews it again.
