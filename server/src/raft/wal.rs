@@ -8,6 +8,15 @@
 //! else is corruption and stops the start. The newest entries (up to [`RESIDENT_BYTES`] of
 //! records) stay in memory, which is what replication and apply read; older ones, kept for
 //! slow followers until a snapshot purges them, are read back from their segment.
+//!
+//! A segment file is written full of zeros and synced before it takes records (a thread
+//! prepares the next one while the active one fills), and records overwrite the zeros. An
+//! fdatasync then only has data to write: appending to a file instead changes its size and
+//! allocates blocks, so every sync commits the filesystem's journal, which on ext4 first
+//! writes out the other files' newly allocated dirty data (the state's database is written
+//! all the time). Under 64-client puts on one member the median sync took 0.39–0.41 ms this
+//! way and 0.52–0.63 ms appending. Zeros after the last record are where the next one goes;
+//! a header of zeros ends a segment's records.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -19,8 +28,12 @@ use std::sync::Arc;
 use super::typ::{Entry, LogId};
 
 const SUFFIX: &str = ".wal";
-/// A new segment starts once the active one has grown past this.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// A segment file's prepared size; a new segment starts once the active one has records up
+/// to it.
+const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// The next segment's file while it is being zeroed, and once it is ready.
+const PREPARING: &str = "segment.preparing";
+const PREPARED: &str = "segment.prepared";
 const HEADER: usize = 8;
 /// Record bytes of the newest entries kept in memory (at least the last entry is): ~7k puts
 /// of 256 B, what apply and followers within a second or so of the leader read. Older entries
@@ -66,6 +79,10 @@ pub struct Wal {
     next_index: u64,
     /// In order of first index; the last one takes appends.
     segments: Vec<Segment>,
+    /// Preparing the next segment's file, once the active one is half full.
+    preparer: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// [`SEGMENT_BYTES`] (smaller in tests).
+    segment_bytes: u64,
 }
 
 fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
@@ -76,42 +93,78 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
+fn open_segment(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
 }
 
-/// Reads the records of one segment: the entries and the offset each starts at, and the
-/// length of the valid prefix (shorter than the file after a torn write).
-fn read_segment(path: &Path) -> io::Result<(Vec<(Entry, u64, u64)>, u64, u64)> {
+/// Writes a file of `size` zeros, synced, as the next segment ([`PREPARED`]).
+///
+/// In pages: the page cache may keep a file written in large writes in large folios, and a
+/// record that dirties a byte of one then has the whole folio written at the next sync (the
+/// writers wrote ~500 MB/s instead of ~5 MB/s with 1 MiB writes here).
+fn prepare_segment(dir: &Path, size: u64) -> io::Result<()> {
+    let preparing = dir.join(PREPARING);
+    let mut file = File::create(&preparing)?;
+    let zeros = vec![0u8; 4096];
+    let mut written = 0;
+    while written < size {
+        let n = zeros.len().min((size - written) as usize);
+        file.write_all(&zeros[..n])?;
+        written += n as u64;
+    }
+    file.sync_all()?;
+    std::fs::rename(&preparing, dir.join(PREPARED))
+}
+
+/// What a segment file holds: its records (entry, offset, record size), where they end, and
+/// whether everything after that is zeros (prepared space, or nothing) rather than the
+/// remains of a torn write.
+struct SegmentRead {
+    records: Vec<(Entry, u64, u64)>,
+    valid: u64,
+    clean_tail: bool,
+}
+
+fn read_segment(path: &Path) -> io::Result<SegmentRead> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut input = BufReader::new(file);
-    let mut entries = Vec::new();
+    let mut records = Vec::new();
     let mut offset = 0u64;
+    let mut rest = Vec::new();
     loop {
         let mut header = [0u8; HEADER];
-        if read_full(&mut input, &mut header)? < HEADER {
-            break;
-        }
+        let got = read_full(&mut input, &mut header)?;
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if offset + HEADER as u64 + len > file_len {
+        if got < HEADER || len == 0 || offset + HEADER as u64 + len > file_len {
+            rest.extend_from_slice(&header[..got]);
             break;
         }
         let mut payload = vec![0u8; len as usize];
         if read_full(&mut input, &mut payload)? < payload.len() || crc32fast::hash(&payload) != crc
         {
+            rest.extend_from_slice(&header);
+            rest.extend_from_slice(&payload);
             break;
         }
         let entry: Entry = bincode::deserialize(&payload).map_err(io_err)?;
-        entries.push((entry, offset, HEADER as u64 + len));
+        records.push((entry, offset, HEADER as u64 + len));
         offset += HEADER as u64 + len;
     }
-    Ok((entries, offset, file_len))
+    let mut clean_tail = rest.iter().all(|b| *b == 0);
+    let mut chunk = vec![0u8; 64 * 1024];
+    while clean_tail {
+        match input.read(&mut chunk)? {
+            0 => break,
+            n => clean_tail = chunk[..n].iter().all(|b| *b == 0),
+        }
+    }
+    Ok(SegmentRead {
+        records,
+        valid: offset,
+        clean_tail,
+    })
 }
 
 /// Like `read_exact`, but reports how much it read before the end of the input.
@@ -130,6 +183,10 @@ impl Wal {
     /// Opens (or creates) the log in `dir`, dropping entries up to `purged_index` (purged
     /// already, whose segment may still exist).
     pub fn open(dir: &Path, purged_index: Option<u64>) -> io::Result<Wal> {
+        Wal::open_with(dir, purged_index, SEGMENT_BYTES)
+    }
+
+    fn open_with(dir: &Path, purged_index: Option<u64>, segment_bytes: u64) -> io::Result<Wal> {
         std::fs::create_dir_all(dir)?;
         let mut firsts: Vec<u64> = Vec::new();
         for item in std::fs::read_dir(dir)? {
@@ -148,19 +205,32 @@ impl Wal {
             resident_budget: RESIDENT_BYTES,
             next_index: purged_index.map_or(0, |i| i + 1),
             segments: Vec::new(),
+            preparer: None,
+            segment_bytes,
         };
+        for stale in [PREPARING, PREPARED] {
+            match std::fs::remove_file(dir.join(stale)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         for (n, first) in firsts.iter().enumerate() {
             let path = segment_path(dir, *first);
-            let (records, valid, file_len) = read_segment(&path)?;
+            let SegmentRead {
+                records,
+                valid,
+                clean_tail,
+            } = read_segment(&path)?;
             let last = n + 1 == firsts.len();
-            if valid < file_len {
+            if !clean_tail {
                 if !last {
                     return Err(io_err(format!(
                         "raft log segment {} is corrupt at offset {valid}",
                         path.display()
                     )));
                 }
-                // A torn write at the end: it was never acknowledged.
+                // A torn write at the end: it was never acknowledged. The file ends with the
+                // last whole record; appends extend it until the next segment starts.
                 let file = OpenOptions::new().write(true).open(&path)?;
                 file.set_len(valid)?;
                 file.sync_all()?;
@@ -183,7 +253,7 @@ impl Wal {
             wal.evict();
             wal.segments.push(Segment {
                 first_index: *first,
-                file: Arc::new(open_append(&path)?),
+                file: Arc::new(open_segment(&path)?),
                 path,
                 len: valid,
             });
@@ -194,15 +264,25 @@ impl Wal {
         Ok(wal)
     }
 
-    /// Starts a new active segment named by the next index (the previous one is synced).
+    /// Starts a new active segment named by the next index (the previous one is synced), in
+    /// the prepared file, or one prepared now when the preparer has not made one.
     fn start_segment(&mut self) -> io::Result<()> {
         if let Some(active) = self.segments.last() {
             active.file.sync_data()?;
         }
+        let prepared = match self.preparer.take() {
+            Some(preparer) => preparer
+                .join()
+                .unwrap_or_else(|_| Err(io_err("segment preparer panicked"))),
+            None => Err(io_err("no segment prepared")),
+        };
+        if prepared.is_err() {
+            prepare_segment(&self.dir, self.segment_bytes)?;
+        }
         let path = segment_path(&self.dir, self.next_index);
-        let file = Arc::new(open_append(&path)?);
-        file.sync_all()?;
+        std::fs::rename(self.dir.join(PREPARED), &path)?;
         sync_dir(&self.dir)?;
+        let file = Arc::new(open_segment(&path)?);
         self.segments.push(Segment {
             first_index: self.next_index,
             path,
@@ -298,8 +378,25 @@ impl Wal {
     /// Writes `entries` (the next indexes, in order) to the active segment, not yet synced.
     /// Returns the file to sync to make them durable.
     pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> io::Result<Arc<File>> {
-        if self.segments.last().is_some_and(|s| s.len >= SEGMENT_BYTES) {
+        if self
+            .segments
+            .last()
+            .is_some_and(|s| s.len >= self.segment_bytes)
+        {
             self.start_segment()?;
+        }
+        if self.preparer.is_none()
+            && self
+                .segments
+                .last()
+                .is_some_and(|s| s.len >= self.segment_bytes / 2)
+        {
+            let (dir, size) = (self.dir.clone(), self.segment_bytes);
+            self.preparer = Some(
+                std::thread::Builder::new()
+                    .name("raft-log-prepare".into())
+                    .spawn(move || prepare_segment(&dir, size))?,
+            );
         }
         let active = self.segments.last_mut().expect("an active segment");
         let mut buf = Vec::new();
@@ -322,7 +419,7 @@ impl Wal {
             self.next_index = index + 1;
             stored.push((entry, offset, (HEADER + payload.len()) as u64));
         }
-        (&*active.file).write_all(&buf)?;
+        active.file.write_all_at(&buf, active.len)?;
         active.len += buf.len() as u64;
         let (segment_first, file) = (active.first_index, active.file.clone());
         for (entry, offset, size) in stored {
@@ -353,8 +450,15 @@ impl Wal {
             std::fs::remove_file(&gone.path)?;
         }
         let active = self.segments.last_mut().expect("the cut entry's segment");
-        active.file.set_len(offset)?;
-        active.file.sync_all()?;
+        // Zeros over the cut records keep the segment's prepared space prepared.
+        let zeros = vec![0u8; (active.len - offset).min(1024 * 1024) as usize];
+        let mut at = offset;
+        while at < active.len {
+            let n = zeros.len().min((active.len - at) as usize);
+            active.file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        active.file.sync_data()?;
         active.len = offset;
         sync_dir(&self.dir)?;
         for gone in self.entries.range(pos.max(self.resident_from)..) {
@@ -429,11 +533,12 @@ mod tests {
             .unwrap()
             .sync_data()
             .unwrap();
+        let end = wal.segments[0].len;
         drop(wal);
         let path = segment_path(dir.path(), 0);
-        // Half a record at the end, as a crash mid-write leaves it.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        // Half a record after the last one, as a crash mid-write leaves it.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[200, 0, 0, 0, 1, 2], end).unwrap();
         drop(f);
         let mut wal = Wal::open(dir.path(), None).unwrap();
         assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5]);
@@ -466,6 +571,74 @@ mod tests {
         assert_eq!(indexes(&wal), vec![9]);
         // The purged segment is gone.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn records_overwrite_prepared_segments_and_continue_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 4096;
+        let mut wal = Wal::open_with(dir.path(), None, size).unwrap();
+        assert_eq!(
+            std::fs::read(segment_path(dir.path(), 0)).unwrap(),
+            vec![0; 4096]
+        );
+        let mut next = 1;
+        while wal.segments.len() < 3 {
+            wal.append([entry(1, next)]).unwrap();
+            next += 1;
+        }
+        // Every segment file is its prepared size or more, zeros after its records.
+        for s in &wal.segments {
+            let bytes = std::fs::read(&s.path).unwrap();
+            assert!(
+                bytes.len() as u64 >= size.max(s.len),
+                "{}",
+                s.path.display()
+            );
+            assert!(bytes[s.len as usize..].iter().all(|b| *b == 0));
+        }
+        wal.segments.last().unwrap().file.sync_data().unwrap();
+        drop(wal);
+        let mut wal = Wal::open_with(dir.path(), None, size).unwrap();
+        assert_eq!(indexes(&wal), (1..next).collect::<Vec<_>>());
+        // The next record goes after the last one, not at the end of the file.
+        wal.append([entry(1, next)]).unwrap().sync_data().unwrap();
+        let active_len = std::fs::metadata(&wal.segments.last().unwrap().path)
+            .unwrap()
+            .len();
+        assert_eq!(active_len, size);
+        drop(wal);
+        let wal = Wal::open_with(dir.path(), None, size).unwrap();
+        assert_eq!(indexes(&wal), (1..=next).collect::<Vec<_>>());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(SUFFIX))
+            .collect();
+        assert!(
+            names.is_empty(),
+            "open clears unused prepared files: {names:?}"
+        );
+    }
+
+    #[test]
+    fn truncated_records_become_zeros_and_do_not_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), None).unwrap();
+        wal.append((1..=10).map(|i| entry(1, i))).unwrap();
+        let cut_at = wal.entries[6].offset;
+        let end = wal.segments[0].len;
+        wal.truncate_after(Some(6)).unwrap();
+        let bytes = std::fs::read(segment_path(dir.path(), 0)).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            SEGMENT_BYTES,
+            "the prepared space stays"
+        );
+        assert!(bytes[cut_at as usize..end as usize].iter().all(|b| *b == 0));
+        drop(wal);
+        let wal = Wal::open(dir.path(), None).unwrap();
+        assert_eq!(indexes(&wal), (1..=6).collect::<Vec<_>>());
     }
 
     #[test]
