@@ -34,11 +34,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
-        let store = self.store.clone();
-        let (meta, path) = tokio::task::spawn_blocking(move || store.build_snapshot())
-            .await
-            .map_err(io_err)?
-            .map_err(io_err)?;
+        let (meta, path) = self.store.build_snapshot_async().await.map_err(io_err)?;
         Ok(Snapshot {
             meta,
             snapshot: SnapshotFile { path },
