@@ -66,6 +66,16 @@ async fn lease_state(c: &mut Client, id: i64) -> (i64, i64, Vec<String>) {
     (r.granted_ttl(), r.ttl(), keys)
 }
 
+/// Asserts that `key` holds `value`, written at revision `rev`.
+async fn assert_written(c: &mut Client, key: &str, value: &str, rev: i64) {
+    let got = c.get(key, None).await.unwrap();
+    let kv = got.kvs().first().unwrap_or_else(|| panic!("{key} is gone"));
+    assert_eq!(
+        (text(kv.value()), kv.mod_revision()),
+        (value.to_string(), rev)
+    );
+}
+
 fn stop(m: &mut Member, how: Stop) {
     match how {
         Stop::Clean => m.stop(),
@@ -353,12 +363,7 @@ async fn kill9_during_first_start_then_restart() {
         assert_eq!(members.members().len(), 1, "killed after {delay_ms} ms");
         m.kill9();
         m.restart();
-        let mut c = m.client().await;
-        let got = c.get("k", None).await.unwrap();
-        assert_eq!(
-            (got.kvs()[0].value(), got.kvs()[0].mod_revision()),
-            (&b"v"[..], r)
-        );
+        assert_written(&mut m.client().await, "k", "v", r).await;
     }
 }
 
@@ -385,12 +390,7 @@ async fn wal_dir_holds_the_log_and_survives_kill9() {
     assert!(segments(&wal) > 0, "no log segment in {}", wal.display());
     assert_eq!(segments(&m.dir().join("m0.etcd/member/wal")), 0);
     m.restart();
-    let mut c = m.client().await;
-    let got = c.get("in-wal-dir", None).await.unwrap();
-    assert_eq!(
-        (got.kvs()[0].value(), got.kvs()[0].mod_revision()),
-        (&b"v"[..], written)
-    );
+    assert_written(&mut m.client().await, "in-wal-dir", "v", written).await;
 }
 
 /// A lease kept alive across a restart: the restarted member renews it again.
