@@ -13,11 +13,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, stream_append_sequential};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RaftNetworkV2};
 use serde::Serialize;
@@ -85,6 +86,8 @@ pub struct PeerNetwork;
 pub struct PeerClient {
     target: u64,
     rpc: Result<PeerRpc<Channel>, String>,
+    /// The peer has no `StreamAppend` (an older version): replicate one request at a time.
+    sequential: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -96,7 +99,11 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX)
         });
-        PeerClient { target, rpc }
+        PeerClient {
+            target,
+            rpc,
+            sequential: false,
+        }
     }
 }
 
@@ -149,6 +156,94 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .await
             .map_err(|s| status_error(self.target, s))?;
         decode(resp.into_inner())
+    }
+
+    /// Replication over one `StreamAppend` call: requests go out as raft produces them,
+    /// without waiting for the answers to earlier ones (sent one by one, each waited for the
+    /// answer to the one before, a round trip per request). The answers come back in order.
+    /// A peer that stops answering while requests are outstanding for `soft_ttl` is reported
+    /// unreachable; an idle stream may stay open.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: tokio_stream::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + OptionalSend
+            + Unpin
+            + 'static,
+    {
+        if self.sequential {
+            return stream_append_sequential(self, input, option);
+        }
+        Box::pin(async move {
+            use std::sync::Arc;
+            use std::sync::atomic::{AtomicU64, Ordering};
+            use tokio_stream::StreamExt;
+
+            let (target, ttl) = (self.target, option.soft_ttl());
+            let sent = Arc::new(AtomicU64::new(0));
+            let counted = sent.clone();
+            let requests = input.map_while(move |request| {
+                let data = bincode::serialize(&request).ok()?;
+                counted.fetch_add(1, Ordering::Relaxed);
+                Some(RaftBytes { data })
+            });
+            let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
+            let mut answers = match opened {
+                Err(_) => {
+                    return Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                        "peer {target:x}: no answer to StreamAppend within {ttl:?}"
+                    ))));
+                }
+                Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {
+                    self.sequential = true;
+                    return Err(status_error(target, s));
+                }
+                Ok(Err(s)) => return Err(status_error(target, s)),
+                Ok(Ok(answers)) => answers.into_inner(),
+            };
+            let results = async_stream::stream! {
+                let mut answered = 0u64;
+                loop {
+                    let next = match tokio::time::timeout(ttl, answers.next()).await {
+                        Ok(next) => next,
+                        Err(_) if sent.load(Ordering::Relaxed) == answered => continue,
+                        Err(_) => {
+                            yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                                "peer {target:x}: no answer to replication within {ttl:?}"
+                            ))));
+                            break;
+                        }
+                    };
+                    match next {
+                        None => break,
+                        Some(Err(s)) => {
+                            yield Err(status_error(target, s));
+                            break;
+                        }
+                        Some(Ok(bytes)) => {
+                            answered += 1;
+                            let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
+                            let last = !matches!(result, Ok(Ok(_)));
+                            yield result;
+                            if last {
+                                break;
+                            }
+                        }
+                    }
+                }
+            };
+            let results: BoxStream<'s, _> = Box::pin(results);
+            Ok(results)
+        })
     }
 
     async fn vote(

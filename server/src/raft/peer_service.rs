@@ -65,6 +65,25 @@ impl Peer for PeerService {
         encode(&resp)
     }
 
+    type StreamAppendStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<RaftBytes, Status>> + Send>>;
+
+    /// Hands the requests to raft as they arrive, without waiting for earlier ones to be
+    /// answered; raft answers them in order. A request that does not decode ends the input.
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<RaftBytes>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        let requests = request
+            .into_inner()
+            .map_while(|message| decode(&message.ok()?).ok());
+        let results = self.server.raft.stream_append(requests).map(|result| {
+            let result = result.map_err(fatal)?;
+            Ok(encode(&result)?.into_inner())
+        });
+        Ok(Response::new(Box::pin(results)))
+    }
+
     async fn vote(&self, request: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
         let req = decode(request.get_ref())?;
         let resp = self.server.raft.vote(req).await.map_err(fatal)?;
