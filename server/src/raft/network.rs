@@ -31,6 +31,14 @@ use super::{MemberNode, TypeConfig};
 use crate::proto::oxcdpb::peer_client::PeerClient as PeerRpc;
 use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
 
+/// A replication stream with requests outstanding fails once the peer has not answered for
+/// this many request timeouts (openraft's is the heartbeat interval). Pipelined requests
+/// queue at the peer, so an answer can take several heartbeats under load (with one, 256
+/// clients' puts on 3 members restarted replication every few seconds, stalling writes for
+/// hundreds of milliseconds); a peer that is gone is still noticed within a second at the
+/// default heartbeat.
+const STREAM_STALL_TTLS: u32 = 10;
+
 /// Snapshot files are sent in pieces of this size.
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -161,8 +169,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     /// Replication over one `StreamAppend` call: requests go out as raft produces them,
     /// without waiting for the answers to earlier ones (sent one by one, each waited for the
     /// answer to the one before, a round trip per request). The answers come back in order.
-    /// A peer that stops answering while requests are outstanding for `soft_ttl` is reported
-    /// unreachable; an idle stream may stay open.
+    /// A peer that leaves outstanding requests unanswered for [`STREAM_STALL_TTLS`] request
+    /// timeouts is reported unreachable; an idle stream may stay open.
     fn stream_append<'s, S>(
         &'s mut self,
         input: S,
@@ -188,7 +196,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             use std::sync::atomic::{AtomicU64, Ordering};
             use tokio_stream::StreamExt;
 
-            let (target, ttl) = (self.target, option.soft_ttl());
+            let (target, ttl) = (self.target, option.hard_ttl());
+            let stall = ttl * STREAM_STALL_TTLS;
             let sent = Arc::new(AtomicU64::new(0));
             let counted = sent.clone();
             let requests = input.map_while(move |request| {
@@ -213,12 +222,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let results = async_stream::stream! {
                 let mut answered = 0u64;
                 loop {
-                    let next = match tokio::time::timeout(ttl, answers.next()).await {
+                    let next = match tokio::time::timeout(stall, answers.next()).await {
                         Ok(next) => next,
                         Err(_) if sent.load(Ordering::Relaxed) == answered => continue,
                         Err(_) => {
                             yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
-                                "peer {target:x}: no answer to replication within {ttl:?}"
+                                "peer {target:x}: no answer to replication within {stall:?}"
                             ))));
                             break;
                         }
