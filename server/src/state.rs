@@ -64,6 +64,10 @@ pub struct StateStore {
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// The thread that commits the write buffer to sled.
     committer: Committer,
+    /// Held shared while a snapshot reads revisions without the state lock, and exclusively
+    /// by whatever removes revisions (applying a compaction, installing a snapshot,
+    /// defragmenting). Taken before the state lock.
+    removals: RwLock<()>,
 }
 
 fn decode_meta<T: serde::de::DeserializeOwned + Default>(
@@ -114,6 +118,7 @@ impl StateStore {
             generation: generation.into(),
             applied_tx: tokio::sync::watch::channel(applied_index).0,
             committer,
+            removals: RwLock::new(()),
         }))
     }
 
@@ -137,6 +142,7 @@ impl StateStore {
     /// it). Applies and reads wait meanwhile, as in etcd. The new database is complete and
     /// flushed before `current` names it, so a crash at any point leaves one whole state.
     pub fn defragment(&self) -> Result<()> {
+        let _no_snapshot_reads = self.removals.write().expect("removals lock poisoned");
         let _no_applies = self.inner.write().expect("state lock poisoned");
         self.backend.commit()?;
         let old_generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
@@ -211,6 +217,10 @@ impl StateStore {
         let Some(last_log_id) = entries.last().map(|e| e.log_id.clone()) else {
             return Ok(Vec::new());
         };
+        let _no_snapshot_reads = entries
+            .iter()
+            .any(removes_revisions)
+            .then(|| self.removals.write().expect("removals lock poisoned"));
         let mut inner = self.inner.write().expect("state lock poisoned");
         inner
             .kv
@@ -299,27 +309,47 @@ impl StateStore {
         fail::fail_point!("snapshot-before-build", |_| Err(Error::internal(
             "failpoint snapshot-before-build"
         )));
-        let inner = self.read();
-        self.backend.flush()?;
-        let meta = SnapshotMeta {
-            last_log_id: inner.applied.clone(),
-            last_membership: inner.membership.clone(),
+        // Under the state lock: the applied position and every pair later applies may change.
+        // Revisions are not among them: applies only add revisions above the current one, and
+        // whatever removes revisions waits for `removals`, held until the scan below is done.
+        // So applies go on while the revisions, nearly all of the state, are read.
+        let no_removals = self.removals.read().expect("removals lock poisoned");
+        let (meta, rev, changeable) = {
+            let inner = self.read();
+            let meta = SnapshotMeta {
+                last_log_id: inner.applied.clone(),
+                last_membership: inner.membership.clone(),
+            };
+            let (revs_start, revs_end) = crate::mvcc::revision_keys();
+            let changeable = self
+                .backend
+                .scan(&[], &revs_start)
+                .chain(self.backend.scan(&revs_end, &[]))
+                .collect::<Result<Vec<_>>>()?;
+            (meta, inner.kv.mvcc.current_rev(), changeable)
         };
+        // The state up to the snapshot is durable before raft purges the log it replaces.
+        self.flush()?;
         let tmp = self.snapshot_dir.join(SNAPSHOT_BUILD_TMP);
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
         write_chunk(
             &mut out,
             &bincode::serialize(&meta).map_err(Error::internal)?,
         )?;
-        for pair in self.backend.scan(&[], &[]) {
+        for (k, v) in &changeable {
+            write_chunk(&mut out, k)?;
+            write_chunk(&mut out, v)?;
+        }
+        let (revs_start, revs_end) = crate::mvcc::revision_keys_through(rev);
+        for pair in self.backend.scan(&revs_start, &revs_end) {
             let (k, v) = pair?;
             write_chunk(&mut out, &k)?;
             write_chunk(&mut out, &v)?;
         }
+        drop(no_removals);
         out.into_inner()
             .map_err(|e| Error::internal(e.error()))?
             .sync_all()?;
-        drop(inner);
         let path = self.snapshot_path(&meta);
         std::fs::rename(&tmp, &path)?;
         self.remove_snapshots_older_than(&path)?;
@@ -364,6 +394,7 @@ impl StateStore {
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, &own)?;
         }
+        let _no_snapshot_reads = self.removals.write().expect("removals lock poisoned");
         let mut inner = self.inner.write().expect("state lock poisoned");
         self.backend.clear()?;
         let mut batch = WriteBatch::default();
@@ -433,6 +464,15 @@ impl StateStore {
         }
         Ok(())
     }
+}
+
+/// Whether applying `entry` may remove revisions (a compaction).
+fn removes_revisions(entry: &Entry) -> bool {
+    use crate::proto::oxcdpb::internal_request::Request;
+    matches!(
+        &entry.payload,
+        EntryPayload::Normal(cmd) if matches!(cmd.0.request, Some(Request::Compaction(_)))
+    )
 }
 
 /// Consecutive pairs a defragment shuffles before inserting them.

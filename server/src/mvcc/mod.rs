@@ -37,6 +37,22 @@ pub fn rev_key(rev: Revision) -> Vec<u8> {
     k
 }
 
+/// The backend keys of revisions: `[start, end)`.
+pub fn revision_keys() -> ([u8; 1], [u8; 1]) {
+    ([REV_PREFIX], [REV_PREFIX + 1])
+}
+
+/// The backend keys of revisions up to and including main revision `rev`: `[start, end)`.
+pub fn revision_keys_through(rev: i64) -> (Vec<u8>, Vec<u8>) {
+    (
+        vec![REV_PREFIX],
+        rev_key(Revision {
+            main: rev + 1,
+            sub: 0,
+        }),
+    )
+}
+
 fn decode_rev_key(k: &[u8]) -> Option<Revision> {
     if k.len() != 17 || k[0] != REV_PREFIX {
         return None;
