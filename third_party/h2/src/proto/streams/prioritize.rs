@@ -419,7 +419,6 @@ impl Prioritize {
         }
     }
 
-    /// Request capacity to send data
     /// oxcd patch: assigns what the connection has available now, up to what `stream`
     /// requested and its window allows, and nothing more (no queueing).
     fn assign_available_capacity(&mut self, stream: &mut store::Ptr) {
@@ -436,6 +435,7 @@ impl Prioritize {
         }
     }
 
+    /// Request capacity to send data
     fn try_assign_capacity(&mut self, stream: &mut store::Ptr) {
         // Streams over the max concurrent count should not have capacity assign to avoid starving the connection
         // capacity for open streams
