@@ -275,13 +275,11 @@ impl Wal {
         if let Some(active) = self.segments.last() {
             active.file.sync_data()?;
         }
-        let prepared = match self.preparer.take() {
-            Some(preparer) => preparer
-                .join()
-                .unwrap_or_else(|_| Err(io_err("segment preparer panicked"))),
-            None => Err(io_err("no segment prepared")),
-        };
-        if prepared.is_err() {
+        let prepared = self
+            .preparer
+            .take()
+            .is_some_and(|preparer| matches!(preparer.join(), Ok(Ok(()))));
+        if !prepared {
             prepare_segment(&self.dir, self.segment_bytes)?;
         }
         let path = segment_path(&self.dir, self.next_index);
