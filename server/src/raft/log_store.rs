@@ -189,9 +189,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         // Everything applied up to here must be durable before the log that could replay it
         // goes. It is: raft purges only entries a snapshot holds, and building or installing
-        // a snapshot flushes the state up to its index first.
+        // a snapshot flushes the state up to its index first. The purged id must be durable
+        // before the segment files go; raft need not wait for either (until the id is
+        // durable, a restart reads the files again from the last durable purged id), so a
+        // purge does not hold up appends while sled syncs and files are unlinked.
         self.write_meta(KEY_LAST_PURGED, &log_id)?;
-        self.flush_meta().await?;
-        self.wal().purge(log_id.index)
+        let unneeded = self.wal().purge(log_id.index)?;
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = meta.flush() {
+                tracing::error!("flushing the purged raft log id: {e}");
+                return;
+            }
+            for path in unneeded {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::error!("deleting purged raft log segment {}: {e}", path.display());
+                }
+            }
+        });
+        Ok(())
     }
 }

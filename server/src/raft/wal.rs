@@ -467,9 +467,10 @@ impl Wal {
         Ok(())
     }
 
-    /// Forgets entries up to `index` and deletes the segments holding nothing after it.
-    /// The caller has made the purge durable first (the purged id and the applied state).
-    pub fn purge(&mut self, index: u64) -> io::Result<()> {
+    /// Forgets entries up to `index` and returns the segment files holding nothing after it.
+    /// The caller deletes them once the purge is durable (the purged id and the applied
+    /// state); until then a restart reads them again from the last durable purged index.
+    pub fn purge(&mut self, index: u64) -> io::Result<Vec<PathBuf>> {
         while self
             .entries
             .front()
@@ -484,18 +485,18 @@ impl Wal {
             }
         }
         self.next_index = self.next_index.max(index + 1);
+        let mut unneeded = Vec::new();
         // A segment may go when the next one starts at or before the first entry kept.
         while self.segments.len() > 1 && self.segments[1].first_index <= index + 1 {
-            let gone = self.segments.remove(0);
-            std::fs::remove_file(&gone.path)?;
+            unneeded.push(self.segments.remove(0).path);
         }
         if self.entries.is_empty() && self.segments.len() == 1 && self.segments[0].len > 0 {
             // Everything is purged: start afresh so the old segment can go too.
             let old = self.segments.remove(0);
             self.start_segment()?;
-            std::fs::remove_file(&old.path)?;
+            unneeded.push(old.path);
         }
-        Ok(())
+        Ok(unneeded)
     }
 }
 
@@ -560,14 +561,42 @@ mod tests {
         let mut wal = Wal::open(dir.path(), None).unwrap();
         assert_eq!(indexes(&wal), vec![1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(wal.last_log_id().unwrap().leader_id.term, 2);
-        wal.purge(8).unwrap();
+        let unneeded = wal.purge(8).unwrap();
         assert!(wal.is_empty());
         wal.append([entry(2, 9)]).unwrap().sync_data().unwrap();
+        assert_eq!(unneeded, vec![segment_path(dir.path(), 0)]);
+        for path in unneeded {
+            std::fs::remove_file(path).unwrap();
+        }
         drop(wal);
         let wal = Wal::open(dir.path(), Some(8)).unwrap();
         assert_eq!(indexes(&wal), vec![9]);
         // The purged segment is gone.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn segments_left_by_a_purge_that_never_became_durable_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 4096;
+        let mut wal = Wal::open_with(dir.path(), None, size).unwrap();
+        let mut next = 1;
+        while wal.segments.len() < 4 {
+            wal.append([entry(1, next)]).unwrap();
+            next += 1;
+        }
+        wal.segments.last().unwrap().file.sync_data().unwrap();
+        let purged = wal.segments[2].first_index - 1;
+        let first_two: Vec<PathBuf> = wal.segments[..2].iter().map(|s| s.path.clone()).collect();
+        assert_eq!(wal.purge(purged).unwrap(), first_two);
+        drop(wal);
+        // A crash before the purged id was durable: the log is read from where it was.
+        let wal = Wal::open_with(dir.path(), None, size).unwrap();
+        assert_eq!(indexes(&wal), (1..next).collect::<Vec<_>>());
+        drop(wal);
+        // A crash after it was durable, before the files went.
+        let wal = Wal::open_with(dir.path(), Some(purged), size).unwrap();
+        assert_eq!(indexes(&wal), (purged + 1..next).collect::<Vec<_>>());
     }
 
     #[test]
