@@ -14,7 +14,7 @@ use super::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
 use crate::state::StateStore;
 
 /// A snapshot on disk: the file holds the whole state store, written by
-/// [`StateStore::build_snapshot`].
+/// [`StateStore::current_snapshot`] or received from the leader.
 #[derive(Debug, Clone)]
 pub struct SnapshotFile {
     pub path: PathBuf,
@@ -33,8 +33,12 @@ pub struct StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
+    /// Raft keeps only the metadata of a snapshot it took; the file it would hold is written
+    /// when a member needs it (see [`StateStore::build_snapshot_async`]), so the one returned
+    /// here names where it would go.
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
-        let (meta, path) = self.store.build_snapshot_async().await.map_err(io_err)?;
+        let meta = self.store.build_snapshot_async().await.map_err(io_err)?;
+        let path = self.store.snapshot_path(&meta);
         Ok(Snapshot {
             meta,
             snapshot: SnapshotFile { path },
@@ -126,7 +130,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>> {
-        let current = self.store.current_snapshot().map_err(io_err)?;
+        let current = self.store.current_snapshot_async().await.map_err(io_err)?;
         Ok(current.map(|(meta, path)| Snapshot {
             meta,
             snapshot: SnapshotFile { path },
