@@ -289,6 +289,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let header = encode(&(vote, snapshot.meta.clone()))?.data;
+        snapshot
+            .snapshot
+            .written()
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;

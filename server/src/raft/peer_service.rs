@@ -137,7 +137,7 @@ impl Peer for PeerService {
             header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let snapshot = Snapshot {
             meta,
-            snapshot: SnapshotFile { path: path.clone() },
+            snapshot: SnapshotFile::complete(path.clone()),
         };
         let result = self.server.raft.install_full_snapshot(vote, snapshot).await;
         let _ = tokio::fs::remove_file(&path).await;

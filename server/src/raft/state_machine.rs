@@ -11,13 +11,37 @@ use openraft::{OptionalSend, Snapshot};
 
 use super::TypeConfig;
 use super::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
-use crate::state::StateStore;
+use crate::state::{SnapshotWritten, StateStore};
 
 /// A snapshot on disk: the file holds the whole state store, written by
-/// [`StateStore::current_snapshot`] or received from the leader.
+/// [`StateStore::current_snapshot_async`] or received from the leader.
 #[derive(Debug, Clone)]
 pub struct SnapshotFile {
     pub path: PathBuf,
+    /// For a file still being written: when it is complete.
+    written: Option<SnapshotWritten>,
+}
+
+impl SnapshotFile {
+    /// A file that is complete.
+    pub fn complete(path: PathBuf) -> SnapshotFile {
+        SnapshotFile {
+            path,
+            written: None,
+        }
+    }
+
+    /// Waits until the file is complete.
+    pub async fn written(&self) -> io::Result<()> {
+        let Some(written) = &self.written else {
+            return Ok(());
+        };
+        let mut written = written.clone();
+        match written.wait_for(Option::is_some).await {
+            Ok(result) => result.clone().unwrap_or(Ok(())).map_err(io::Error::other),
+            Err(_) => Err(io::Error::other("the snapshot's writer stopped")),
+        }
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -41,7 +65,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let path = self.store.snapshot_path(&meta);
         Ok(Snapshot {
             meta,
-            snapshot: SnapshotFile { path },
+            snapshot: SnapshotFile::complete(path),
         })
     }
 }
@@ -119,6 +143,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotFile,
     ) -> io::Result<()> {
+        snapshot.written().await?;
         let store = self.store.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || store.install_snapshot(&meta, &snapshot.path))
@@ -131,9 +156,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>> {
         let current = self.store.current_snapshot_async().await.map_err(io_err)?;
-        Ok(current.map(|(meta, path)| Snapshot {
+        Ok(current.map(|(meta, path, written)| Snapshot {
             meta,
-            snapshot: SnapshotFile { path },
+            snapshot: SnapshotFile {
+                path,
+                written: Some(written),
+            },
         }))
     }
 }
