@@ -145,6 +145,20 @@ impl StateStore {
         self.backend.written().flush()
     }
 
+    /// Visits every pair of the state that all members share, under the state lock (so the
+    /// pairs are one applied position's), and returns the current revision. Left out: the
+    /// last snapshot taken, which each member records at its own index.
+    pub fn visit_replicated_pairs(&self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<i64> {
+        let inner = self.read();
+        for pair in self.backend.scan(&[], &[]) {
+            let (k, v) = pair?;
+            if k != META_SNAPSHOT {
+                visit(&k, &v);
+            }
+        }
+        Ok(inner.kv.mvcc.current_rev())
+    }
+
     /// Bytes the state's database occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.backend.size_on_disk()
@@ -934,6 +948,31 @@ mod tests {
         let copy = open(&dir.path().join("copy"));
         copy.install_snapshot(&meta, &path).unwrap();
         assert_eq!(summary(&copy), summary(&s));
+    }
+
+    #[test]
+    fn members_that_took_snapshots_at_different_indexes_share_their_pairs() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (open(a_dir.path()), open(b_dir.path()));
+        let pairs = |s: &StateStore| {
+            let mut pairs = Vec::new();
+            let rev = s
+                .visit_replicated_pairs(|k, v| pairs.push((k.to_vec(), v.to_vec())))
+                .unwrap();
+            (rev, pairs)
+        };
+        for i in 1..=4 {
+            a.apply_entry(entry(i, put(&format!("k{i}"), 0))).unwrap();
+            b.apply_entry(entry(i, put(&format!("k{i}"), 0))).unwrap();
+            if i == 2 {
+                a.build_snapshot().unwrap();
+            }
+        }
+        b.build_snapshot().unwrap();
+        let (rev, a_pairs) = pairs(&a);
+        assert_eq!(rev, 5);
+        assert!(a_pairs.len() > 4, "revisions and metadata: {a_pairs:?}");
+        assert_eq!((rev, a_pairs), pairs(&b));
     }
 
     fn db_generations(dir: &Path) -> Vec<String> {

@@ -102,13 +102,9 @@ impl Maintenance for MaintenanceService {
     async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let state = self.server.state.clone();
         let (hash, revision) = tokio::task::spawn_blocking(move || -> Result<(u32, i64), Error> {
-            let _guard = state.read();
             let mut crc = 0;
-            for pair in state.backend().scan(&[], &[]) {
-                let (k, v) = pair?;
-                crc = crc32c(crc32c(crc, &k), &v);
-            }
-            Ok((crc, _guard.kv.mvcc.current_rev()))
+            let revision = state.visit_replicated_pairs(|k, v| crc = crc32c(crc32c(crc, k), v))?;
+            Ok((crc, revision))
         })
         .await
         .map_err(Error::internal)??;
