@@ -393,7 +393,9 @@ impl StateStore {
         }
     }
 
-    /// [`StateStore::current_snapshot_async`], returning once the file is complete.
+    /// [`StateStore::current_snapshot_async`] on the caller's thread, returning once the
+    /// file is complete.
+    #[cfg(test)]
     pub fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, PathBuf)>> {
         let mut current = None;
         self.find_or_write_snapshot(|found| current = found)?;
