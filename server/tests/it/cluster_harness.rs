@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::Client;
 
-use crate::harness::{free_port, wait_for};
+use crate::harness::{free_port, poll_until, wait_for};
 
 /// One member process.
 pub struct Node {
@@ -224,7 +224,7 @@ impl Cluster {
             })
             .collect();
         let ids: Vec<(usize, String)> = running.clone();
-        wait_for(Duration::from_secs(30), "an agreed leader", || {
+        let leader = poll_until(Duration::from_secs(30), || {
             let ids = ids.clone();
             async move {
                 let mut leader = None;
@@ -245,7 +245,22 @@ impl Cluster {
                     .map(|(i, _)| i)
             }
         })
-        .await
+        .await;
+        leader
+            .unwrap_or_else(|| panic!("timed out waiting for an agreed leader\n{}", self.report()))
+    }
+
+    /// Each member's name, whether it runs, and the end of its log.
+    fn report(&mut self) -> String {
+        let mut report = String::new();
+        for node in &mut self.nodes {
+            let running = node.is_running();
+            let log = node.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
+            report += &format!("{} (running: {running}):\n    {tail}\n", node.name);
+        }
+        report
     }
 
     /// Adds a member slot (not started) that will join with `--initial-cluster-state existing`;
