@@ -31,6 +31,8 @@ use crate::storage::SledBackend;
 pub struct Limits {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// Streams (calls in progress) one client connection may have open at a time.
+    pub max_concurrent_streams: u32,
 }
 
 /// One running member.
@@ -142,6 +144,7 @@ impl EtcdServer {
             limits: Limits {
                 max_request_bytes: cfg.max_request_bytes as usize,
                 max_txn_ops: cfg.max_txn_ops as usize,
+                max_concurrent_streams: cfg.max_concurrent_streams,
             },
             data_dir,
             client_urls: split_urls(&cfg.advertise_client_urls),

@@ -74,6 +74,7 @@ pub async fn serve(
     .max_decoding_message_size(max);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
+        .max_concurrent_streams(server.limits.max_concurrent_streams)
         .layer(guard::ClientGuardLayer {
             server: server.clone(),
         })

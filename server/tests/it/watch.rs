@@ -1422,3 +1422,44 @@ async fn control_responses_match_etcd() {
     }
     assert_eq!(got.len(), want.len());
 }
+
+/// `--max-concurrent-streams` caps the calls one client connection has open at once; etcd's
+/// default is no cap (h2 servers commonly allow 100–200), so a client can keep hundreds of
+/// watch streams on one connection.
+#[tokio::test]
+async fn max_concurrent_streams_caps_the_streams_of_one_connection() {
+    async fn open(mut c: Client, key: String) -> WatchStream {
+        let mut w = c.watch(key, None).await.unwrap();
+        assert!(next(&mut w).await.created());
+        w
+    }
+
+    let m = Member::start();
+    let c = m.client().await;
+    let opening: Vec<_> = (0..300)
+        .map(|i| tokio::spawn(open(c.clone(), format!("k{i}"))))
+        .collect();
+    let mut streams = Vec::new();
+    for o in opening {
+        let w = tokio::time::timeout(TIMEOUT, o)
+            .await
+            .expect("every stream opens at once");
+        streams.push(w.unwrap());
+    }
+    drop(streams);
+
+    let m = Member::start_with(&["--max-concurrent-streams", "8"]);
+    let c = m.client().await;
+    let mut streams = Vec::new();
+    for i in 0..8 {
+        streams.push(open(c.clone(), format!("k{i}")).await);
+    }
+    let ninth = tokio::spawn(open(c.clone(), "k8".into()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!ninth.is_finished(), "a ninth stream waits for a free one");
+    drop(streams.pop());
+    tokio::time::timeout(TIMEOUT, ninth)
+        .await
+        .expect("the ninth stream opens once another ends")
+        .unwrap();
+}
