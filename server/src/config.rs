@@ -935,6 +935,25 @@ impl Config {
         Ok(())
     }
 
+    /// Whether any flag asks for TLS: certificates, auto TLS, or a listen or advertise URL
+    /// with a TLS scheme.
+    pub fn tls_requested(&self) -> Result<bool, ConfigError> {
+        let urls = [
+            self.listen_client_url_list()?,
+            self.advertise_client_url_list()?,
+            self.listen_peer_url_list()?,
+            self.initial_advertise_peer_url_list()?,
+        ];
+        Ok(!self.cert_file.is_empty()
+            || !self.peer_cert_file.is_empty()
+            || self.auto_tls
+            || self.peer_auto_tls
+            || urls
+                .iter()
+                .flatten()
+                .any(|u| matches!(u.scheme(), "https" | "unixs")))
+    }
+
     /// `--listen-client-urls`, parsed (schemes http/https/unix/unixs).
     pub fn listen_client_url_list(&self) -> Result<Vec<Url>, ConfigError> {
         parse_urls(

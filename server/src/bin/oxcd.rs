@@ -35,6 +35,13 @@ pub fn main() {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Serving plaintext where TLS was asked for would leave the operator believing traffic
+    // is encrypted (and every TLS client failing its handshake): refuse to start instead.
+    if cfg.tls_requested()? {
+        anyhow::bail!(
+            "TLS (--cert-file, --peer-cert-file, --auto-tls, https URLs) is not supported by this oxcd build yet"
+        );
+    }
     let addrs = cfg.listen_client_addrs()?;
     let addr = addrs.first().context("no --listen-client-urls")?;
     let listener = tokio::net::TcpListener::bind(addr)

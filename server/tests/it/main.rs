@@ -12,5 +12,6 @@ mod etcdctl_cluster;
 mod kv;
 mod lease;
 mod restart;
+mod startup;
 mod txn;
 mod watch;
