@@ -179,8 +179,8 @@ impl EtcdServer {
     /// flushes.
     pub async fn serve(
         self: &Arc<Self>,
-        client: TcpListener,
-        peer: TcpListener,
+        client: Vec<TcpListener>,
+        peer: Vec<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let (stop_peers, stopped) = tokio::sync::watch::channel(false);

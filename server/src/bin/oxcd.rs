@@ -43,18 +43,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
     let addrs = cfg.listen_client_addrs()?;
-    let addr = addrs.first().context("no --listen-client-urls")?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let client = bind_all(&addrs).await.context("--listen-client-urls")?;
+    let peer = bind_all(&cfg.listen_peer_addrs()?)
         .await
-        .with_context(|| format!("listen on {addr}"))?;
-    let peer_addrs = cfg.listen_peer_addrs()?;
-    let peer_addr = peer_addrs.first().context("no --listen-peer-urls")?;
-    let peer = tokio::net::TcpListener::bind(peer_addr)
-        .await
-        .with_context(|| format!("listen on {peer_addr}"))?;
+        .context("--listen-peer-urls")?;
     let server = EtcdServer::start(&cfg).await?;
-    tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), %addr, "serving client requests");
-    server.serve(listener, peer, shutdown_signal()).await?;
+    tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
+    server.serve(client, peer, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -63,6 +58,20 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 /// crash: unwinding would end only the tokio task it fired in, and the member would carry on
 /// half-working. So while any fail point is configured, every panic aborts, at once: the
 /// default hook's backtrace would take seconds to render while the other threads run on.
+/// A listener on each address, as etcd listens on every URL given.
+async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    anyhow::ensure!(!addrs.is_empty(), "no TCP URL to listen on");
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        listeners.push(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?,
+        );
+    }
+    Ok(listeners)
+}
+
 #[cfg(feature = "failpoints")]
 fn arm_failpoints() -> fail::FailScenario<'static> {
     let scenario = fail::FailScenario::setup();

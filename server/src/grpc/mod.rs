@@ -26,14 +26,14 @@ use crate::server::EtcdServer;
 /// "etcdserver: request is too large", a larger one by the transport.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// Accepted connections with Nagle's algorithm off: a response larger than one segment
-/// would otherwise wait for the client's delayed ACK (about 40 ms). tonic's own nodelay
-/// setting does not reach connections from an incoming stream.
+/// Connections accepted on every listener, with Nagle's algorithm off: a response larger
+/// than one segment would otherwise wait for the client's delayed ACK (about 40 ms). tonic's
+/// own nodelay setting does not reach connections from an incoming stream.
 pub fn accept_nodelay(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
+    futures::stream::select_all(listeners.into_iter().map(TcpListenerStream::new)).map(|conn| {
         if let Ok(c) = &conn {
             let _ = c.set_nodelay(true);
         }
@@ -47,10 +47,10 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// The `version` etcd clients see in Status: the etcd API level oxcd implements.
 pub const ETCD_API_VERSION: &str = "3.5.0";
 
-/// Serves every gRPC service on `listener` until `shutdown` completes.
+/// Serves every gRPC service on `listeners` until `shutdown` completes.
 pub async fn serve(
     server: Arc<EtcdServer>,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let max = server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
@@ -83,7 +83,7 @@ pub async fn serve(
         .add_service(lease)
         .add_service(maintenance)
         .add_service(cluster)
-        .serve_with_incoming_shutdown(accept_nodelay(listener), async move {
+        .serve_with_incoming_shutdown(accept_nodelay(listeners), async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });

@@ -208,7 +208,7 @@ impl Peer for PeerService {
 /// Serves the peer port until `shutdown` completes.
 pub async fn serve(
     server: Arc<EtcdServer>,
-    listener: tokio::net::TcpListener,
+    listeners: Vec<tokio::net::TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::error::Result<()> {
     let service = crate::proto::oxcdpb::peer_server::PeerServer::new(PeerService::new(server))
@@ -217,7 +217,7 @@ pub async fn serve(
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
     let serving = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(crate::grpc::accept_nodelay(listener), async move {
+        .serve_with_incoming_shutdown(crate::grpc::accept_nodelay(listeners), async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });

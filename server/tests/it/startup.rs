@@ -1,9 +1,9 @@
-//! What a member refuses at start, before it listens.
+//! How a member starts: what it listens on, and what it refuses before it listens.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::free_port;
+use crate::harness::{free_port, wait_for};
 
 /// Runs the server with `args` until it exits (at most 20 s); its exit code and stderr.
 fn run_until_exit(args: &[&str]) -> (Option<i32>, String) {
@@ -67,4 +67,53 @@ fn tls_is_refused_rather_than_served_in_plaintext() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// Like etcd, a member serves clients on every URL of `--listen-client-urls` (kubeadm lists
+/// the loopback address and the host's own).
+#[tokio::test]
+async fn every_listen_client_url_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..2)
+        .map(|_| format!("http://127.0.0.1:{}", free_port()))
+        .collect();
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oxcd"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen-client-urls", &urls.join(",")])
+        .args(["--advertise-client-urls", &urls[0]])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("default={peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut clients = Vec::new();
+    for url in &urls {
+        clients.push(
+            wait_for(
+                Duration::from_secs(20),
+                &format!("a client on {url}"),
+                || {
+                    let url = url.clone();
+                    async move {
+                        let mut c = etcd_client::Client::connect([url], None).await.ok()?;
+                        c.status().await.ok()?;
+                        Some(c)
+                    }
+                },
+            )
+            .await,
+        );
+    }
+    clients[0]
+        .put("k", "through the first", None)
+        .await
+        .unwrap();
+    let got = clients[1].get("k", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value(), b"through the first");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
