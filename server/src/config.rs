@@ -188,6 +188,8 @@ pub enum AutoCompaction {
 #[command(
     name = "oxcd",
     version,
+    // Go's flag package, which etcd uses: a flag given twice takes its last value.
+    args_override_self = true,
     about = "oxcd: a key-value store server compatible with etcd's v3 API and flags"
 )]
 pub struct Config {
@@ -1656,6 +1658,23 @@ mod tests {
         let d = Config::default();
         assert_eq!(d.name, "default");
         assert_eq!(d.data_dir, "");
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let c = load(&[
+            "--name",
+            "a",
+            "--name",
+            "b",
+            "--strict-reconfig-check=false",
+        ])
+        .unwrap();
+        assert_eq!(c.name, "b");
+        let c = load(&["--snapshot-count", "5", "--snapshot-count=7"]).unwrap();
+        assert_eq!(c.snapshot_count, 7);
+        let c = load(&["--enable-v2=false", "--enable-v2"]).unwrap();
+        assert!(c.enable_v2);
     }
 
     #[test]
