@@ -1662,14 +1662,7 @@ mod tests {
 
     #[test]
     fn a_flag_given_twice_takes_its_last_value() {
-        let c = load(&[
-            "--name",
-            "a",
-            "--name",
-            "b",
-            "--strict-reconfig-check=false",
-        ])
-        .unwrap();
+        let c = load(&["--name", "a", "--name", "b"]).unwrap();
         assert_eq!(c.name, "b");
         let c = load(&["--snapshot-count", "5", "--snapshot-count=7"]).unwrap();
         assert_eq!(c.snapshot_count, 7);

@@ -54,10 +54,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Arms the fail points in `FAILPOINTS`. A fail point's `panic` must end the process like a
-/// crash: unwinding would end only the tokio task it fired in, and the member would carry on
-/// half-working. So while any fail point is configured, every panic aborts, at once: the
-/// default hook's backtrace would take seconds to render while the other threads run on.
 /// A listener on each address, as etcd listens on every URL given.
 async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
     anyhow::ensure!(!addrs.is_empty(), "no TCP URL to listen on");
@@ -72,6 +68,10 @@ async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<tokio::n
     Ok(listeners)
 }
 
+/// Arms the fail points in `FAILPOINTS`. A fail point's `panic` must end the process like a
+/// crash: unwinding would end only the tokio task it fired in, and the member would carry on
+/// half-working. So while any fail point is configured, every panic aborts, at once: the
+/// default hook's backtrace would take seconds to render while the other threads run on.
 #[cfg(feature = "failpoints")]
 fn arm_failpoints() -> fail::FailScenario<'static> {
     let scenario = fail::FailScenario::setup();
