@@ -59,6 +59,9 @@ ETCD=/usr/bin/etcd
 export ETCDCTL_API=3
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# The source the binaries are built from (read now: the tree may change while they run).
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV+=" (with uncommitted changes)"
 log "building oxcd and oxcd-bench (release) into $CARGO_TARGET_DIR"
 (cd "$ROOT" && cargo build --release -q -p oxcd --bin oxcd -p oxcd-e2e --bin oxcd-bench)
 OXCD=$CARGO_TARGET_DIR/release/oxcd
@@ -339,8 +342,6 @@ done
 
 # --- the report ------------------------------------------------------------------------
 
-GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV+=" (with uncommitted changes)"
 report() {
     cat <<EOF
 # oxcd vs etcd 3.4: side-by-side benchmark
