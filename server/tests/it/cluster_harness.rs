@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcd_client::Client;
 
-use crate::harness::{free_port, poll_until, wait_for};
+use crate::harness::{free_port, poll_until, wait_exit, wait_for};
 
 /// One member process.
 pub struct Node {
@@ -42,18 +42,9 @@ impl Node {
 
     /// Waits for the process to exit by itself; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        let child = self.child.as_mut()?;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = wait_exit(self.child.as_mut()?, timeout)?;
+        self.child = None;
+        status.code()
     }
 
     fn spawn(&mut self) {

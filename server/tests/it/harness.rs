@@ -14,6 +14,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits up to `timeout` for `child` to exit; its exit status, or `None` if it still runs.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
 where
@@ -156,12 +170,18 @@ impl Member {
                 .args(["-TERM", &c.id().to_string()])
                 .status()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while c.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "oxcd did not stop on SIGTERM");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            assert!(
+                wait_exit(&mut c, Duration::from_secs(20)).is_some(),
+                "oxcd did not stop on SIGTERM"
+            );
         }
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let status = wait_exit(self.child.as_mut()?, timeout)?;
+        self.child = None;
+        status.code()
     }
 
     /// Starts the member again on the same ports and data dir.

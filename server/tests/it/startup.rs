@@ -1,36 +1,8 @@
 //! How a member starts: what it listens on, and what it refuses before it listens.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{free_port, wait_for};
-
-/// Runs the server with `args` until it exits (at most 20 s); its exit code and stderr.
-fn run_until_exit(args: &[&str]) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oxcd"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, std::fs::read_to_string(log).unwrap())
-}
+use crate::harness::{Member, free_port, wait_for};
 
 /// TLS is not in this build: a member asked for it must not serve plaintext instead.
 #[test]
@@ -60,11 +32,14 @@ fn tls_is_refused_rather_than_served_in_plaintext() {
         vec!["--auto-tls"],
     ];
     for args in cases {
-        let (code, stderr) = run_until_exit(&args);
-        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        // The harness's own URL flags come first; these, later, win.
+        let mut m = Member::start_with(&args);
+        let code = m.wait_exit(Duration::from_secs(20));
+        let log = m.log();
+        assert_eq!(code, Some(1), "{args:?}: {log}");
         assert!(
-            stderr.contains("TLS (--cert-file, --peer-cert-file, --auto-tls, https URLs) is not supported by this oxcd build yet"),
-            "{args:?}: {stderr}"
+            log.contains("TLS (--cert-file, --peer-cert-file, --auto-tls, https URLs) is not supported by this oxcd build yet"),
+            "{args:?}: {log}"
         );
     }
 }
@@ -73,23 +48,16 @@ fn tls_is_refused_rather_than_served_in_plaintext() {
 /// the loopback address and the host's own).
 #[tokio::test]
 async fn every_listen_client_url_is_served() {
-    let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = (0..2)
         .map(|_| format!("http://127.0.0.1:{}", free_port()))
         .collect();
-    let peer = format!("http://127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oxcd"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &urls.join(",")])
-        .args(["--advertise-client-urls", &urls[0]])
-        .args(["--listen-peer-urls", &peer])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .args(["--initial-cluster", &format!("default={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // In place of the harness's one client URL (a flag given twice takes its last value).
+    let _m = Member::start_with(&[
+        "--listen-client-urls",
+        &urls.join(","),
+        "--advertise-client-urls",
+        &urls[0],
+    ]);
     let mut clients = Vec::new();
     for url in &urls {
         clients.push(
@@ -114,6 +82,4 @@ async fn every_listen_client_url_is_served() {
         .unwrap();
     let got = clients[1].get("k", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"through the first");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
