@@ -75,6 +75,16 @@ pub struct StateStore {
     removals: RwLock<()>,
 }
 
+impl Inner {
+    /// The metadata of a snapshot of this state: its applied position and membership.
+    fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.applied.clone(),
+            last_membership: self.membership.clone(),
+        }
+    }
+}
+
 fn decode_meta<T: serde::de::DeserializeOwned + Default>(
     backend: &dyn Backend,
     key: &[u8],
@@ -332,11 +342,7 @@ impl StateStore {
             "failpoint snapshot-before-build"
         )));
         let meta = {
-            let inner = self.read();
-            let meta = SnapshotMeta {
-                last_log_id: inner.applied.clone(),
-                last_membership: inner.membership.clone(),
-            };
+            let meta = self.read().snapshot_meta();
             let mut batch = WriteBatch::default();
             batch.put(
                 META_SNAPSHOT.to_vec(),
@@ -446,10 +452,7 @@ impl StateStore {
         let no_removals = self.removals.read().expect("removals lock poisoned");
         let (meta, rev, changeable) = {
             let inner = self.read();
-            let meta = SnapshotMeta {
-                last_log_id: inner.applied.clone(),
-                last_membership: inner.membership.clone(),
-            };
+            let meta = inner.snapshot_meta();
             let (revs_start, revs_end) = crate::mvcc::revision_keys();
             let changeable = self
                 .backend
