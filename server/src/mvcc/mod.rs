@@ -132,7 +132,8 @@ impl Store {
             },
             ..Store::default()
         };
-        for pair in backend.scan(&[REV_PREFIX], &[REV_PREFIX + 1]) {
+        let (revs_start, revs_end) = revision_keys();
+        for pair in backend.scan(&revs_start, &revs_end) {
             let (k, v) = pair?;
             let rev = decode_rev_key(&k).ok_or_else(|| Error::internal("bad revision key"))?;
             let (kv, tombstone) = decode_record(&v)?;
