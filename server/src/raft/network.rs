@@ -201,9 +201,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let sent = Arc::new(AtomicU64::new(0));
             let counted = sent.clone();
             let requests = input.map_while(move |request| {
-                let data = bincode::serialize(&request).ok()?;
+                let bytes = encode(&request).ok()?;
                 counted.fetch_add(1, Ordering::Relaxed);
-                Some(RaftBytes { data })
+                Some(bytes)
             });
             let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
             let mut answers = match opened {
