@@ -3,15 +3,27 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound then released; the OS does not reuse it at once).
+/// A free loopback port for a member to bind later, each handed out once per test process.
+/// Taken below the kernel's ephemeral range (32768 and up by default), from which outgoing
+/// connections get their ports: the tests' many client connections could otherwise take a
+/// port between this check and the member's bind, and the member would fail to start with
+/// "Address already in use" (seen in a full run). Processes start at different points.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// Waits up to `timeout` for `child` to exit; its exit status, or `None` if it still runs.
