@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use openraft::EntryPayload;
-use rand::seq::SliceRandom;
 
 use crate::apply::{self, KvState};
 use crate::error::{Error, Result};
@@ -189,22 +188,15 @@ impl StateStore {
             std::fs::remove_dir_all(&dir)?;
         }
         let fresh = SledBackend::new(&SledBackend::open_db(&dir)?, STATE_TREE)?;
-        // Sled splits a full node in the middle, so keys inserted in order leave every node
-        // half empty; inserted in random order they fill about 70 % of it. The copy goes in
-        // chunks of consecutive keys, each shuffled. It need not be atomic: nothing names the
-        // new database before it is complete and flushed.
-        let insert_shuffled = |chunk: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<()> {
-            chunk.shuffle(&mut rand::rng());
-            chunk.drain(..).try_for_each(|(k, v)| fresh.insert(k, v))
-        };
-        let mut chunk = Vec::with_capacity(DEFRAG_CHUNK);
+        // The copy need not be atomic: nothing names the new database before it is complete
+        // and flushed.
+        let mut window = DefragWindow::default();
         for pair in self.backend.written().scan(&[], &[]) {
-            chunk.push(pair?);
-            if chunk.len() == DEFRAG_CHUNK {
-                insert_shuffled(&mut chunk)?;
+            if window.push(pair?) {
+                window.insert_into(&fresh)?;
             }
         }
-        insert_shuffled(&mut chunk)?;
+        window.insert_into(&fresh)?;
         fresh.flush()?;
         set_current(&self.db_root, generation)?;
         drop(self.backend.replace_written(fresh));
@@ -610,8 +602,44 @@ fn removes_revisions(entry: &Entry) -> bool {
     )
 }
 
-/// Consecutive pairs a defragment shuffles before inserting them.
-const DEFRAG_CHUNK: usize = 10_000;
+/// Consecutive pairs a defragment copies together, and the order it inserts them in.
+///
+/// Sled splits a full leaf in the middle, so keys inserted in ascending order leave every
+/// leaf half empty, and the pages its log writes while leaves fill stay as garbage until a
+/// segment is less than half live. A window's pairs go in three interleaved ascending passes
+/// (its 1st, 4th, 7th ... pair, then its 2nd, 5th, 8th ..., then the rest). Measured on 50k
+/// revisions of 305 B: 30.5 MiB in ascending order, 25 MiB shuffled in chunks of 10k pairs,
+/// 20.4 MiB in three passes (two passes: 25, four: 24.7). Three passes were the smallest
+/// with values of 40 B to 1 KiB too. The window is large because the gain needs it: in
+/// windows of 3k pairs, 25.4 MiB; 30k, 21.8 MiB.
+#[derive(Default)]
+struct DefragWindow {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl DefragWindow {
+    const BYTES: usize = 64 * 1024 * 1024;
+    const PASSES: usize = 3;
+
+    /// Adds the next pair in key order; true when the window is full.
+    fn push(&mut self, pair: (Vec<u8>, Vec<u8>)) -> bool {
+        self.bytes += pair.0.len() + pair.1.len();
+        self.pairs.push(pair);
+        self.bytes >= Self::BYTES
+    }
+
+    /// Inserts the window's pairs into `db` and empties the window.
+    fn insert_into(&mut self, db: &SledBackend) -> Result<()> {
+        let pairs = std::mem::take(self);
+        for pass in 0..Self::PASSES {
+            for (k, v) in pairs.pairs.iter().skip(pass).step_by(Self::PASSES) {
+                db.insert(k, v)?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Opens the state database `current` names under `root` (generation 0 when there is none
 /// yet) and removes any other generation: the one a defragment replaced, or the one it was
@@ -1055,6 +1083,58 @@ mod tests {
         assert_eq!(
             s.read().kv.mvcc.live(b"after").map(|m| m.mod_revision),
             Some(rev + 1)
+        );
+    }
+
+    #[test]
+    fn a_defragment_after_large_batches_writes_a_compact_copy() {
+        // Puts reach sled in batches of 10k, and a compaction removes most of them in one
+        // batch. Sled's deferred frees used to pile up behind such batches, and a copy made
+        // then could not reuse the space its own writes freed.
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let value = vec![b'v'; 256];
+        let mut index = 0;
+        for round in 0..6 {
+            let entries: Vec<Entry> = (0..10_000)
+                .map(|i| {
+                    index += 1;
+                    let put = Request::Put(PutRequest {
+                        key: format!("k{:05}", round * 10_000 + i).into_bytes(),
+                        value: value.clone(),
+                        ..Default::default()
+                    });
+                    entry(index, put)
+                })
+                .collect();
+            s.apply_entries(entries).unwrap();
+            s.flush().unwrap();
+        }
+        index += 1;
+        let delete = Request::DeleteRange(DeleteRangeRequest {
+            key: b"k".to_vec(),
+            range_end: b"k50000".to_vec(),
+            ..Default::default()
+        });
+        s.apply_entry(entry(index, delete)).unwrap();
+        let compact = Request::Compaction(CompactionRequest {
+            revision: s.read().kv.mvcc.current_rev(),
+            physical: true,
+        });
+        s.apply_entry(entry(index + 1, compact)).unwrap();
+        s.flush().unwrap();
+
+        s.defragment().unwrap();
+        let live: u64 = s
+            .backend()
+            .scan(&[], &[])
+            .map(|p| p.map(|(k, v)| (k.len() + v.len()) as u64).unwrap())
+            .sum();
+        let size = s.size_on_disk();
+        // 10k revisions of ~300 B: a copy takes 5.8 MB; with the frees piled up, 8.1 MB.
+        assert!(
+            size * 10 <= live * 23,
+            "the copy of {live} live bytes takes {size} bytes"
         );
     }
 

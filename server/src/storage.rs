@@ -88,7 +88,7 @@ impl SledBackend {
     }
 
     /// Writes one pair on its own (no atomicity with other writes).
-    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.tree.insert(key, value)?;
         Ok(())
     }
@@ -100,13 +100,17 @@ impl SledBackend {
         V: Into<sled::IVec>,
     {
         let mut batch = sled::Batch::default();
+        let mut writes = 0;
         for (k, v) in ops {
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
             }
+            writes += 1;
         }
-        Ok(self.tree.apply_batch(batch)?)
+        let applied = self.tree.apply_batch(batch);
+        reclaim_after(writes);
+        Ok(applied?)
     }
 
     /// Like `scan`, but the iterator holds its own handle on the tree.
@@ -144,6 +148,22 @@ impl Backend for SledBackend {
 
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Lets sled's memory reclamation catch up with `writes` writes made under one pin.
+///
+/// Sled hands the nodes and log segments its writes replace to crossbeam's epoch collector,
+/// which runs that deferred work a little at a time: up to 8 bags of 64 items each time a
+/// thread has pinned an epoch 128 times. A batch pins once for all its writes, so behind
+/// batches of thousands of writes the work piles up in the process-wide queue: memory stays
+/// held, and freed segments are not reused, so sled's file grows (a defragmented copy made
+/// after 100k batched puts and 150k batched removals was 34 MiB; 25 MiB once the queue had
+/// been worked off). One pin per write keeps up with what the writes leave; a pin with
+/// nothing to collect costs ~14 ns.
+fn reclaim_after(writes: usize) {
+    for _ in 0..writes {
+        drop(sled::pin());
     }
 }
 
