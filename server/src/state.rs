@@ -814,6 +814,58 @@ mod tests {
         })
     }
 
+    /// Applies `rounds` groups of `per_round` puts of `value_len` bytes, each group flushed
+    /// to sled (rather than replaced in the write buffer by the next): keys
+    /// `k{round * key_step + i:05}`.
+    fn put_rounds(
+        s: &StateStore,
+        index: &mut u64,
+        rounds: usize,
+        per_round: usize,
+        key_step: usize,
+        value_len: usize,
+    ) {
+        let value = vec![b'v'; value_len];
+        for round in 0..rounds {
+            let rev = s.read().kv.mvcc.current_rev();
+            let entries: Vec<Entry> = (0..per_round)
+                .map(|i| {
+                    *index += 1;
+                    let put = Request::Put(PutRequest {
+                        key: format!("k{:05}", round * key_step + i).into_bytes(),
+                        value: value.clone(),
+                        ..Default::default()
+                    });
+                    entry(*index, put)
+                })
+                .collect();
+            s.apply_entries(entries).unwrap();
+            assert_eq!(s.read().kv.mvcc.current_rev(), rev + per_round as i64);
+            s.flush().unwrap();
+        }
+    }
+
+    /// Deletes the keys from `k` up to `end`, compacts (physically) at the revision of that
+    /// deletion and flushes; returns the revision.
+    fn delete_and_compact(s: &StateStore, index: &mut u64, end: &[u8]) -> i64 {
+        *index += 1;
+        let delete = Request::DeleteRange(DeleteRangeRequest {
+            key: b"k".to_vec(),
+            range_end: end.to_vec(),
+            ..Default::default()
+        });
+        s.apply_entry(entry(*index, delete)).unwrap();
+        let rev = s.read().kv.mvcc.current_rev();
+        *index += 1;
+        let compact = Request::Compaction(CompactionRequest {
+            revision: rev,
+            physical: true,
+        });
+        s.apply_entry(entry(*index, compact)).unwrap();
+        s.flush().unwrap();
+        rev
+    }
+
     fn open(dir: &Path) -> Arc<StateStore> {
         crate::storage::tests::when_unlocked(|| {
             StateStore::open(&dir.join("state"), &dir.join("snap"), 2)
@@ -1022,40 +1074,10 @@ mod tests {
     fn defragment_gives_back_the_space_of_deleted_revisions_and_keeps_the_state() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(dir.path());
-        let value = vec![b'x'; 2048];
         let mut index = 0;
-        for round in 0..3 {
-            let entries: Vec<Entry> = (0..2000)
-                .map(|i| {
-                    index += 1;
-                    let put = Request::Put(PutRequest {
-                        key: format!("k{i:05}").into_bytes(),
-                        value: value.clone(),
-                        ..Default::default()
-                    });
-                    entry(index, put)
-                })
-                .collect();
-            s.apply_entries(entries).unwrap();
-            assert_eq!(s.read().kv.mvcc.current_rev(), 1 + 2000 * (round + 1));
-            // Into sled, rather than replaced in the write buffer by the next round.
-            s.flush().unwrap();
-        }
-        index += 1;
-        let delete = Request::DeleteRange(DeleteRangeRequest {
-            key: b"k".to_vec(),
-            range_end: b"k01900".to_vec(),
-            ..Default::default()
-        });
-        s.apply_entry(entry(index, delete)).unwrap();
-        let rev = s.read().kv.mvcc.current_rev();
-        index += 1;
-        let compact = Request::Compaction(CompactionRequest {
-            revision: rev,
-            physical: true,
-        });
-        s.apply_entry(entry(index, compact)).unwrap();
-        s.flush().unwrap();
+        // The same 2000 keys, three times over.
+        put_rounds(&s, &mut index, 3, 2000, 0, 2048);
+        let rev = delete_and_compact(&s, &mut index, b"k01900");
         let before = s.size_on_disk();
         let at_defrag = summary(&s);
         let pairs_before: Vec<_> = s.backend().scan(&[], &[]).map(|p| p.unwrap()).collect();
@@ -1093,36 +1115,9 @@ mod tests {
         // then could not reuse the space its own writes freed.
         let dir = tempfile::tempdir().unwrap();
         let s = open(dir.path());
-        let value = vec![b'v'; 256];
         let mut index = 0;
-        for round in 0..6 {
-            let entries: Vec<Entry> = (0..10_000)
-                .map(|i| {
-                    index += 1;
-                    let put = Request::Put(PutRequest {
-                        key: format!("k{:05}", round * 10_000 + i).into_bytes(),
-                        value: value.clone(),
-                        ..Default::default()
-                    });
-                    entry(index, put)
-                })
-                .collect();
-            s.apply_entries(entries).unwrap();
-            s.flush().unwrap();
-        }
-        index += 1;
-        let delete = Request::DeleteRange(DeleteRangeRequest {
-            key: b"k".to_vec(),
-            range_end: b"k50000".to_vec(),
-            ..Default::default()
-        });
-        s.apply_entry(entry(index, delete)).unwrap();
-        let compact = Request::Compaction(CompactionRequest {
-            revision: s.read().kv.mvcc.current_rev(),
-            physical: true,
-        });
-        s.apply_entry(entry(index + 1, compact)).unwrap();
-        s.flush().unwrap();
+        put_rounds(&s, &mut index, 6, 10_000, 10_000, 256);
+        delete_and_compact(&s, &mut index, b"k50000");
 
         s.defragment().unwrap();
         let live: u64 = s
