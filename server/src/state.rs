@@ -619,6 +619,7 @@ struct DefragWindow {
 }
 
 impl DefragWindow {
+    /// Key and value bytes of a full window, held in memory while it is copied.
     const BYTES: usize = 64 * 1024 * 1024;
     const PASSES: usize = 3;
 
@@ -631,9 +632,9 @@ impl DefragWindow {
 
     /// Inserts the window's pairs into `db` and empties the window.
     fn insert_into(&mut self, db: &SledBackend) -> Result<()> {
-        let pairs = std::mem::take(self);
+        let window = std::mem::take(self);
         for pass in 0..Self::PASSES {
-            for (k, v) in pairs.pairs.iter().skip(pass).step_by(Self::PASSES) {
+            for (k, v) in window.pairs.iter().skip(pass).step_by(Self::PASSES) {
                 db.insert(k, v)?;
             }
         }
