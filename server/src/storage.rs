@@ -5,10 +5,15 @@
 //! - `write` applies a [`WriteBatch`] atomically: after a crash either all of it or none of it
 //!   is visible;
 //! - nothing is guaranteed to survive a crash until `flush` returns;
-//! - `scan` yields keys in ascending byte order within `[start, end)`.
+//! - `scan` yields keys in ascending byte order within `[start, end)`;
+//! - keys starting with `r` are mvcc revision keys (`r`, then main and sub revision as
+//!   big-endian u64s), which [`SledBackend`] packs in blocks (see [`packed`]); `write` refuses
+//!   any other key starting with `r`.
 //!
 //! [`SledBackend`] is the implementation, and [`BufferedBackend`] puts a write buffer in front
 //! of it; the conformance test at the bottom pins the contract for both.
+
+mod packed;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,49 +92,155 @@ impl SledBackend {
         Ok(self.tree.clear()?)
     }
 
-    /// Writes one pair on its own (no atomicity with other writes).
-    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    /// Writes one sled pair as it is, on its own (no atomicity with other writes): a pair
+    /// [`SledBackend::scan_stored`] gave, as when copying a database.
+    pub fn insert_stored(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.tree.insert(key, value)?;
         Ok(())
     }
 
+    /// The pairs sled holds, revision keys packed (see [`packed`]), in key order.
+    pub fn scan_stored(&self) -> impl Iterator<Item = Result<Pair>> + '_ {
+        self.tree
+            .iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+    }
+
+    /// Packs revision keys written before they were stored in blocks, a batch at a time.
+    pub fn pack_unpacked_revisions(&self) -> Result<()> {
+        loop {
+            let unpacked = self
+                .tree
+                .scan_prefix([packed::PREFIX])
+                .filter(|r| r.as_ref().map_or(true, |(k, _)| packed::is_packed(k)))
+                .take(10_000)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if unpacked.is_empty() {
+                return Ok(());
+            }
+            let mut batch = sled::Batch::default();
+            let mut blocks = packed::BlockChanges::default();
+            for (k, v) in &unpacked {
+                batch.remove(k.clone());
+                blocks.add(k, Some(v));
+            }
+            blocks.apply(
+                |block| Ok(self.tree.get(block)?),
+                |block, value| match value {
+                    Some(v) => batch.insert(&block[..], v),
+                    None => batch.remove(&block[..]),
+                },
+            )?;
+            self.tree.apply_batch(batch)?;
+            reclaim_after(unpacked.len());
+            self.db.flush()?;
+        }
+    }
+
     /// Applies puts (`Some`) and removals (`None`) as one atomic sled batch.
-    fn apply<K, V>(&self, ops: impl IntoIterator<Item = (K, Option<V>)>) -> Result<()>
-    where
-        K: Into<sled::IVec>,
-        V: Into<sled::IVec>,
-    {
+    fn apply<'a>(&self, ops: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Result<()> {
         let mut batch = sled::Batch::default();
+        let mut blocks = packed::BlockChanges::default();
         let mut writes = 0;
         for (k, v) in ops {
+            writes += 1;
+            if packed::is_packed(k) {
+                blocks.add(k, v);
+                continue;
+            }
+            if k.first() == Some(&packed::PREFIX) {
+                return Err(crate::error::Error::internal(format!(
+                    "{k:?} is in the revision key space but not a revision key"
+                )));
+            }
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
             }
-            writes += 1;
         }
+        blocks.apply(
+            |block| Ok(self.tree.get(block)?),
+            |block, value| match value {
+                Some(v) => batch.insert(&block[..], v),
+                None => batch.remove(&block[..]),
+            },
+        )?;
         let applied = self.tree.apply_batch(batch);
         reclaim_after(writes);
         Ok(applied?)
     }
 
+    /// Sled pairs in `[start, end)` (`end` empty: no upper bound), as stored.
+    fn stored_range(&self, start: &[u8], end: &[u8]) -> sled::Iter {
+        if end.is_empty() {
+            self.tree.range(start.to_vec()..)
+        } else {
+            self.tree.range(start.to_vec()..end.to_vec())
+        }
+    }
+
     /// Like `scan`, but the iterator holds its own handle on the tree.
+    ///
+    /// The range is read in up to three parts: keys below the revision key space and keys
+    /// above it as stored, and the revision keys unpacked from the blocks that may hold
+    /// some of `[start, end)`.
     fn scan_owned(
         &self,
         start: &[u8],
         end: &[u8],
     ) -> Box<dyn Iterator<Item = Result<Pair>> + 'static> {
-        let iter = if end.is_empty() {
-            self.tree.range(start.to_vec()..)
-        } else {
-            self.tree.range(start.to_vec()..end.to_vec())
+        let (packed_start, packed_end) = ([packed::PREFIX], [packed::PREFIX + 1]);
+        let unbounded = end.is_empty();
+        let stored = |iter: sled::Iter| {
+            iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
         };
-        Box::new(iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)))
+        let mut parts: Vec<Box<dyn Iterator<Item = Result<Pair>>>> = Vec::new();
+        if start < packed_start.as_slice() && (unbounded || start < end) {
+            let below_end = if unbounded || end > packed_start.as_slice() {
+                packed_start.as_slice()
+            } else {
+                end
+            };
+            parts.push(Box::new(stored(self.stored_range(start, below_end))));
+        }
+        if start < packed_end.as_slice() && (unbounded || end > packed_start.as_slice()) {
+            let (from, to) = (start.to_vec(), end.to_vec());
+            let blocks = self.stored_range(&packed::first_block_from(start), &packed_end);
+            let revisions = blocks
+                .flat_map(|block| match block {
+                    Ok((k, v)) if k.len() == packed::BLOCK_KEY_LEN => match packed::unpack(&v) {
+                        Ok(pairs) => pairs.into_iter().map(Ok).collect::<Vec<_>>(),
+                        Err(e) => vec![Err(e)],
+                    },
+                    Ok((k, _)) => vec![Err(crate::error::Error::internal(format!(
+                        "unpacked revision key {k:?}"
+                    )))],
+                    Err(e) => vec![Err(e.into())],
+                })
+                .skip_while(move |r| r.as_ref().is_ok_and(|(k, _)| *k < from))
+                .take_while(move |r| r.as_ref().map_or(true, |(k, _)| to.is_empty() || *k < to));
+            parts.push(Box::new(revisions));
+        }
+        if unbounded || end > packed_end.as_slice() {
+            let above_start = if start > packed_end.as_slice() {
+                start
+            } else {
+                packed_end.as_slice()
+            };
+            parts.push(Box::new(stored(self.stored_range(above_start, end))));
+        }
+        Box::new(parts.into_iter().flatten())
     }
 }
 
 impl Backend for SledBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if packed::is_packed(key) {
+            return match self.tree.get(packed::block_of(key))? {
+                Some(block) => Ok(packed::find(&block, key)?.map(<[u8]>::to_vec)),
+                None => Ok(None),
+            };
+        }
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
@@ -138,7 +249,7 @@ impl Backend for SledBackend {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.apply(batch.ops)
+        self.apply(batch.ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
 
     fn flush(&self) -> Result<()> {
@@ -481,6 +592,105 @@ pub(crate) mod tests {
         let b = SledBackend::new(&db, "t").unwrap();
         assert_eq!(b.get(b"b").unwrap(), Some(b"22".to_vec()));
         assert_eq!(b.get(b"c").unwrap(), Some(b"3".to_vec()));
+    }
+
+    /// A key of mvcc's revision key space: prefix, main and sub revision.
+    fn rev(main: u64, sub: u64) -> Vec<u8> {
+        let mut k = vec![packed::PREFIX];
+        k.extend_from_slice(&main.to_be_bytes());
+        k.extend_from_slice(&sub.to_be_bytes());
+        k
+    }
+
+    /// Random puts, removals, reads and scans of plain and revision keys, each checked
+    /// against an ordered map; then the same after reopening.
+    #[test]
+    fn sled_backend_reads_revision_keys_as_written_though_it_packs_them() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let plain: Vec<Vec<u8>> = [&b""[..], b"a", b"l\0\x01", b"m/rev", b"q\xff", b"s", b"z"]
+            .iter()
+            .map(|k| k.to_vec())
+            .collect();
+        let key = |next: &mut dyn FnMut(u64) -> u64| match next(4) {
+            0 => plain[next(plain.len() as u64) as usize].clone(),
+            _ => rev(next(70), next(3)),
+        };
+        let bound = |next: &mut dyn FnMut(u64) -> u64, key: Vec<u8>| match next(4) {
+            0 => Vec::new(),
+            1 => key[..next(key.len() as u64 + 1) as usize].to_vec(),
+            _ => key,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        {
+            let db = SledBackend::open_db(dir.path()).unwrap();
+            let b = SledBackend::new(&db, "t").unwrap();
+            for round in 0..300 {
+                let mut batch = WriteBatch::default();
+                for _ in 0..next(20) {
+                    let k = key(&mut next);
+                    if next(4) == 0 {
+                        model.remove(&k);
+                        batch.delete(k);
+                    } else {
+                        let v = format!("{round}").repeat(next(40) as usize).into_bytes();
+                        model.insert(k.clone(), v.clone());
+                        batch.put(k, v);
+                    }
+                }
+                b.write(batch).unwrap();
+                let k = key(&mut next);
+                assert_eq!(b.get(&k).unwrap(), model.get(&k).cloned(), "get {k:?}");
+                let (start, end) = (key(&mut next), key(&mut next));
+                let (start, end) = (bound(&mut next, start), bound(&mut next, end));
+                let scanned: Vec<Pair> = b.scan(&start, &end).map(|p| p.unwrap()).collect();
+                let expected: Vec<Pair> = model
+                    .iter()
+                    .filter(|(k, _)| **k >= start && (end.is_empty() || **k < end))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(scanned, expected, "scan {start:?}..{end:?}");
+            }
+            b.flush().unwrap();
+        }
+        let db = when_unlocked(|| SledBackend::open_db(dir.path()));
+        let b = SledBackend::new(&db, "t").unwrap();
+        let all: Vec<Pair> = b.scan(&[], &[]).map(|p| p.unwrap()).collect();
+        assert_eq!(all, model.into_iter().collect::<Vec<_>>());
+        // Stored: plain keys and blocks, no revision key of its own.
+        assert!(b.scan_stored().all(|p| !packed::is_packed(&p.unwrap().0)));
+        // The revision key space holds revision keys only.
+        let mut batch = WriteBatch::default();
+        batch.put(b"r1".to_vec(), b"v".to_vec());
+        assert!(b.write(batch).is_err());
+    }
+
+    #[test]
+    fn revision_keys_stored_one_by_one_are_packed_and_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SledBackend::open_db(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let mut expected = BTreeMap::new();
+        for main in 0..25_000u64 {
+            let (k, v) = (rev(main, main % 2), main.to_string().into_bytes());
+            tree.insert(&k, v.clone()).unwrap();
+            expected.insert(k, v);
+        }
+        tree.insert(b"m/rev", b"x".to_vec()).unwrap();
+        expected.insert(b"m/rev".to_vec(), b"x".to_vec());
+        let b = SledBackend::new(&db, "t").unwrap();
+        b.pack_unpacked_revisions().unwrap();
+        assert!(b.scan_stored().all(|p| !packed::is_packed(&p.unwrap().0)));
+        let all: BTreeMap<Vec<u8>, Vec<u8>> = b.scan(&[], &[]).map(|p| p.unwrap()).collect();
+        assert_eq!(all, expected);
+        assert_eq!(b.get(&rev(24_999, 1)).unwrap(), Some(b"24999".to_vec()));
+        assert_eq!(b.get(&rev(24_999, 0)).unwrap(), None);
     }
 
     #[test]
