@@ -148,11 +148,7 @@ impl SledBackend {
                 blocks.add(k, v);
                 continue;
             }
-            if k.first() == Some(&packed::PREFIX) {
-                return Err(crate::error::Error::internal(format!(
-                    "{k:?} is in the revision key space but not a revision key"
-                )));
-            }
+            packed::check_key(k)?;
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -482,6 +478,11 @@ impl Backend for BufferedBackend {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
+        // Refused here, not at the commit that would fail again and again.
+        batch
+            .ops
+            .iter()
+            .try_for_each(|(k, _)| packed::check_key(k))?;
         let p = &mut self.buffers_mut().pending;
         p.since.get_or_insert_with(std::time::Instant::now);
         for (k, v) in batch.ops {
@@ -669,6 +670,11 @@ pub(crate) mod tests {
         let mut batch = WriteBatch::default();
         batch.put(b"r1".to_vec(), b"v".to_vec());
         assert!(b.write(batch).is_err());
+        let buffered = BufferedBackend::new(b);
+        let mut batch = WriteBatch::default();
+        batch.put(b"r1".to_vec(), b"v".to_vec());
+        assert!(buffered.write(batch).is_err());
+        assert_eq!(buffered.get(b"r1").unwrap(), None);
     }
 
     #[test]

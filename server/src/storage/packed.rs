@@ -36,6 +36,17 @@ pub fn is_packed(key: &[u8]) -> bool {
     key.len() == KEY_LEN && key[0] == PREFIX
 }
 
+/// Fails for a key in the revision key space that is not a revision key: nothing else may be
+/// stored there.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.first() == Some(&PREFIX) && !is_packed(key) {
+        return Err(Error::internal(format!(
+            "{key:?} is in the revision key space but not a revision key"
+        )));
+    }
+    Ok(())
+}
+
 /// The block that holds revision key `key` (or would).
 pub fn block_of(key: &[u8]) -> BlockKey {
     block_key(main_of(key) / MAINS_PER_BLOCK)
