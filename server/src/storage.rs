@@ -100,10 +100,8 @@ impl SledBackend {
     }
 
     /// The pairs sled holds, revision keys packed (see [`packed`]), in key order.
-    pub fn scan_stored(&self) -> impl Iterator<Item = Result<Pair>> + '_ {
-        self.tree
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+    pub fn scan_stored(&self) -> impl Iterator<Item = Result<Pair>> + 'static {
+        owned_pairs(self.tree.iter())
     }
 
     /// Packs revision keys written before they were stored in blocks, a batch at a time.
@@ -124,13 +122,7 @@ impl SledBackend {
                 batch.remove(k.clone());
                 blocks.add(k, Some(v));
             }
-            blocks.apply(
-                |block| Ok(self.tree.get(block)?),
-                |block, value| match value {
-                    Some(v) => batch.insert(&block[..], v),
-                    None => batch.remove(&block[..]),
-                },
-            )?;
+            self.add_blocks(blocks, &mut batch)?;
             self.tree.apply_batch(batch)?;
             reclaim_after(unpacked.len());
             self.db.flush()?;
@@ -154,16 +146,21 @@ impl SledBackend {
                 None => batch.remove(k),
             }
         }
+        self.add_blocks(blocks, &mut batch)?;
+        let applied = self.tree.apply_batch(batch);
+        reclaim_after(writes);
+        Ok(applied?)
+    }
+
+    /// Adds to `batch` the new values of the blocks `blocks` changes.
+    fn add_blocks(&self, blocks: packed::BlockChanges, batch: &mut sled::Batch) -> Result<()> {
         blocks.apply(
             |block| Ok(self.tree.get(block)?),
             |block, value| match value {
                 Some(v) => batch.insert(&block[..], v),
                 None => batch.remove(&block[..]),
             },
-        )?;
-        let applied = self.tree.apply_batch(batch);
-        reclaim_after(writes);
-        Ok(applied?)
+        )
     }
 
     /// Sled pairs in `[start, end)` (`end` empty: no upper bound), as stored.
@@ -187,9 +184,6 @@ impl SledBackend {
     ) -> Box<dyn Iterator<Item = Result<Pair>> + 'static> {
         let (packed_start, packed_end) = ([packed::PREFIX], [packed::PREFIX + 1]);
         let unbounded = end.is_empty();
-        let stored = |iter: sled::Iter| {
-            iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
-        };
         let mut parts: Vec<Box<dyn Iterator<Item = Result<Pair>>>> = Vec::new();
         if start < packed_start.as_slice() && (unbounded || start < end) {
             let below_end = if unbounded || end > packed_start.as_slice() {
@@ -197,7 +191,7 @@ impl SledBackend {
             } else {
                 end
             };
-            parts.push(Box::new(stored(self.stored_range(start, below_end))));
+            parts.push(Box::new(owned_pairs(self.stored_range(start, below_end))));
         }
         if start < packed_end.as_slice() && (unbounded || end > packed_start.as_slice()) {
             let (from, to) = (start.to_vec(), end.to_vec());
@@ -223,7 +217,7 @@ impl SledBackend {
             } else {
                 packed_end.as_slice()
             };
-            parts.push(Box::new(stored(self.stored_range(above_start, end))));
+            parts.push(Box::new(owned_pairs(self.stored_range(above_start, end))));
         }
         Box::new(parts.into_iter().flatten())
     }
@@ -256,6 +250,11 @@ impl Backend for SledBackend {
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Sled's pairs as owned bytes.
+fn owned_pairs(iter: sled::Iter) -> impl Iterator<Item = Result<Pair>> {
+    iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
 }
 
 /// Lets sled's memory reclamation catch up with `writes` writes made under one pin.
