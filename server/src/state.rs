@@ -156,6 +156,12 @@ impl StateStore {
         self.backend.written().flush()
     }
 
+    /// [`StateStore::flush`] on the committer thread: what has been applied is in sled and
+    /// durable when it returns.
+    pub async fn flush_async(self: &Arc<Self>) -> Result<()> {
+        self.on_committer(|store| store.flush()).await
+    }
+
     /// Visits every pair of the state that all members share, under the state lock (so the
     /// pairs are one applied position's), and returns the current revision. Left out: the
     /// last snapshot taken, which each member records at its own index.

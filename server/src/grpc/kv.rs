@@ -197,8 +197,15 @@ impl Kv for KvService {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let r = request.into_inner();
+        let physical = r.physical;
         match self.server.propose(Cmd::Compaction(r)).await? {
             Out::Compaction(mut resp) => {
+                // As in etcd, a physical compaction answers once the compacted revisions
+                // are gone from the backend on disk, not only from what reads see (the
+                // proposal has been applied here when it returns).
+                if physical {
+                    self.server.state.flush_async().await?;
+                }
                 resp.header = self.server.fill_header(resp.header);
                 Ok(Response::new(resp))
             }

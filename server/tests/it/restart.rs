@@ -470,3 +470,33 @@ async fn defragment_gives_back_space_and_keeps_every_key() {
     expected.push(("f/after".to_string(), "a".to_string(), r, r, 1, 0));
     assert_eq!(dump(&mut c, "f/", 0).await, expected);
 }
+
+/// As in etcd, a physical compaction answers once the compacted revisions are gone from the
+/// backend on disk: the member killed with -9 right after it leaves a state database that no
+/// longer holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn physical_compaction_answers_once_the_revisions_are_gone_from_disk() {
+    use oxcd::mvcc::{Revision, rev_key};
+    use oxcd::storage::{Backend, SledBackend};
+
+    let mut m = Member::start();
+    let mut c = m.client().await;
+    let first = rev(c.put("p", "1", None).await.unwrap().header());
+    for i in 2..=20 {
+        c.put("p", i.to_string(), None).await.unwrap();
+    }
+    let last = current_rev(&mut c).await;
+    c.compact(
+        last,
+        Some(etcd_client::CompactionOptions::new().with_physical()),
+    )
+    .await
+    .unwrap();
+    stop(&mut m, Stop::Kill9);
+
+    let db = SledBackend::open_db(&m.data_dir.join("member/state/db.0")).unwrap();
+    let state = SledBackend::new(&db, "state").unwrap();
+    let stored = |main| state.get(&rev_key(Revision { main, sub: 0 })).unwrap();
+    assert_eq!(stored(first), None, "a compacted revision is still on disk");
+    assert!(stored(last).is_some(), "the live revision is missing");
+}
