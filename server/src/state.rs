@@ -189,6 +189,12 @@ impl StateStore {
         let _no_snapshot_reads = self.removals.write().expect("removals lock poisoned");
         let _no_applies = self.inner.write().expect("state lock poisoned");
         self.backend.commit()?;
+        // Sled's deferred frees that are still queued (the pins after each batch do not
+        // always get them done: the epoch cannot advance while another thread is pinned)
+        // would keep the copy from reusing the segments its own writes free. Measured on
+        // 3 members right after a compaction of 150k revisions: copies of 21, 25 and 34 MB
+        // without this, 21-22 MB on every member with it; 4M pins take ~60 ms.
+        crate::storage::reclaim_after(4_000_000);
         let old_generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
         let generation = old_generation + 1;
         let dir = db_dir(&self.db_root, generation);

@@ -267,7 +267,7 @@ fn owned_pairs(iter: sled::Iter) -> impl Iterator<Item = Result<Pair>> {
 /// after 100k batched puts and 150k batched removals was 34 MiB; 25 MiB once the queue had
 /// been worked off). One pin per write keeps up with what the writes leave; a pin with
 /// nothing to collect costs ~14 ns.
-fn reclaim_after(writes: usize) {
+pub fn reclaim_after(writes: usize) {
     for _ in 0..writes {
         drop(sled::pin());
     }
