@@ -76,6 +76,15 @@ async fn assert_written(c: &mut Client, key: &str, value: &str, rev: i64) {
     );
 }
 
+async fn compact_physical(c: &mut Client, rev: i64) {
+    c.compact(
+        rev,
+        Some(etcd_client::CompactionOptions::new().with_physical()),
+    )
+    .await
+    .unwrap();
+}
+
 fn stop(m: &mut Member, how: Stop) {
     match how {
         Stop::Clean => m.stop(),
@@ -443,12 +452,7 @@ async fn defragment_gives_back_space_and_keeps_every_key() {
     .await
     .unwrap();
     let deleted_at = current_rev(&mut c).await;
-    c.compact(
-        deleted_at,
-        Some(etcd_client::CompactionOptions::new().with_physical()),
-    )
-    .await
-    .unwrap();
+    compact_physical(&mut c, deleted_at).await;
     let kept = dump(&mut c, "f/", 0).await;
     assert_eq!(kept.len(), 100);
     let before = c.status().await.unwrap().db_size();
@@ -486,12 +490,7 @@ async fn physical_compaction_answers_once_the_revisions_are_gone_from_disk() {
         c.put("p", i.to_string(), None).await.unwrap();
     }
     let last = current_rev(&mut c).await;
-    c.compact(
-        last,
-        Some(etcd_client::CompactionOptions::new().with_physical()),
-    )
-    .await
-    .unwrap();
+    compact_physical(&mut c, last).await;
     stop(&mut m, Stop::Kill9);
 
     let db = SledBackend::open_db(&m.data_dir.join("member/state/db.0")).unwrap();
