@@ -265,8 +265,9 @@ fn owned_pairs(iter: sled::Iter) -> impl Iterator<Item = Result<Pair>> {
 /// batches of thousands of writes the work piles up in the process-wide queue: memory stays
 /// held, and freed segments are not reused, so sled's file grows (a defragmented copy made
 /// after 100k batched puts and 150k batched removals was 34 MiB; 25 MiB once the queue had
-/// been worked off). One pin per write keeps up with what the writes leave; a pin with
-/// nothing to collect costs ~14 ns.
+/// been worked off). One pin per write mostly keeps up with what the writes leave, not while
+/// another thread holds a pin (the epoch cannot advance then; `StateStore::defragment` pins
+/// more before it copies); a pin with nothing to collect costs ~14 ns.
 pub fn reclaim_after(writes: usize) {
     for _ in 0..writes {
         drop(sled::pin());
