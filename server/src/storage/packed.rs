@@ -76,24 +76,31 @@ pub fn first_block_from(start: &[u8]) -> BlockKey {
     }
 }
 
+/// A block's records in order, each key without the prefix and its value; an error, and
+/// nothing after it, where the block turns out truncated.
+fn parse(block: &[u8]) -> impl Iterator<Item = Result<(&[u8], &[u8])>> {
+    let mut rest = block;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .get(KEY_LEN - 1..HEADER_LEN)
+            .map(|len| HEADER_LEN + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize)
+            .filter(|end| *end <= rest.len());
+        let Some(end) = end else {
+            rest = &[];
+            return Some(Err(Error::internal("truncated revision block")));
+        };
+        let record = (&rest[..KEY_LEN - 1], &rest[HEADER_LEN..end]);
+        rest = &rest[end..];
+        Some(Ok(record))
+    })
+}
+
 /// A block's records: each key without the prefix, and its value, in ascending key order.
 fn records(block: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
-    let mut out = Vec::new();
-    let mut rest = block;
-    while !rest.is_empty() {
-        if rest.len() < HEADER_LEN {
-            return Err(Error::internal("truncated revision block"));
-        }
-        let (key, after_key) = rest.split_at(KEY_LEN - 1);
-        let len = u32::from_be_bytes(after_key[..4].try_into().expect("4 bytes")) as usize;
-        let body = &after_key[4..];
-        if body.len() < len {
-            return Err(Error::internal("truncated revision block"));
-        }
-        out.push((key, &body[..len]));
-        rest = &body[len..];
-    }
-    Ok(out)
+    parse(block).collect()
 }
 
 fn encode(records: &[(&[u8], &[u8])]) -> Vec<u8> {
@@ -113,21 +120,11 @@ fn encode(records: &[(&[u8], &[u8])]) -> Vec<u8> {
 /// The value of revision key `key` in `block`.
 pub fn find<'a>(block: &'a [u8], key: &[u8]) -> Result<Option<&'a [u8]>> {
     let wanted = &key[1..];
-    let mut rest = block;
-    while !rest.is_empty() {
-        if rest.len() < HEADER_LEN {
-            return Err(Error::internal("truncated revision block"));
+    for record in parse(block) {
+        let (k, v) = record?;
+        if k == wanted {
+            return Ok(Some(v));
         }
-        let len =
-            u32::from_be_bytes(rest[KEY_LEN - 1..HEADER_LEN].try_into().expect("4 bytes")) as usize;
-        let end = HEADER_LEN + len;
-        if rest.len() < end {
-            return Err(Error::internal("truncated revision block"));
-        }
-        if &rest[..KEY_LEN - 1] == wanted {
-            return Ok(Some(&rest[HEADER_LEN..end]));
-        }
-        rest = &rest[end..];
     }
     Ok(None)
 }
