@@ -833,7 +833,7 @@ mod tests {
 
     /// Applies `rounds` groups of `per_round` puts of `value_len` bytes, each group flushed
     /// to sled (rather than replaced in the write buffer by the next): keys
-    /// `k{round * key_step + i:05}`.
+    /// `k{round * key_step + i:06}`.
     fn put_rounds(
         s: &StateStore,
         index: &mut u64,
