@@ -4,6 +4,11 @@
 use clap::{CommandFactory, Parser, error::ErrorKind};
 use oxcd_e2e::bench::{self, cli::Cli};
 
+/// mimalloc instead of glibc malloc: the load generator shares the cores with the servers it
+/// measures, and every request allocates and frees gRPC buffers across its worker threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
