@@ -14,6 +14,8 @@ pub enum Error {
     /// The server binary could not be found or built.
     #[error("oxcd binary: {0}")]
     Binary(String),
+    #[error("connect to {endpoint}: {reason}")]
+    Connect { endpoint: String, reason: String },
     /// The cluster is not in a state the requested action needs.
     #[error("cluster: {0}")]
     Cluster(String),
