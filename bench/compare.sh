@@ -359,7 +359,7 @@ latency, CPU and memory).
 | load average at start | $LOADAVG |
 | oxcd | $GIT_REV |
 | etcd | $("$ETCD" --version | head -1 | sed 's/etcd Version: //') (Debian etcd-server) |
-| client | oxcd-bench (etcd-client crate over its own HTTP/2 connections), on the same machine as the servers |
+| client | oxcd-bench (etcd-client crate over its own HTTP/2 connections, spread over one event-loop thread per CPU), on the same machine as the servers |
 
 EOF
     for size in "${SIZES[@]}"; do

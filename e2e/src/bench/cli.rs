@@ -24,8 +24,8 @@ impl Cli {
         if common.endpoints.iter().all(|e| e.trim().is_empty()) {
             return Err("--endpoints names no endpoint".into());
         }
-        if common.conns == 0 || common.clients == 0 {
-            return Err("--conns and --clients must be at least 1".into());
+        if common.conns == 0 || common.clients == 0 || common.threads == 0 {
+            return Err("--conns, --clients and --threads must be at least 1".into());
         }
         if !(common.rate >= 0.0 && common.rate.is_finite()) {
             return Err("--rate must be 0 (no limit) or a positive number".into());
@@ -81,6 +81,10 @@ pub struct Common {
     /// Concurrent clients; client i sends its requests over connection i mod conns.
     #[arg(long, global = true, default_value_t = 1)]
     pub clients: usize,
+    /// Event-loop threads the connections are spread over (at most one per connection);
+    /// a connection and the clients using it stay on one thread. Default: the CPU count.
+    #[arg(long, global = true, default_value_t = default_threads())]
+    pub threads: usize,
     /// Requests to send in all (default 10000 when --duration is not given).
     #[arg(long, global = true, conflicts_with = "duration")]
     pub total: Option<u64>,
@@ -96,6 +100,10 @@ pub struct Common {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long, global = true)]
     pub no_progress: bool,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `--target`: where the connections go.
@@ -293,6 +301,11 @@ mod tests {
         };
         assert_eq!(check(&["put"]), Ok(()));
         assert!(check(&["--rate=-1", "put"]).unwrap_err().contains("--rate"));
+        assert!(
+            check(&["--threads", "0", "put"])
+                .unwrap_err()
+                .contains("--threads")
+        );
         assert!(
             check(&["--clients", "0", "put"])
                 .unwrap_err()

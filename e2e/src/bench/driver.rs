@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use super::cli::Common;
@@ -154,8 +155,14 @@ impl Schedule {
     }
 }
 
-/// Runs every worker until the budget is spent and merges what they measured.
-pub async fn run<W: Worker>(workers: Vec<W>, budget: Budget, label: &str) -> Measurement {
+/// Runs every worker until the budget is spent and merges what they measured. Worker `i`
+/// runs on `loops[i % loops.len()]` (see [`super::pool::Pool::loops`]).
+pub async fn run<W: Worker>(
+    workers: Vec<W>,
+    budget: Budget,
+    label: &str,
+    loops: &[Handle],
+) -> Measurement {
     let start = Instant::now();
     let schedule = Arc::new(Schedule {
         budget,
@@ -167,7 +174,8 @@ pub async fn run<W: Worker>(workers: Vec<W>, budget: Budget, label: &str) -> Mea
     let progress = progress_bar(&budget, label, schedule.clone());
     let tasks: Vec<_> = workers
         .into_iter()
-        .map(|worker| tokio::spawn(work(worker, schedule.clone())))
+        .enumerate()
+        .map(|(i, worker)| loops[i % loops.len()].spawn(work(worker, schedule.clone())))
         .collect();
     let mut total = Measurement::new();
     for task in tasks {
@@ -249,6 +257,10 @@ mod tests {
 
     struct Sleeper;
 
+    fn here() -> [Handle; 1] {
+        [Handle::current()]
+    }
+
     impl Worker for Sleeper {
         async fn request(&mut self, seq: u64) -> Result<(), etcd_client::Error> {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -262,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn a_total_is_shared_by_the_workers() {
         let budget = Budget::exactly(100, false);
-        let measured = run(vec![Sleeper, Sleeper, Sleeper], budget, "test").await;
+        let measured = run(vec![Sleeper, Sleeper, Sleeper], budget, "test", &here()).await;
         assert_eq!((measured.ok, measured.errors), (90, 10));
         assert_eq!(measured.latency_us.len(), 90);
         assert_eq!(measured.error_kinds.len(), 1);
@@ -276,7 +288,7 @@ mod tests {
             rate: 100.0,
             progress: false,
         };
-        let measured = run(vec![Sleeper, Sleeper], budget, "test").await;
+        let measured = run(vec![Sleeper, Sleeper], budget, "test", &here()).await;
         assert_eq!(measured.ok + measured.errors, 50);
         assert!(
             measured.elapsed >= Duration::from_millis(490),
@@ -293,7 +305,7 @@ mod tests {
             rate: 0.0,
             progress: false,
         };
-        let measured = run(vec![Sleeper], budget, "test").await;
+        let measured = run(vec![Sleeper], budget, "test", &here()).await;
         assert!(
             measured.elapsed < Duration::from_millis(1100),
             "{:?}",

@@ -107,7 +107,7 @@ async fn run_workers<W: Worker>(
 ) -> Result<Summary, Error> {
     let pool = Pool::connect(common).await?;
     let workers = (0..common.clients.max(1)).map(|i| make(&pool, i)).collect();
-    let measured = driver::run(workers, Budget::from_common(common), workload).await;
+    let measured = driver::run(workers, Budget::from_common(common), workload, pool.loops()).await;
     Ok(Summary::new(
         workload,
         &pool.endpoints,

@@ -41,7 +41,13 @@ pub async fn lease_keepalive(common: &Common, args: &LeaseArgs) -> Result<Summar
         workers.push(KeepAliveWorker { keeper, answers });
         leases.push((lease, id));
     }
-    let measured = driver::run(workers, Budget::from_common(common), "lease-keepalive").await;
+    let measured = driver::run(
+        workers,
+        Budget::from_common(common),
+        "lease-keepalive",
+        pool.loops(),
+    )
+    .await;
     for (mut lease, id) in leases {
         let _ = lease.revoke(id).await;
     }

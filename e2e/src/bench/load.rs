@@ -32,7 +32,7 @@ pub async fn load(common: &Common, args: &LoadArgs) -> Result<Summary, Error> {
             .map(|i| PutWorker::new(pool.client(i).kv_client(), keys.clone(), value.clone()))
             .collect();
         let budget = Budget::exactly(args.keys, !common.no_progress);
-        Some(driver::run(workers, budget, "load").await)
+        Some(driver::run(workers, budget, "load", pool.loops()).await)
     };
     let scan = if args.no_scan {
         None

@@ -1,5 +1,10 @@
 //! The connections a run shares among its clients: `--conns` gRPC connections to the
-//! `--target` endpoints, handed out round-robin.
+//! `--target` endpoints, handed out round-robin, and the event-loop threads they live on.
+//!
+//! Like wrk's, the load generator runs one single-threaded event loop per thread
+//! (`--threads`, at most one per connection), and each connection, with the clients that
+//! use it, stays on one of them: a request, its connection's writes and reads, and the
+//! client's next request are handled on one thread, without hand-offs between threads.
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +12,8 @@ use etcd_client::{Channel, Client};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tower::util::BoxCloneSyncService;
 
 use super::cli::{Common, Target};
@@ -22,6 +29,10 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--conns` connections; each [`Client`] owns one HTTP/2 connection, and its clones share it.
 pub struct Pool {
     clients: Vec<Client>,
+    /// The event loop each connection lives on, by connection.
+    loops: Vec<Handle>,
+    /// Declared after `clients`: the loops stop once the connections are dropped.
+    _threads: Vec<EventLoop>,
     /// The endpoints the connections go to, for the summary.
     pub endpoints: Vec<String>,
 }
@@ -32,11 +43,28 @@ impl Pool {
             Target::All => common.endpoints.clone(),
             Target::Leader => vec![find_leader(&common.endpoints).await?],
         };
-        let mut clients = Vec::with_capacity(common.conns.max(1));
-        for i in 0..common.conns.max(1) {
-            clients.push(connect(&endpoints[i % endpoints.len()]).await?);
+        let conns = common.conns.max(1);
+        let threads = (0..common.threads.clamp(1, conns))
+            .map(EventLoop::start)
+            .collect::<Result<Vec<_>, _>>()?;
+        let loops: Vec<Handle> = (0..conns)
+            .map(|i| threads[i % threads.len()].handle.clone())
+            .collect();
+        let mut clients = Vec::with_capacity(conns);
+        for (i, event_loop) in loops.iter().enumerate() {
+            let endpoint = endpoints[i % endpoints.len()].clone();
+            let connected = event_loop
+                .spawn(async move { connect(&endpoint).await })
+                .await
+                .map_err(|e| Error::Cluster(format!("connecting: {e}")))??;
+            clients.push(connected);
         }
-        Ok(Pool { clients, endpoints })
+        Ok(Pool {
+            clients,
+            loops,
+            _threads: threads,
+            endpoints,
+        })
     }
 
     /// The connection for client (or stream) `i`.
@@ -44,8 +72,42 @@ impl Pool {
         self.clients[i % self.clients.len()].clone()
     }
 
+    /// The event loop of each connection, by connection: client `i`'s work belongs on
+    /// `loops()[i % conns]`, with its connection.
+    pub fn loops(&self) -> &[Handle] {
+        &self.loops
+    }
+
     pub fn conns(&self) -> usize {
         self.clients.len()
+    }
+}
+
+/// A thread running a single-threaded tokio runtime until the value is dropped; the tasks
+/// still on it (connections) end with it.
+struct EventLoop {
+    handle: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl EventLoop {
+    fn start(n: usize) -> Result<EventLoop, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("bench-loop-{n}"))
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                })
+            })?;
+        Ok(EventLoop {
+            handle,
+            _stop: stop,
+        })
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<Summary, Error> 
         let watchers =
             args.watchers / args.streams + usize::from(stream < args.watchers % args.streams);
         let (sender, responses) = open_stream(&pool, stream, &args.key, watchers).await?;
-        readers.push(tokio::spawn(read_events(
+        readers.push(pool.loops()[stream % pool.conns()].spawn(read_events(
             sender,
             responses,
             received.clone(),
@@ -89,7 +89,13 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<Summary, Error> 
             puts: puts.clone(),
         })
         .collect();
-    let written = driver::run(writers, Budget::from_common(common), "watch").await;
+    let written = driver::run(
+        writers,
+        Budget::from_common(common),
+        "watch",
+        writer_pool.loops(),
+    )
+    .await;
 
     let expected = written.ok * args.watchers as u64;
     let drain_deadline = Instant::now() + args.drain_timeout;

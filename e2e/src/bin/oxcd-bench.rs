@@ -9,7 +9,7 @@ use oxcd_e2e::bench::{self, cli::Cli};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Err(message) = cli.validate() {
