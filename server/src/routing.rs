@@ -84,7 +84,7 @@ impl EtcdServer {
         }
         let deadline = Instant::now() + self.request_timeout;
         loop {
-            let attempt = tokio::time::timeout_at(deadline.into(), self.propose_once(cmd.clone()));
+            let attempt = tokio::time::timeout_at(deadline.into(), self.propose_once(&cmd));
             match attempt.await {
                 Err(_) => return Err(Error::Timeout),
                 Ok(Err(Error::NoLeader)) => self.pause_for_leader(deadline).await?,
@@ -105,7 +105,7 @@ impl EtcdServer {
         Ok(())
     }
 
-    async fn propose_once(&self, cmd: InternalRequest) -> Result<internal_response::Response> {
+    async fn propose_once(&self, cmd: &InternalRequest) -> Result<internal_response::Response> {
         let err = match self.raft.client_write(Command(cmd.clone())).await {
             Ok(resp) => return decode_apply(resp.data.0),
             Err(e) => e,
@@ -116,7 +116,7 @@ impl EtcdServer {
                     Leader::Other(node) => {
                         let resp = self
                             .peer(&node)?
-                            .propose(cmd)
+                            .propose(cmd.clone())
                             .await
                             .map_err(forwarded_proposal_error)?
                             .into_inner();
