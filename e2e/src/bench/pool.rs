@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use etcd_client::{Channel, Client};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -25,6 +26,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// HTTP/2 pings on an idle connection, and how long one may go unanswered.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The etcd v3 methods whose requests are streams; every other request is one message.
+const CLIENT_STREAMING: &[&str] = &[
+    "/etcdserverpb.Watch/Watch",
+    "/etcdserverpb.Lease/LeaseKeepAlive",
+];
 
 /// `--conns` connections; each [`Client`] owns one HTTP/2 connection, and its clones share it.
 pub struct Pool {
@@ -150,6 +156,14 @@ async fn connect(endpoint: &str) -> Result<Client, Error> {
             uri.scheme = Some(http::uri::Scheme::HTTP);
             uri.authority = Some(authority);
             head.uri = http::Uri::from_parts(uri)?;
+            let body = if CLIENT_STREAMING.contains(&head.uri.path()) {
+                body
+            } else {
+                // The one request message in hand, so that it goes out with END_STREAM as
+                // grpc-go clients send it, rather than an empty DATA frame after it.
+                let message = body.collect().await?.to_bytes();
+                tonic::body::Body::new(Full::new(message))
+            };
             sender.ready().await?;
             let response = sender
                 .send_request(http::Request::from_parts(head, body))
