@@ -7,12 +7,22 @@ use oxcd_e2e::harness::{Cluster, ClusterOptions};
 
 use crate::robustness::ONE_CLUSTER_AT_A_TIME;
 
-fn cli(endpoints: &[String], args: &str) -> Cli {
-    let endpoints = format!("--endpoints={}", endpoints.join(","));
-    let line = format!("oxcd-bench {endpoints} --no-progress {args}");
+/// Runs `oxcd-bench <args>` against `endpoints` and checks that exactly `ops` requests (or
+/// events) succeeded and none failed.
+async fn run_expecting(endpoints: &[String], args: &str, ops: u64) {
+    let line = format!(
+        "oxcd-bench --endpoints={} --no-progress {args}",
+        endpoints.join(",")
+    );
     let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
     cli.validate().unwrap();
-    cli
+    let summary = bench::run(&cli).await.unwrap();
+    assert_eq!(
+        (summary.ops, summary.errors),
+        (ops, 0),
+        "{args}: {:?}",
+        summary.error_kinds
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,15 +36,10 @@ async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connectio
     .unwrap();
     let endpoints = cluster.endpoints();
 
-    // Unary: 300 puts of distinct keys over 2 connections, then each key read back.
-    let put = bench::run(&cli(
-        &endpoints,
-        "--conns 2 --clients 8 --total 300 put --sequential-keys --key-space-size 300 \
-         --key-prefix bench/put/ --val-size 16",
-    ))
-    .await
-    .unwrap();
-    assert_eq!((put.ops, put.errors), (300, 0), "{:?}", put.error_kinds);
+    // Unary: 300 puts of distinct keys over 2 connections, all of them in the store after.
+    let puts = "--conns 2 --clients 8 --total 300 put --sequential-keys --key-space-size 300 \
+                --key-prefix bench/put/ --val-size 16";
+    run_expecting(&endpoints, puts, 300).await;
     let mut client = cluster.client_of(&[0]).await.unwrap();
     let stored = client
         .get(
@@ -53,44 +58,13 @@ async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connectio
         "every acknowledged put is in the store"
     );
 
-    let range = bench::run(&cli(
-        &endpoints,
-        "--conns 2 --clients 4 --total 200 range --consistency s --key-space-size 300 \
-         --key-prefix bench/put/",
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        (range.ops, range.errors),
-        (200, 0),
-        "{:?}",
-        range.error_kinds
-    );
+    let ranges = "--conns 2 --clients 4 --total 200 range --consistency s \
+                  --key-space-size 300 --key-prefix bench/put/";
+    run_expecting(&endpoints, ranges, 200).await;
 
-    // Streaming both ways: watch events delivered to every watcher, and lease keep-alives.
-    let watch = bench::run(&cli(
-        &endpoints,
-        "--conns 2 --clients 1 --total 20 --rate 200 watch --watchers 10 --streams 2",
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        (watch.ops, watch.errors),
-        (200, 0),
-        "20 puts reach each of 10 watchers: {:?}",
-        watch.error_kinds
-    );
-
-    let keepalive = bench::run(&cli(
-        &endpoints,
-        "--conns 1 --clients 4 --total 100 lease-keepalive",
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        (keepalive.ops, keepalive.errors),
-        (100, 0),
-        "{:?}",
-        keepalive.error_kinds
-    );
+    // Streaming both ways: 20 puts reach each of 10 watchers; lease keep-alives.
+    let watch = "--conns 2 --clients 1 --total 20 --rate 200 watch --watchers 10 --streams 2";
+    run_expecting(&endpoints, watch, 200).await;
+    let keepalives = "--conns 1 --clients 4 --total 100 lease-keepalive";
+    run_expecting(&endpoints, keepalives, 100).await;
 }
