@@ -7,7 +7,8 @@
 //! - [`cli`]: the command line: shared options ([`cli::Common`]) and one subcommand per
 //!   workload.
 //! - [`pool`]: the `--conns` connections to the `--target` members, shared round-robin; each
-//!   an HTTP/2 connection of its own that requests go out on directly.
+//!   an HTTP/2 connection of its own that requests go out on directly, kept with the clients
+//!   that use it on one of `--threads` single-threaded event loops.
 //! - [`driver`]: the closed loop of `--clients` [`driver::Worker`]s under a budget
 //!   (`--total` or `--duration`, paced by `--rate`), latencies in an HDR histogram.
 //! - [`keys`]: key spaces and values.
