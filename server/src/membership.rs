@@ -34,8 +34,6 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// A membership change, as raft takes it.
 pub type Change = ChangeMembers<u64, MemberNode>;
 
-/// Whether `change` takes member `id` out of the cluster (voters are removed with their
-/// node: changes are made with `retain: false`).
 /// True when `id` votes in `config` (in either half of a joint configuration). Unlike
 /// `voter_ids`, allocates nothing: it is asked on every client request (`is_learner`).
 fn is_voter(config: &openraft::Membership<u64, MemberNode>, id: u64) -> bool {
@@ -45,6 +43,8 @@ fn is_voter(config: &openraft::Membership<u64, MemberNode>, id: u64) -> bool {
         .any(|voters| voters.contains(&id))
 }
 
+/// Whether `change` takes member `id` out of the cluster (voters are removed with their
+/// node: changes are made with `retain: false`).
 fn removes(change: &Change, id: u64) -> bool {
     match change {
         ChangeMembers::RemoveVoters(ids) | ChangeMembers::RemoveNodes(ids) => ids.contains(&id),
