@@ -78,8 +78,13 @@ impl Pool {
         self.clients[i % self.clients.len()].clone()
     }
 
-    /// The event loop of each connection, by connection: client `i`'s work belongs on
-    /// `loops()[i % conns]`, with its connection.
+    /// The event loop of client (or stream) `i`'s connection, where its work belongs.
+    pub fn loop_of(&self, i: usize) -> &Handle {
+        &self.loops[i % self.loops.len()]
+    }
+
+    /// The event loop of each connection, by connection: `loops()[i % conns]` is
+    /// [`Pool::loop_of`] `i` (what [`super::driver::run`] places worker `i` on).
     pub fn loops(&self) -> &[Handle] {
         &self.loops
     }

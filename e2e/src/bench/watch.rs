@@ -63,7 +63,7 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<Summary, Error> 
         let watchers =
             args.watchers / args.streams + usize::from(stream < args.watchers % args.streams);
         let (sender, responses) = open_stream(&pool, stream, &args.key, watchers).await?;
-        readers.push(pool.loops()[stream % pool.conns()].spawn(read_events(
+        readers.push(pool.loop_of(stream).spawn(read_events(
             sender,
             responses,
             received.clone(),
