@@ -1,6 +1,11 @@
 //! Generates the etcd v3 wire types and gRPC services from `proto/`.
+//!
+//! The protos are parsed by protox, a protobuf compiler written in Rust, so building oxcd needs
+//! cargo and nothing else: no system `protoc`.
 
-use std::{env, io, path::PathBuf};
+use std::{env, fs, io, path::PathBuf};
+
+use prost::Message;
 
 const PROTOS: &[&str] = &[
     "proto/mvccpb/kv.proto",
@@ -21,9 +26,11 @@ fn main() -> io::Result<()> {
         println!("cargo:rerun-if-changed={proto}");
     }
 
+    let descriptors = protox::compile(PROTOS, ["proto"]).map_err(io::Error::other)?;
+    fs::write(out_dir.join("etcd_descriptor.bin"), descriptors.encode_to_vec())?;
+
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .file_descriptor_set_path(out_dir.join("etcd_descriptor.bin"))
-        .compile_protos(PROTOS, &["proto"])
+        .compile_fds(descriptors)
 }
