@@ -27,7 +27,10 @@ fn main() -> io::Result<()> {
     }
 
     let descriptors = protox::compile(PROTOS, ["proto"]).map_err(io::Error::other)?;
-    fs::write(out_dir.join("etcd_descriptor.bin"), descriptors.encode_to_vec())?;
+    fs::write(
+        out_dir.join("etcd_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
 
     tonic_prost_build::configure()
         .build_server(true)

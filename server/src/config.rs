@@ -1376,6 +1376,16 @@ fn parse_one_url(flag: &str, raw: &str, schemes: &[&str]) -> Result<Url, ConfigE
     Ok(u)
 }
 
+/// A comma-separated URL list as members report it: entries trimmed, empty ones dropped,
+/// without a trailing slash.
+pub fn split_urls(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect()
+}
+
 /// Parse a comma-separated URL list for `flag` (used in error messages),
 /// allowing only `schemes`. An empty list is an error when `required`.
 pub fn parse_urls(

@@ -1,32 +1,49 @@
 //! oxcd: an etcd-compatible, raft-replicated key-value store.
 //!
 //! # Layout
-//! - [`config`]: etcd's flags, `ETCD_*` variables and config file;
-//! - [`server`]: wiring: opens storage, starts raft, serves the client port;
-//! - [`grpc`]: one module per etcd gRPC service;
-//! - [`raft`]: openraft types, log store, state-machine adapter, peer network;
-//! - [`state`]: the applied state on disk (key space, leases, applied position);
-//! - [`apply`]: the deterministic command → effect function;
-//! - [`mvcc`]: the revisioned key space; [`lease`]: lease table and expiry clock;
-//! - [`watch`]: fan-out of applied revisions to watchers;
+//! From the top of the module graph to the bottom; every arrow points down, none back up
+//! (`tests/it/modules.rs` checks that the modules form no cycle):
+//!
+//! ```text
+//! app ─▶ transport, grpc/http ─▶ v3 ─▶ membership, compactor ─▶ server ─▶ raft ─▶ state
+//!   ─▶ apply ─▶ mvcc, lease, watch ─▶ storage          (beside all: typ, config, error, proto)
+//! ```
+//!
+//! - [`app`]: start-up wiring: opens storage, builds raft, spawns the loops, serves the ports;
+//! - [`transport`]: listeners, accepting, one server per port (gRPC + HTTP), graceful shutdown;
+//! - [`grpc`]: thin gRPC adapters over the v3 core, the request-context layer, and the peer
+//!   port's service; [`http`]: the client port's HTTP endpoints;
+//! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC;
+//! - [`membership`]: member and cluster ids, this member's identity on disk, the Cluster
+//!   operations and the membership loops; [`compactor`]: auto compaction;
+//! - [`server`]: the member handle: proposals, linearizable reads, lease routing to the
+//!   leader, leader monitoring;
+//! - [`raft`]: consensus: the WAL log store, the state-machine adapter, the peer network;
+//! - [`state`]: the applied state on disk (key space, leases, applied position), snapshots
+//!   and defragmentation; [`apply`]: the deterministic command → effect function;
+//! - [`mvcc`]: the revisioned key space; [`lease`]: lease table and the leader's clock;
+//!   [`watch`]: fan-out of applied revisions to watchers;
 //! - [`storage`]: the storage engine boundary (sled);
-//! - [`error`]: internal errors and their etcd wire form;
-//! - [`proto`]: generated etcd wire types.
+//! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
+//!   flags, `ETCD_*` variables and config file; [`error`]: internal errors and their etcd
+//!   wire form; [`proto`]: generated etcd wire types.
 
+pub mod app;
 pub mod apply;
 pub mod compactor;
 pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod identity;
+pub mod http;
 pub mod lease;
-pub mod members;
 pub mod membership;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
-pub mod routing;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod transport;
+pub mod typ;
+pub mod v3;
 pub mod watch;

@@ -19,9 +19,8 @@ use crate::error::{Error, Result};
 use crate::lease::{LeaseClock, LeaseTable};
 use crate::mvcc::Store;
 use crate::proto::oxcdpb::InternalResponse;
-use crate::raft::CommandResult;
-use crate::raft::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
 use crate::storage::{Backend, BufferedBackend, COMMIT_INTERVAL, SledBackend, WriteBatch};
+use crate::typ::{CommandResult, Entry, LogId, SnapshotMeta, StoredMembership};
 use crate::watch::Hub;
 
 const META_APPLIED: &[u8] = b"m/applied";
@@ -809,7 +808,7 @@ mod tests {
         CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, PutRequest,
     };
     use crate::proto::oxcdpb::{InternalRequest, internal_request::Request};
-    use crate::raft::{Command, TypeConfig};
+    use crate::typ::{Command, TypeConfig};
 
     fn entry(index: u64, request: Request) -> Entry {
         let log_id = openraft::testing::log_id::<TypeConfig>(1, 1, index);

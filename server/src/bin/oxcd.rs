@@ -5,8 +5,9 @@
 //! `FAILPOINTS="raft-before-save=50*off->panic"` crashes on the 51st log append.
 
 use anyhow::Context;
+use oxcd::app;
 use oxcd::config::Config;
-use oxcd::server::EtcdServer;
+use oxcd::transport::bind_all;
 
 /// mimalloc instead of glibc malloc: a request allocates and frees many small buffers across
 /// threads (gRPC frames, raft entries, MVCC records), where glibc's arenas spent ~15 % of the
@@ -47,25 +48,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let peer = bind_all(&cfg.listen_peer_addrs()?)
         .await
         .context("--listen-peer-urls")?;
-    let server = EtcdServer::start(&cfg).await?;
+    let server = app::start(&cfg).await?;
     tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
-    server.serve(client, peer, shutdown_signal()).await?;
+    app::serve(&server, client, peer, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A listener on each address, as etcd listens on every URL given.
-async fn bind_all(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
-    anyhow::ensure!(!addrs.is_empty(), "no TCP URL to listen on");
-    let mut listeners = Vec::new();
-    for addr in addrs {
-        listeners.push(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listen on {addr}"))?,
-        );
-    }
-    Ok(listeners)
 }
 
 /// Arms the fail points in `FAILPOINTS`. A fail point's `panic` must end the process like a

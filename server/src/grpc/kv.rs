@@ -1,295 +1,47 @@
-//! The KV service: Range, Put, DeleteRange, Txn, Compact.
+//! The KV service over gRPC.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::apply;
-use crate::error::{Error, Result};
-use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse, range_request,
-    request_op,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
-use crate::proto::oxcdpb::{internal_request::Request as Cmd, internal_response::Response as Out};
-use crate::server::EtcdServer;
+use crate::v3::Core;
+
+use super::unary;
 
 pub struct KvService {
-    pub server: Arc<EtcdServer>,
-}
-
-fn check_range(r: &RangeRequest) -> Result<()> {
-    if r.key.is_empty() {
-        return Err(Error::EmptyKey);
-    }
-    range_request::SortOrder::try_from(r.sort_order).map_err(|_| Error::InvalidSortOption)?;
-    range_request::SortTarget::try_from(r.sort_target).map_err(|_| Error::InvalidSortOption)?;
-    Ok(())
-}
-
-fn check_put(r: &PutRequest) -> Result<()> {
-    if r.key.is_empty() {
-        return Err(Error::EmptyKey);
-    }
-    if r.ignore_value && !r.value.is_empty() {
-        return Err(Error::ValueProvided);
-    }
-    if r.ignore_lease && r.lease != 0 {
-        return Err(Error::LeaseProvided);
-    }
-    Ok(())
-}
-
-fn check_delete(r: &DeleteRangeRequest) -> Result<()> {
-    if r.key.is_empty() {
-        return Err(Error::EmptyKey);
-    }
-    Ok(())
-}
-
-/// etcd's `checkTxnRequest`: op counts and per-op validation, recursively. A nested txn
-/// may only use the ops its parent left: `max_ops` minus the parent's longest list.
-fn check_txn(r: &TxnRequest, max_ops: usize) -> Result<()> {
-    let ops = r.compare.len().max(r.success.len()).max(r.failure.len());
-    if ops > max_ops {
-        return Err(Error::TooManyOps);
-    }
-    for c in &r.compare {
-        if c.key.is_empty() {
-            return Err(Error::EmptyKey);
-        }
-    }
-    for op in r.success.iter().chain(&r.failure) {
-        match &op.request {
-            Some(request_op::Request::RequestRange(x)) => check_range(x)?,
-            Some(request_op::Request::RequestPut(x)) => check_put(x)?,
-            Some(request_op::Request::RequestDeleteRange(x)) => check_delete(x)?,
-            Some(request_op::Request::RequestTxn(x)) => check_txn(x, max_ops - ops)?,
-            // etcd answers an op with no request in it with its "key not found" error.
-            None => return Err(Error::KeyNotFound),
-        }
-    }
-    let _ = check_intervals(&r.success)?;
-    let _ = check_intervals(&r.failure)?;
-    Ok(())
-}
-
-/// etcd's `checkIntervals`: no key may be put twice, or put and deleted, on one txn path.
-fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<KeyRange>)> {
-    let mut dels: Vec<KeyRange> = ops
-        .iter()
-        .filter_map(|op| match &op.request {
-            Some(request_op::Request::RequestDeleteRange(d)) => {
-                Some(KeyRange::from_request(&d.key, &d.range_end))
-            }
-            _ => None,
-        })
-        .collect();
-    let deleted = |dels: &[KeyRange], k: &[u8]| dels.iter().any(|d| d.contains(k));
-    let mut puts: HashSet<Vec<u8>> = HashSet::new();
-    for op in ops {
-        let Some(request_op::Request::RequestTxn(t)) = &op.request else {
-            continue;
-        };
-        let (puts_then, dels_then) = check_intervals(&t.success)?;
-        let (puts_else, dels_else) = check_intervals(&t.failure)?;
-        for k in &puts_then {
-            if puts.contains(k) || deleted(&dels, k) {
-                return Err(Error::DuplicateKey);
-            }
-            puts.insert(k.clone());
-        }
-        for k in &puts_else {
-            if (puts.contains(k) && !puts_then.contains(k)) || deleted(&dels, k) {
-                return Err(Error::DuplicateKey);
-            }
-            puts.insert(k.clone());
-        }
-        dels.extend(dels_then);
-        dels.extend(dels_else);
-    }
-    for op in ops {
-        let Some(request_op::Request::RequestPut(p)) = &op.request else {
-            continue;
-        };
-        if puts.contains(&p.key) || deleted(&dels, &p.key) {
-            return Err(Error::DuplicateKey);
-        }
-        puts.insert(p.key.clone());
-    }
-    Ok((puts, dels))
-}
-
-fn unexpected() -> Status {
-    Error::internal("unexpected apply response").into()
+    pub core: Arc<Core>,
 }
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn range(
-        &self,
-        request: Request<RangeRequest>,
-    ) -> Result<Response<RangeResponse>, Status> {
-        let r = request.into_inner();
-        check_range(&r)?;
-        if !r.serializable {
-            self.server.reject_if_learner()?;
-            self.server.read_index().await?;
-        }
-        let mut resp = {
-            let state = self.server.state.read();
-            let backend = self.server.state.backend();
-            apply::range(&r, |kr, rev, limit, count_only| {
-                state.kv.mvcc.range(backend, kr, rev, limit, count_only)
-            })?
-        };
-        resp.header = Some(
-            self.server
-                .header(resp.header.map(|h| h.revision).unwrap_or_default()),
-        );
-        Ok(Response::new(resp))
+    async fn range(&self, r: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        unary!(self.core.range(r))
     }
 
-    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let r = request.into_inner();
-        check_put(&r)?;
-        match self.server.propose(Cmd::Put(r)).await? {
-            Out::Put(mut resp) => {
-                resp.header = self.server.fill_header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+    async fn put(&self, r: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        unary!(self.core.put(r))
     }
 
     async fn delete_range(
         &self,
-        request: Request<DeleteRangeRequest>,
+        r: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let r = request.into_inner();
-        check_delete(&r)?;
-        match self.server.propose(Cmd::DeleteRange(r)).await? {
-            Out::DeleteRange(mut resp) => {
-                resp.header = self.server.fill_header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+        unary!(self.core.delete_range(r))
     }
 
-    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let r = request.into_inner();
-        check_txn(&r, self.server.limits.max_txn_ops)?;
-        match self.server.propose(Cmd::Txn(r)).await? {
-            Out::Txn(mut resp) => {
-                resp.header = self.server.fill_header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
+    async fn txn(&self, r: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        unary!(self.core.txn(r))
     }
 
     async fn compact(
         &self,
-        request: Request<CompactionRequest>,
+        r: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        let r = request.into_inner();
-        let physical = r.physical;
-        match self.server.propose(Cmd::Compaction(r)).await? {
-            Out::Compaction(mut resp) => {
-                // As in etcd, a physical compaction answers once the compacted revisions
-                // are gone from the backend on disk, not only from what reads see (the
-                // proposal has been applied here when it returns).
-                if physical {
-                    self.server.state.flush_async().await?;
-                }
-                resp.header = self.server.fill_header(resp.header);
-                Ok(Response::new(resp))
-            }
-            _ => Err(unexpected()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::etcdserverpb::{DeleteRangeRequest, TxnRequest};
-
-    fn put(k: &str) -> RequestOp {
-        RequestOp {
-            request: Some(request_op::Request::RequestPut(PutRequest {
-                key: k.into(),
-                ..Default::default()
-            })),
-        }
-    }
-    fn del(k: &str, end: &str) -> RequestOp {
-        RequestOp {
-            request: Some(request_op::Request::RequestDeleteRange(
-                DeleteRangeRequest {
-                    key: k.into(),
-                    range_end: end.into(),
-                    ..Default::default()
-                },
-            )),
-        }
-    }
-    fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
-        RequestOp {
-            request: Some(request_op::Request::RequestTxn(TxnRequest {
-                success,
-                failure,
-                ..Default::default()
-            })),
-        }
-    }
-
-    #[test]
-    fn duplicate_keys_are_rejected_like_etcd() {
-        let cases: Vec<(Vec<RequestOp>, bool)> = vec![
-            (vec![put("a"), put("b")], true),
-            (vec![put("a"), put("a")], false),
-            (vec![put("a1"), del("a", "b")], false),
-            (vec![del("a", "b"), del("a", "c")], true),
-            (vec![txn(vec![put("a")], vec![put("a")])], true),
-            (vec![txn(vec![put("a")], vec![]), put("a")], false),
-            (vec![txn(vec![del("a", "")], vec![]), put("a")], false),
-        ];
-        for (i, (ops, ok)) in cases.into_iter().enumerate() {
-            assert_eq!(check_intervals(&ops).is_ok(), ok, "case {i}");
-        }
-    }
-
-    #[test]
-    fn too_many_ops() {
-        let r = TxnRequest {
-            success: (0..129).map(|i| put(&format!("k{i}"))).collect(),
-            ..Default::default()
-        };
-        assert_eq!(check_txn(&r, 128).unwrap_err(), Error::TooManyOps);
-    }
-
-    #[test]
-    fn nested_txn_gets_the_ops_its_parent_left() {
-        let nested = |n: usize| TxnRequest {
-            success: (0..n).map(|i| put(&format!("n{i}"))).collect(),
-            ..Default::default()
-        };
-        let with_outer = |inner: usize| {
-            let mut success: Vec<RequestOp> = (0..99).map(|i| put(&format!("k{i}"))).collect();
-            success.push(RequestOp {
-                request: Some(request_op::Request::RequestTxn(nested(inner))),
-            });
-            TxnRequest {
-                success,
-                ..Default::default()
-            }
-        };
-        assert_eq!(check_txn(&with_outer(28), 128), Ok(()));
-        assert_eq!(check_txn(&with_outer(29), 128), Err(Error::TooManyOps));
+        unary!(self.core.compact(r))
     }
 }

@@ -18,10 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftTypeConfig};
 
-use super::TypeConfig;
-use super::typ::{Entry, LogId, Vote};
 use super::wal::Wal;
 use crate::storage::{Backend, SledBackend, WriteBatch};
+use crate::typ::{Entry, LogId, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";

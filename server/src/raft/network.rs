@@ -27,9 +27,9 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
 use super::state_machine::SnapshotFile;
-use super::{MemberNode, TypeConfig};
 use crate::proto::oxcdpb::peer_client::PeerClient as PeerRpc;
 use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
+use crate::typ::{MemberNode, TypeConfig};
 
 /// A replication stream with requests outstanding fails once the peer has not answered for
 /// this many request timeouts (openraft's is the heartbeat interval). Pipelined requests

@@ -9,9 +9,8 @@ use openraft::alias::SnapshotOf;
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{OptionalSend, Snapshot};
 
-use super::TypeConfig;
-use super::typ::{Entry, LogId, SnapshotMeta, StoredMembership};
 use crate::state::{SnapshotWritten, StateStore};
+use crate::typ::{Entry, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// A snapshot on disk: the file holds the whole state store, written by
 /// [`StateStore::current_snapshot_async`] or received from the leader.

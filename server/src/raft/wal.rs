@@ -25,7 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::typ::{Entry, LogId};
+use crate::typ::{Entry, LogId};
 
 const SUFFIX: &str = ".wal";
 /// A segment file's prepared size; a new segment starts once the active one has records up
@@ -505,7 +505,7 @@ mod tests {
     use super::*;
 
     fn entry(term: u64, index: u64) -> Entry {
-        openraft::testing::blank_ent::<crate::raft::TypeConfig>(term, 1, index)
+        openraft::testing::blank_ent::<crate::typ::TypeConfig>(term, 1, index)
     }
 
     fn indexes(wal: &Wal) -> Vec<u64> {

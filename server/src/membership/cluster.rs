@@ -6,7 +6,6 @@
 //! throughout), and raft itself refuses a second change while one is in progress.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
@@ -16,8 +15,10 @@ use openraft::error::ChangeMembershipError;
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::Member;
 use crate::proto::oxcdpb::RaftBytes;
-use crate::raft::{MemberNode, typ};
 use crate::server::EtcdServer;
+use crate::typ::{self, MemberNode};
+
+use super::{Change, is_voter, removes};
 
 /// etcd's learner readiness: a learner may be promoted once it has 90% of the leader's log.
 const READY_FRACTION: f64 = 0.9;
@@ -25,32 +26,6 @@ const READY_FRACTION: f64 = 0.9;
 const MAX_LEARNERS: usize = 1;
 /// How soon a membership change that had to wait for another one tries again.
 const CHANGE_RETRY_INTERVAL: Duration = Duration::from_millis(50);
-/// How often the leader checks whether added members have caught up.
-const PROMOTE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
-
-/// etcd's HealthInterval: a member counts as connected when it answered the leader within it.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A membership change, as raft takes it.
-pub type Change = ChangeMembers<u64, MemberNode>;
-
-/// True when `id` votes in `config` (in either half of a joint configuration). Unlike
-/// `voter_ids`, allocates nothing: it is asked on every client request (`is_learner`).
-fn is_voter(config: &openraft::Membership<u64, MemberNode>, id: u64) -> bool {
-    config
-        .get_joint_config()
-        .iter()
-        .any(|voters| voters.contains(&id))
-}
-
-/// Whether `change` takes member `id` out of the cluster (voters are removed with their
-/// node: changes are made with `retain: false`).
-fn removes(change: &Change, id: u64) -> bool {
-    match change {
-        ChangeMembers::RemoveVoters(ids) | ChangeMembers::RemoveNodes(ids) => ids.contains(&id),
-        _ => false,
-    }
-}
 
 impl EtcdServer {
     /// The members as etcd reports them, from the applied membership.
@@ -72,7 +47,7 @@ impl EtcdServer {
 
     /// etcd's voting members (voters, and members added as voters not yet promoted) as
     /// (id, started); a member has started once it published its name.
-    fn voting_members(&self) -> Vec<(u64, bool)> {
+    pub(crate) fn voting_members(&self) -> Vec<(u64, bool)> {
         self.members()
             .iter()
             .filter(|m| !m.is_learner)
@@ -83,84 +58,7 @@ impl EtcdServer {
     /// etcd's `--strict-reconfig-check` quorum rules, on the members as applied here: a
     /// change may not leave fewer started voting members than a quorum of the new set.
     /// `adding` counts a new (or promoted, then also started) voter; `removing` drops one.
-    fn check_started_quorum(&self, adding: Option<bool>, removing: Option<u64>) -> Result<()> {
-        if !self.strict_reconfig_check {
-            return Ok(());
-        }
-        let voting = self.voting_members();
-        let kept = voting.iter().filter(|(id, _)| Some(*id) != removing);
-        let (mut members, mut started) =
-            kept.fold((0, 0), |(n, s), (_, st)| (n + 1, s + *st as usize));
-        if let Some(new_started) = adding {
-            members += 1;
-            started += new_started as usize;
-            // Adding a second member to a one-member cluster (restoring from a backup).
-            if !new_started && started == 1 && members == 2 {
-                return Ok(());
-            }
-        }
-        if started < members / 2 + 1 {
-            return Err(Error::NotEnoughStartedMembers);
-        }
-        Ok(())
-    }
-
-    /// On the leader: the voters (itself included) that answered within [`HEALTH_INTERVAL`].
-    /// `None` on other members, which cannot see it.
-    fn connected_voters(&self) -> Option<BTreeSet<u64>> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        if metrics.current_leader != Some(self.member_id) {
-            return None;
-        }
-        let heartbeat = metrics.heartbeat.unwrap_or_default();
-        let voters = metrics.membership_config.membership().voter_ids();
-        Some(
-            voters
-                .filter(|id| {
-                    *id == self.member_id
-                        || heartbeat
-                            .get(id)
-                            .cloned()
-                            .flatten()
-                            .is_some_and(|at| openraft::Instant::elapsed(&*at) <= HEALTH_INTERVAL)
-                })
-                .collect(),
-        )
-    }
-
-    /// etcd's `--strict-reconfig-check` connectivity rules, checked by the leader: members
-    /// are added only while every voter is connected, and a connected voter is removed only
-    /// if the connected ones left still make a quorum (a voter that is down may always go).
-    fn check_connected(&self, change: &Change) -> Result<()> {
-        if !self.strict_reconfig_check {
-            return Ok(());
-        }
-        let Some(connected) = self.connected_voters() else {
-            return Ok(());
-        };
-        let voters = self
-            .state
-            .read()
-            .membership
-            .membership()
-            .voter_ids()
-            .count();
-        match change {
-            ChangeMembers::AddNodes(_) if connected.len() < voters => Err(Error::UnhealthyCluster),
-            ChangeMembers::RemoveVoters(ids) => {
-                for id in ids {
-                    let down = *id != self.member_id && !connected.contains(id);
-                    if !down && connected.len() - 1 < 1 + (voters - 1) / 2 {
-                        return Err(Error::UnhealthyCluster);
-                    }
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn member_node(&self, id: u64) -> Option<MemberNode> {
+    pub(crate) fn member_node(&self, id: u64) -> Option<MemberNode> {
         self.state
             .read()
             .membership
@@ -205,7 +103,7 @@ impl EtcdServer {
             .peer(node)?
             .change_membership(RaftBytes { data })
             .await
-            .map_err(crate::routing::forwarded_proposal_error)?;
+            .map_err(crate::server::propose::forwarded_proposal_error)?;
         let index: u64 = bincode::deserialize(&resp.into_inner().data).map_err(Error::internal)?;
         if removes(change, self.member_id) {
             // This member is out: the leader no longer replicates to it, so it may never
@@ -296,7 +194,7 @@ impl EtcdServer {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let id = crate::members::member_id_at(&peer_urls, &self.cluster_token, now);
+        let id = super::ids::member_id_at(&peer_urls, &self.cluster_token, now);
         if members.iter().any(|m| m.id == id) {
             return Err(Error::MemberExists);
         }
@@ -378,7 +276,7 @@ impl EtcdServer {
 
     /// Whether learner `id` has caught up, as the leader sees it (asked of the leader when
     /// this member is not it).
-    fn learner_ready(&self, id: u64) -> Result<bool> {
+    pub(crate) fn learner_ready(&self, id: u64) -> Result<bool> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.current_leader != Some(self.member_id) {
             // Followers cannot see replication progress; the leader checks the AddVoterIds
@@ -397,154 +295,6 @@ impl EtcdServer {
 
     /// Records this member's name and client URLs in the membership, as etcd members publish
     /// their attributes after start.
-    async fn publish_self(&self) -> Result<()> {
-        let Some(mut node) = self.member_node(self.member_id) else {
-            return Ok(());
-        };
-        if node.client_urls == self.client_urls && node.name == self.name {
-            return Ok(());
-        }
-        node.client_urls = self.client_urls.clone();
-        node.name = self.name.clone();
-        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(
-            self.member_id,
-            node,
-        )])))
-        .await
-    }
-}
-
-/// Publishes this member's attributes once there is a leader, retrying until it sticks.
-pub async fn run_publish(server: Arc<EtcdServer>) {
-    loop {
-        match server.publish_self().await {
-            Ok(())
-                if server
-                    .member_node(server.member_id)
-                    .is_some_and(|n| n.client_urls == server.client_urls) =>
-            {
-                return;
-            }
-            Err(Error::Stopped) => return,
-            Ok(()) | Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-}
-
-/// On the leader: promotes members added as voters once they have caught up.
-pub async fn run_promoter(server: Arc<EtcdServer>) {
-    let mut tick = tokio::time::interval(PROMOTE_CHECK_INTERVAL);
-    loop {
-        tick.tick().await;
-        if server.leader() != Some(server.member_id) {
-            continue;
-        }
-        let config = server.state.read().membership.membership().clone();
-        let voters: BTreeSet<u64> = config.voter_ids().collect();
-        let pending: Vec<u64> = config
-            .nodes()
-            .filter(|(id, n)| n.promote_when_ready && !voters.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in pending {
-            if !server.learner_ready(id).unwrap_or(false) {
-                continue;
-            }
-            match server
-                .change_membership_local(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(member = %format!("{id:x}"), "promoted caught-up member to voter")
-                }
-                Err(Error::Stopped) => return,
-                Err(e) => {
-                    tracing::warn!(member = %format!("{id:x}"), error = %e, "promotion failed; will retry")
-                }
-            }
-        }
-    }
-}
-
-/// How often a member checks whether it was removed from the cluster.
-const REMOVAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Watches for this member's removal: either the applied membership drops it, or (when it
-/// has lost contact, as a removed member does, or is not a voter, as a member being removed
-/// may be) another member's newer membership lacks it. Then it marks the data dir and stops
-/// the server.
-///
-/// "Drops it" means a membership newer than the one this member joined through (any, for a
-/// founding member): a joining member replays older memberships that never included it.
-pub async fn run_removal_watch(server: Arc<EtcdServer>) {
-    let joined_at = crate::identity::joined_at(&server.data_dir.join("member"));
-    let mut tick = tokio::time::interval(REMOVAL_CHECK_INTERVAL);
-    loop {
-        tick.tick().await;
-        let (in_config, raft_learner, log_id, peers) = {
-            let state = server.state.read();
-            let config = state.membership.membership();
-            let peers: Vec<MemberNode> = config
-                .nodes()
-                .filter(|(id, _)| **id != server.member_id)
-                .map(|(_, n)| n.clone())
-                .collect();
-            let in_config = config.get_node(&server.member_id).is_some();
-            let voter = is_voter(&config, server.member_id);
-            (
-                in_config,
-                in_config && !voter,
-                state.membership.log_id().clone(),
-                peers,
-            )
-        };
-        // A member removed as a voter may still know a leader (a removed leader even hands
-        // leadership over) and never hear of its final removal, so non-voters ask too.
-        let removed = if !in_config {
-            log_id.is_some() && log_id > joined_at
-        } else if server.leader().is_none() || raft_learner {
-            removed_by_peers(&server, log_id.max(joined_at.clone()), &peers).await
-        } else {
-            false
-        };
-        if removed {
-            tracing::error!("{}", Error::MemberRemoved);
-            if let Err(e) = crate::identity::mark_removed(&server.data_dir.join("member")) {
-                tracing::error!(error = %e, "cannot mark the data dir as removed");
-            }
-            server.stop_removed();
-            return;
-        }
-    }
-}
-
-/// True when some peer knows a newer membership without this member.
-async fn removed_by_peers(
-    server: &EtcdServer,
-    ours: Option<typ::LogId>,
-    peers: &[MemberNode],
-) -> bool {
-    for node in peers {
-        let Ok(mut client) = server.peer(node) else {
-            continue;
-        };
-        let call = client.members(crate::proto::oxcdpb::MembersRequest {});
-        let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_millis(500), call).await else {
-            continue;
-        };
-        let Ok(theirs) =
-            bincode::deserialize::<typ::StoredMembership>(&resp.into_inner().membership)
-        else {
-            continue;
-        };
-        if theirs.log_id() > &ours && theirs.membership().get_node(&server.member_id).is_none() {
-            return true;
-        }
-    }
-    false
-}
-
-impl EtcdServer {
     /// True when this member is a learner as etcd reports it (etcd refuses most client
     /// requests on one). A member added as a voter is not, even while raft still keeps it a
     /// learner until it catches up: MemberList calls it a voter, and it serves like one.

@@ -11,13 +11,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::ids::InitialCluster;
 use crate::config::{ClusterState, Config};
 use crate::error::{Error, Result};
-use crate::members::InitialCluster;
 use crate::proto::oxcdpb::MembersRequest;
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::network::peer_channel;
-use crate::raft::typ::{LogId, StoredMembership};
+use crate::typ::{LogId, StoredMembership};
 
 const IDENTITY_FILE: &str = "identity";
 const REMOVED_FILE: &str = "removed";

@@ -1,6 +1,5 @@
 //! Where requests go: proposals and linearizable reads are answered by the leader. A
-//! follower forwards proposals to it over the peer port and asks it for a read index; lease
-//! keep-alives go to the leader because only the leader's clock decides expiry.
+//! follower forwards proposals to it over the peer port and asks it for a read index.
 //!
 //! During an election there is no leader to ask: requests wait for one (polling raft's
 //! metrics) until the request deadline, then fail with etcd's timeout error.
@@ -14,26 +13,31 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::{
+    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+};
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::proto::oxcdpb::{
-    InternalRequest, KeepAliveRequest, ReadIndexRequest, internal_request, internal_response,
+    InternalRequest, ReadIndexRequest, internal_request, internal_response,
 };
 use crate::raft::network::peer_channel;
-use crate::raft::{Command, MemberNode, typ};
-use crate::server::EtcdServer;
+use crate::typ::{self, Command, MemberNode};
+
+use super::EtcdServer;
 
 /// How often a request waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
 /// Where the leader is, as far as this member knows.
-enum Leader {
+pub(super) enum Leader {
     Me,
     Other(MemberNode),
     Unknown,
 }
 
 impl EtcdServer {
-    fn leader_node(&self, leader_id: Option<u64>, node: Option<MemberNode>) -> Leader {
+    pub(super) fn leader_node(&self, leader_id: Option<u64>, node: Option<MemberNode>) -> Leader {
         match (leader_id, node) {
             (Some(id), _) if id == self.member_id => Leader::Me,
             (Some(_), Some(node)) => Leader::Other(node),
@@ -73,7 +77,7 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<internal_response::Response> {
-        if self.over_quota() && crate::server::grows_database(&request) {
+        if self.over_quota() && super::grows_database(&request) {
             return Err(Error::NoSpace);
         }
         let cmd = InternalRequest {
@@ -91,6 +95,19 @@ impl EtcdServer {
                 Ok(result) => return result,
             }
         }
+    }
+
+    /// Proposes `request` and returns the response applying it produced, as the type the
+    /// caller expects, with its header completed.
+    pub async fn propose_expect<T: AppliedResponse>(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<T> {
+        let mut response = T::from_applied(self.propose(request).await?)
+            .ok_or_else(|| Error::internal("unexpected apply response"))?;
+        let header = response.header_mut();
+        *header = self.fill_header(header.take());
+        Ok(response)
     }
 
     /// Between attempts: waits for a leader, then a moment more, so that a member with a stale
@@ -209,84 +226,39 @@ impl EtcdServer {
             }),
         }
     }
-
-    /// Restarts a lease's countdown on the leader; returns its TTL, 0 if it does not exist.
-    pub async fn renew_lease(&self, id: i64) -> Result<i64> {
-        self.lease_on_leader(KeepAliveRequest { id, query: false })
-            .await
-    }
-
-    /// Whole seconds left on a lease by the leader's clock (-1 if it has none), for
-    /// TimeToLive: only the leader's deadlines are renewed by keep-alives.
-    pub async fn lease_remaining(&self, id: i64) -> Result<i64> {
-        self.lease_on_leader(KeepAliveRequest { id, query: true })
-            .await
-    }
-
-    /// The leader's answer to a keep-alive or a remaining-time query.
-    async fn lease_on_leader(&self, request: KeepAliveRequest) -> Result<i64> {
-        let deadline = Instant::now() + self.request_timeout;
-        loop {
-            let metrics = self.raft.metrics().borrow_watched().clone();
-            let leader = metrics.current_leader.and_then(|l| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&l)
-                    .cloned()
-                    .map(|n| (l, n))
-            });
-            match self.leader_node(leader.as_ref().map(|l| l.0), leader.map(|l| l.1)) {
-                Leader::Me if request.query => return self.lease_remaining_local(request.id),
-                Leader::Me => return self.renew_lease_local(request.id),
-                Leader::Other(node) => {
-                    let mut peer = self.peer(&node)?;
-                    match tokio::time::timeout_at(
-                        deadline.into(),
-                        peer.lease_keep_alive(request.clone()),
-                    )
-                    .await
-                    {
-                        Err(_) => return Err(Error::Timeout),
-                        Ok(Ok(resp)) => return Ok(resp.into_inner().ttl),
-                        Ok(Err(s)) => match forwarded_error(s) {
-                            Error::NoLeader => self.pause_for_leader(deadline).await?,
-                            e => return Err(e),
-                        },
-                    }
-                }
-                Leader::Unknown => self.await_leader(deadline).await?,
-            }
-        }
-    }
-
-    /// Seconds left on a lease by this member's clock; this member must lead.
-    pub fn lease_remaining_local(&self, id: i64) -> Result<i64> {
-        if self.leader() != Some(self.member_id) {
-            return Err(Error::NotLeader);
-        }
-        Ok(self.state.lease_clock.remaining_truncated(id).unwrap_or(-1))
-    }
-
-    /// Renews a lease on this member, which must be the leader.
-    pub fn renew_lease_local(&self, id: i64) -> Result<i64> {
-        if self.leader() != Some(self.member_id) {
-            return Err(Error::NotLeader);
-        }
-        let ttl = self.state.read().kv.leases.get(id).map(|l| l.ttl);
-        // A lease past its deadline is as good as revoked (the revoke is on its way through
-        // raft); etcd answers such a keep-alive with TTL 0 rather than reviving it.
-        let expired = self.state.lease_clock.expired_now(id);
-        Ok(match ttl {
-            Some(_) if expired => 0,
-            Some(ttl) => {
-                self.state.lease_clock.renew(id, ttl);
-                ttl
-            }
-            None => 0,
-        })
-    }
 }
+
+/// A response that applying a command produces: one variant of the applied response.
+pub trait AppliedResponse: Sized {
+    fn from_applied(applied: internal_response::Response) -> Option<Self>;
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! applied_responses {
+    ($($variant:ident => $response:ty),* $(,)?) => {$(
+        impl AppliedResponse for $response {
+            fn from_applied(applied: internal_response::Response) -> Option<Self> {
+                match applied {
+                    internal_response::Response::$variant(r) => Some(r),
+                    _ => None,
+                }
+            }
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
+
+applied_responses!(
+    Put => PutResponse,
+    DeleteRange => DeleteRangeResponse,
+    Txn => TxnResponse,
+    Compaction => CompactionResponse,
+    LeaseGrant => LeaseGrantResponse,
+    LeaseRevoke => LeaseRevokeResponse,
+    Alarm => AlarmResponse,
+);
 
 fn decode_apply(
     resp: crate::proto::oxcdpb::InternalResponse,
@@ -301,7 +273,7 @@ fn decode_apply(
 /// An error from a forwarded request that is safe to repeat: the leader's etcd error as it
 /// sent it, or "no leader" (so the caller waits for the next one and tries again) when the
 /// member asked could not be reached or no longer leads.
-fn forwarded_error(s: tonic::Status) -> Error {
+pub(super) fn forwarded_error(s: tonic::Status) -> Error {
     match s.code() {
         _ if s.message() == Error::NotLeader.to_string() => Error::NoLeader,
         tonic::Code::Unavailable if !s.message().starts_with("etcdserver:") => Error::NoLeader,

@@ -5,7 +5,7 @@ use sha1::{Digest, Sha1};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::raft::MemberNode;
+use crate::typ::MemberNode;
 
 /// etcd's `computeMemberId`: SHA-1 of the sorted peer URLs and the cluster token.
 pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
@@ -54,14 +54,6 @@ pub struct InitialCluster {
     pub cluster_id: u64,
 }
 
-fn split_urls(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect()
-}
-
 impl InitialCluster {
     /// Parses `name=url,name=url,...`; a name given several times has several peer URLs.
     pub fn parse(initial_cluster: &str, token: &str) -> Result<InitialCluster> {
@@ -103,7 +95,7 @@ impl InitialCluster {
     pub fn from_config(cfg: &Config) -> Result<InitialCluster> {
         let mut cluster = InitialCluster::parse(&cfg.initial_cluster, &cfg.initial_cluster_token)?;
         if let Some(me) = cluster.members.iter_mut().find(|m| m.node.name == cfg.name) {
-            me.node.client_urls = split_urls(&cfg.advertise_client_urls);
+            me.node.client_urls = crate::config::split_urls(&cfg.advertise_client_urls);
         }
         Ok(cluster)
     }

@@ -11,19 +11,18 @@ use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::state_machine::SnapshotFile;
-use super::typ::{SnapshotMeta, Vote};
+use tonic::service::Routes;
+
 use crate::error::Error;
-use crate::proto::oxcdpb::peer_server::Peer;
+use crate::proto::oxcdpb::peer_server::{Peer, PeerServer};
 use crate::proto::oxcdpb::{
     InternalRequest, InternalResponse, KeepAliveRequest, KeepAliveResponse, MembersRequest,
     MembersResponse, ProposeResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse,
     SnapshotChunk,
 };
+use crate::raft::state_machine::SnapshotFile;
 use crate::server::EtcdServer;
-
-/// How long peer connections get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+use crate::typ::{SnapshotMeta, Vote};
 
 pub struct PeerService {
     pub server: Arc<EtcdServer>,
@@ -205,29 +204,11 @@ impl Peer for PeerService {
     }
 }
 
-/// Serves the peer port until `shutdown` completes.
-pub async fn serve(
-    server: Arc<EtcdServer>,
-    listeners: Vec<tokio::net::TcpListener>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> crate::error::Result<()> {
-    let service = crate::proto::oxcdpb::peer_server::PeerServer::new(PeerService::new(server))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
-    let serving = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(crate::grpc::accept_nodelay(listeners), async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        });
-    // Graceful shutdown waits for every connection to close, and other members keep theirs
-    // open (and may be streaming a snapshot): give them a moment, then close what is left.
-    tokio::select! {
-        result = serving => result.map_err(Error::internal),
-        _ = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Ok(()),
-    }
+/// The peer port's one service.
+pub fn routes(server: Arc<EtcdServer>) -> Routes {
+    Routes::new(
+        PeerServer::new(PeerService::new(server))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
 }

@@ -1,0 +1,197 @@
+//! Start-up wiring, the top of the module graph: opens storage, establishes this member's
+//! identity, builds the raft node, spawns the background loops, and serves the client and
+//! peer ports until shutdown. Nothing else in the crate imports it; the binaries call
+//! [`start`] and [`serve`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+
+use crate::config::{ClusterState, Config};
+use crate::error::{Error, Result};
+use crate::membership::identity::{self, Identity};
+use crate::membership::ids::InitialCluster;
+use crate::raft::Raft;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::PeerNetwork;
+use crate::raft::state_machine::StateMachine;
+use crate::server::{EtcdServer, Limits, Settings};
+use crate::state::StateStore;
+use crate::storage::SledBackend;
+use crate::transport::{self, PortOptions};
+use crate::typ::MemberNode;
+
+/// What [`open_storage`] opens in a data dir.
+struct Storage {
+    member_dir: PathBuf,
+    /// The raft metadata's database (vote, purge point), `member/db`.
+    raft_db: sled::Db,
+    log_store: LogStore,
+    state: Arc<StateStore>,
+}
+
+/// Opens the data dir and starts raft, then the member's background loops. A brand-new
+/// member of a new cluster bootstraps it.
+pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
+    let storage = open_storage(cfg)?;
+    let cluster = InitialCluster::from_config(cfg)?;
+    let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
+    let raft = build_raft(cfg, &identity, &storage).await?;
+    if !storage.log_store.has_state()? && cfg.initial_cluster_state == ClusterState::New {
+        let nodes: BTreeMap<u64, MemberNode> = cluster
+            .members
+            .iter()
+            .map(|m| (m.id, m.node.clone()))
+            .collect();
+        raft.initialize(nodes).await.map_err(Error::internal)?;
+    }
+    let server = Arc::new(EtcdServer::new(
+        settings(cfg, &identity),
+        raft,
+        storage.state,
+        storage.raft_db,
+    ));
+    spawn_tasks(&server, cfg)?;
+    Ok(server)
+}
+
+/// Serves the client and peer ports until `shutdown` completes (or this member is removed
+/// from its cluster), then stops raft and flushes the applied state.
+pub async fn serve(
+    server: &Arc<EtcdServer>,
+    client: Vec<TcpListener>,
+    peer: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (stop_peers, peers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let peer_port = tokio::spawn(transport::serve(
+        crate::grpc::peer::routes(server.clone()),
+        peer,
+        PortOptions::default(),
+        async move {
+            let _ = peers_stopped.await;
+        },
+    ));
+    let removed = server.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = removed.removed() => {}
+        }
+    };
+    let client_port = PortOptions {
+        max_concurrent_streams: Some(server.limits.max_concurrent_streams),
+        accept_http1: true,
+    };
+    let result = transport::serve(
+        crate::grpc::routes(server.clone()),
+        client,
+        client_port,
+        stop,
+    )
+    .await;
+    // The peer port outlives the client port until raft has stopped: other members may be
+    // in the middle of replicating to this one.
+    server.raft.shutdown().await.map_err(Error::internal)?;
+    let _ = stop_peers.send(());
+    let _ = peer_port.await;
+    server.state.flush()?;
+    if server.is_removed() {
+        return Err(Error::MemberRemoved);
+    }
+    result
+}
+
+fn open_storage(cfg: &Config) -> Result<Storage> {
+    let member_dir = PathBuf::from(&cfg.data_dir).join("member");
+    std::fs::create_dir_all(&member_dir)?;
+    let raft_db = SledBackend::open_db(&member_dir.join("db"))?;
+    let wal_dir = cfg.wal_dir_path().unwrap_or_else(|| member_dir.join("wal"));
+    let log_store = LogStore::open(&raft_db, &wal_dir)?;
+    let state = StateStore::open(
+        &member_dir.join("state"),
+        &member_dir.join("snap"),
+        min_lease_ttl(cfg.heartbeat_interval, cfg.election_timeout),
+    )?;
+    Ok(Storage {
+        member_dir,
+        raft_db,
+        log_store,
+        state,
+    })
+}
+
+async fn build_raft(cfg: &Config, identity: &Identity, storage: &Storage) -> Result<Raft> {
+    let raft_config = openraft::Config {
+        cluster_name: cfg.initial_cluster_token.clone(),
+        heartbeat_interval: cfg.heartbeat_interval,
+        election_timeout_min: cfg.election_timeout,
+        election_timeout_max: cfg.election_timeout * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
+        max_in_snapshot_log_to_keep: cfg.experimental_snapshot_catchup_entries,
+        ..openraft::Config::default()
+    }
+    .validate()
+    .map_err(Error::internal)?;
+    Raft::new(
+        identity.member_id,
+        Arc::new(raft_config),
+        PeerNetwork,
+        storage.log_store.clone(),
+        StateMachine {
+            store: storage.state.clone(),
+        },
+    )
+    .await
+    .map_err(Error::internal)
+}
+
+/// The member's background loops: lease expiry, membership (publish, promote, removal),
+/// auto compaction, database size and leader monitoring. Each ends when the server stops.
+fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
+    use crate::membership::tasks;
+    tokio::spawn(crate::server::lease::run_expiry(server.clone()));
+    tokio::spawn(tasks::run_publish(server.clone()));
+    tokio::spawn(tasks::run_promoter(server.clone()));
+    tokio::spawn(tasks::run_removal_watch(server.clone()));
+    let auto_compaction = cfg.auto_compaction().map_err(Error::internal)?;
+    tokio::spawn(crate::compactor::run(server.clone(), auto_compaction));
+    server.refresh_db_size();
+    tokio::spawn(crate::server::track_db_size(server.clone()));
+    tokio::spawn(crate::server::leader::monitor_leader(server.clone()));
+    Ok(())
+}
+
+fn settings(cfg: &Config, identity: &Identity) -> Settings {
+    Settings {
+        name: cfg.name.clone(),
+        member_id: identity.member_id,
+        cluster_id: identity.cluster_id,
+        cluster_token: cfg.initial_cluster_token.clone(),
+        data_dir: PathBuf::from(&cfg.data_dir),
+        client_urls: crate::config::split_urls(&cfg.advertise_client_urls),
+        peer_urls: crate::config::split_urls(&cfg.initial_advertise_peer_urls),
+        limits: Limits {
+            max_request_bytes: cfg.max_request_bytes as usize,
+            max_txn_ops: cfg.max_txn_ops as usize,
+            max_concurrent_streams: cfg.max_concurrent_streams,
+        },
+        request_timeout: Duration::from_secs(5) + Duration::from_millis(2 * cfg.election_timeout),
+        progress_notify_interval: cfg.progress_notify_interval(),
+        quota_bytes: cfg.backend_quota_bytes(),
+        election_timeout: Duration::from_millis(cfg.election_timeout),
+        strict_reconfig_check: cfg.strict_reconfig_check,
+    }
+}
+
+/// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
+fn min_lease_ttl(heartbeat_ms: u64, election_ms: u64) -> i64 {
+    let ticks = (election_ms / heartbeat_ms.max(1)).max(1);
+    let min_ms = (3 * ticks / 2) * heartbeat_ms;
+    min_ms.div_ceil(1000) as i64
+}

@@ -1,0 +1,67 @@
+//! Whether this member knows a working leader, and etcd's monitorLeader: streams that
+//! required a leader end once it has stayed lost for three election timeouts.
+
+use std::sync::Arc;
+
+use openraft::async_runtime::WatchReceiver;
+
+use super::EtcdServer;
+
+/// Election timeouts without a leader before streams that required one end (etcd's
+/// maxNoLeaderCnt: reconnecting streams costs more than refusing new requests).
+const MAX_NO_LEADER_CHECKS: u32 = 3;
+
+impl EtcdServer {
+    /// Whether this member knows a working leader, as etcd's `Leader() != None` with
+    /// CheckQuorum: a leader that has heard from no quorum for an election timeout would
+    /// have stepped down in etcd, so it does not count (openraft keeps it leading).
+    pub fn has_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        match m.current_leader {
+            None => false,
+            Some(id) if id == self.member_id => {
+                m.membership_config.membership().voter_ids().count() == 1
+                    || m.last_quorum_acked.as_ref().is_some_and(|at| {
+                        openraft::Instant::elapsed(&**at) <= self.election_timeout
+                    })
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Whether this member has known no leader for three election timeouts.
+    pub fn leader_lost(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader_lost.subscribe()
+    }
+
+    /// Resolves when a stream that required a leader must end: the member has known no
+    /// leader for etcd's three election timeouts. Never resolves for other streams.
+    pub async fn leader_lost_for(&self, required: bool) {
+        if !required {
+            return std::future::pending().await;
+        }
+        let mut lost = self.leader_lost();
+        if lost.wait_for(|lost| *lost).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Checks once an election timeout whether the member knows a leader, like etcd's
+/// monitorLeader.
+pub async fn monitor_leader(server: Arc<EtcdServer>) {
+    let weak = Arc::downgrade(&server);
+    let period = server.election_timeout;
+    drop(server);
+    let mut without = 0;
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(server) = weak.upgrade() else { return };
+        without = if !server.has_leader() { without + 1 } else { 0 };
+        server.leader_lost.send_if_modified(|lost| {
+            let now = without >= MAX_NO_LEADER_CHECKS;
+            std::mem::replace(lost, now) != now
+        });
+    }
+}

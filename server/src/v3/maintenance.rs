@@ -1,0 +1,161 @@
+//! The Maintenance service: status, alarms, defragment, hashes, leadership transfer.
+
+use openraft::async_runtime::WatchReceiver;
+
+use crate::error::{Error, Result};
+use crate::mvcc::KeyRange;
+use crate::proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, StatusRequest, StatusResponse,
+};
+
+use super::{Core, ETCD_API_VERSION, RequestContext};
+
+/// etcd's answer to an RPC this build does not serve yet.
+fn not_yet(what: &str) -> Error {
+    Error::Unimplemented(format!(
+        "etcdserver: {what} is not supported by this oxcd build yet"
+    ))
+}
+
+/// CRC-32 (Castagnoli, as etcd) over `data`, continuing from `crc`.
+fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
+    crc = !crc;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+impl Core {
+    pub async fn alarm(&self, _ctx: &RequestContext, _r: AlarmRequest) -> Result<AlarmResponse> {
+        Ok(AlarmResponse {
+            header: Some(self.server.current_header()),
+            alarms: Vec::new(),
+        })
+    }
+
+    pub async fn status(&self, _ctx: &RequestContext, _r: StatusRequest) -> Result<StatusResponse> {
+        let metrics = self.server.raft.metrics().borrow_watched().clone();
+        let db_size = self.server.db_size();
+        Ok(StatusResponse {
+            header: Some(self.server.current_header()),
+            version: ETCD_API_VERSION.to_string(),
+            db_size,
+            leader: metrics.current_leader.unwrap_or(0),
+            raft_index: metrics.last_log_index.unwrap_or(0),
+            raft_term: metrics.current_term,
+            raft_applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+            errors: Vec::new(),
+            db_size_in_use: db_size,
+            is_learner: self.server.is_learner(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn defragment(
+        &self,
+        _ctx: &RequestContext,
+        _r: DefragmentRequest,
+    ) -> Result<DefragmentResponse> {
+        fail::fail_point!("defrag-before", |_| Err(Error::internal(
+            "failpoint defrag-before"
+        )));
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || {
+            server.state.defragment()?;
+            server.refresh_db_size();
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(DefragmentResponse {
+            header: Some(self.server.current_header()),
+        })
+    }
+
+    pub async fn hash(&self, _ctx: &RequestContext, _r: HashRequest) -> Result<HashResponse> {
+        let state = self.server.state.clone();
+        let (hash, revision) = tokio::task::spawn_blocking(move || -> Result<(u32, i64)> {
+            let mut crc = 0;
+            let revision = state.visit_replicated_pairs(|k, v| crc = crc32c(crc32c(crc, k), v))?;
+            Ok((crc, revision))
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(HashResponse {
+            header: Some(self.server.header(revision)),
+            hash,
+        })
+    }
+
+    pub async fn hash_kv(&self, _ctx: &RequestContext, r: HashKvRequest) -> Result<HashKvResponse> {
+        let state = self.server.state.clone();
+        let (hash, compact_revision, revision, hash_revision) =
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let guard = state.read();
+                let mvcc = &guard.kv.mvcc;
+                let at = mvcc.check_read_rev(r.revision)?;
+                let all = KeyRange::from_request(b"\0", b"\0");
+                let mut crc = 0;
+                for ev in mvcc.events(state.backend(), &all, mvcc.compact_rev().max(1), at)? {
+                    if let Some(kv) = ev.kv {
+                        crc = crc32c(crc32c(crc, &kv.key), &kv.value);
+                    }
+                }
+                Ok((crc, mvcc.compact_rev(), mvcc.current_rev(), at))
+            })
+            .await
+            .map_err(Error::internal)??;
+        Ok(HashKvResponse {
+            header: Some(self.server.header(revision)),
+            hash,
+            compact_revision,
+            hash_revision,
+        })
+    }
+
+    /// Not served yet: etcd's snapshot format is still to come.
+    pub fn snapshot(
+        &self,
+        _ctx: &RequestContext,
+        _r: SnapshotRequest,
+    ) -> Result<std::convert::Infallible> {
+        Err(not_yet("Snapshot"))
+    }
+
+    pub async fn move_leader(
+        &self,
+        _ctx: &RequestContext,
+        r: MoveLeaderRequest,
+    ) -> Result<MoveLeaderResponse> {
+        self.server.move_leader(r.target_id).await?;
+        Ok(MoveLeaderResponse {
+            header: Some(self.server.current_header()),
+        })
+    }
+
+    pub async fn downgrade(
+        &self,
+        _ctx: &RequestContext,
+        _r: DowngradeRequest,
+    ) -> Result<DowngradeResponse> {
+        Err(not_yet("Downgrade"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc32c_known_vector() {
+        assert_eq!(super::crc32c(0, b"123456789"), 0xe306_9283);
+    }
+}

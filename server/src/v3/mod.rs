@@ -1,0 +1,51 @@
+//! The v3 service core: one function per etcd v3 RPC, shared by every transport. Each takes
+//! the decoded request and its [`RequestContext`], makes etcd's checks, proposes or reads, and
+//! answers the response or an [`Error`](crate::error::Error), which the transport turns into
+//! its wire form in one place (gRPC: `error.rs`). gRPC ([`crate::grpc`]) and the HTTP
+//! endpoints ([`crate::http`]) only decode, call and encode.
+//!
+//! # Layout
+//! - [`context`]: the request context and the checks made before any RPC;
+//! - [`kv`] (+ [`txn_check`]): Range, Put, DeleteRange, Txn, Compact;
+//! - [`watch`]: watch streams over the applied revisions' hub;
+//! - [`lease`]: Grant, Revoke, KeepAlive, TimeToLive, Leases;
+//! - [`cluster`]: the Cluster service's membership RPCs;
+//! - [`maintenance`]: Status, Alarm, Defragment, Hash, HashKV, MoveLeader.
+
+pub mod cluster;
+pub mod context;
+pub mod kv;
+pub mod lease;
+pub mod maintenance;
+pub mod txn_check;
+pub mod watch;
+
+use std::sync::Arc;
+
+pub use context::{AuthInfo, RequestContext};
+
+use crate::server::EtcdServer;
+
+/// The `version` etcd clients see in Status: the etcd API level oxcd implements.
+pub const ETCD_API_VERSION: &str = "3.5.0";
+
+/// Room gRPC framing and headers take beyond the request payload (etcd's grpcOverheadBytes):
+/// a request between max-request-bytes and this is refused by the server with
+/// "etcdserver: request is too large", a larger one by the transport; watch responses above
+/// it are fragmented for clients that allow it.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The v3 services of one member.
+pub struct Core {
+    pub server: Arc<EtcdServer>,
+    lease_ids: lease::LeaseIds,
+}
+
+impl Core {
+    pub fn new(server: Arc<EtcdServer>) -> Core {
+        Core {
+            lease_ids: lease::LeaseIds::new(server.member_id),
+            server,
+        }
+    }
+}
