@@ -1,0 +1,211 @@
+//! The state store: the replicated key space, leases and applied position, on sled.
+//!
+//! Apply writes commands' effects and the log id that produced them to a write buffer that
+//! reaches sled in atomic batches between applied groups, so after a crash the store is
+//! exactly "every entry up to `applied`", and raft replays the rest from the log. Reads take
+//! a shared lock; apply takes it exclusively per group.
+//!
+//! Fail points (feature `failpoints`): `apply-before` and `apply-after` around each entry,
+//! `snapshot-before-build` and `snapshot-before-install`.
+//!
+//! # Layout
+//! - this file: the store, its lock and its reads;
+//! - [`applying`]: applying committed entries in groups;
+//! - [`snapshot`]: raft snapshots: taking, writing the copy a lagging member needs,
+//!   installing one from the leader, and their file format;
+//! - [`generations`]: the state's sled database generations and defragmentation;
+//! - [`committer`]: the thread that commits the write buffer to sled.
+
+mod applying;
+mod committer;
+mod generations;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use crate::apply::KvState;
+use crate::error::{Error, Result};
+use crate::lease::{LeaseClock, LeaseTable};
+use crate::mvcc::Store;
+use crate::storage::{Backend, BufferedBackend, SledBackend};
+use crate::typ::{LogId, SnapshotMeta, StoredMembership};
+use crate::watch::Hub;
+
+use committer::Committer;
+use generations::{STATE_TREE, open_current_db};
+pub use snapshot::SnapshotWritten;
+
+const META_APPLIED: &[u8] = b"m/applied";
+const META_MEMBERSHIP: &[u8] = b"m/membership";
+/// The metadata of the last snapshot raft took (built or installed).
+const META_SNAPSHOT: &[u8] = b"m/snapshot";
+
+/// State behind the lock.
+#[derive(Default)]
+pub struct AppliedState {
+    pub kv: KvState,
+    pub applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// The applied state of this member, shared by raft and every service.
+pub struct StateStore {
+    backend: Arc<BufferedBackend>,
+    inner: Arc<RwLock<AppliedState>>,
+    pub hub: Hub,
+    pub lease_clock: LeaseClock,
+    /// The minimum lease TTL in seconds, from the election timeout (same on every member).
+    min_lease_ttl: i64,
+    snapshot_dir: PathBuf,
+    /// Where the state's sled databases live, and the generation in use.
+    db_root: PathBuf,
+    generation: std::sync::atomic::AtomicU64,
+    /// Notified with the applied index after every apply.
+    applied_tx: tokio::sync::watch::Sender<u64>,
+    /// The thread that commits the write buffer to sled.
+    committer: Committer,
+    /// Held shared while a snapshot reads revisions without the state lock, and exclusively
+    /// by whatever removes revisions (applying a compaction, installing a snapshot,
+    /// defragmenting). Taken before the state lock.
+    removals: RwLock<()>,
+}
+
+impl AppliedState {
+    /// The metadata of a snapshot of this state: its applied position and membership.
+    fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.applied.clone(),
+            last_membership: self.membership.clone(),
+        }
+    }
+}
+
+fn decode_meta<T: serde::de::DeserializeOwned + Default>(
+    backend: &dyn Backend,
+    key: &[u8],
+) -> Result<T> {
+    match backend.get(key)? {
+        Some(v) => bincode::deserialize(&v).map_err(Error::internal),
+        None => Ok(T::default()),
+    }
+}
+
+fn load_applied_state(backend: &dyn Backend) -> Result<AppliedState> {
+    let mvcc = Store::load(backend)?;
+    let leases = LeaseTable::load(backend, &mvcc)?;
+    Ok(AppliedState {
+        kv: KvState { mvcc, leases },
+        applied: decode_meta(backend, META_APPLIED)?,
+        membership: decode_meta(backend, META_MEMBERSHIP)?,
+    })
+}
+
+impl StateStore {
+    /// Opens the state whose sled databases live under `db_root` and whose raft snapshots
+    /// live in `snapshot_dir`.
+    pub fn open(
+        db_root: &Path,
+        snapshot_dir: &Path,
+        min_lease_ttl: i64,
+    ) -> Result<Arc<StateStore>> {
+        std::fs::create_dir_all(snapshot_dir)?;
+        let (db, generation) = open_current_db(db_root)?;
+        let written = SledBackend::new(&db, STATE_TREE)?;
+        written.pack_unpacked_revisions()?;
+        let backend = Arc::new(BufferedBackend::new(written));
+        let inner = load_applied_state(backend.as_ref())?;
+        let lease_clock = LeaseClock::default();
+        lease_clock.restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
+        let applied_index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
+        let inner = Arc::new(RwLock::new(inner));
+        let committer = Committer::spawn(backend.clone(), inner.clone())?;
+        Ok(Arc::new(StateStore {
+            backend,
+            inner,
+            hub: Hub::default(),
+            lease_clock,
+            min_lease_ttl,
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            db_root: db_root.to_path_buf(),
+            generation: generation.into(),
+            applied_tx: tokio::sync::watch::channel(applied_index).0,
+            committer,
+            removals: RwLock::new(()),
+        }))
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Makes the applied state durable. The buffer is set aside between groups (the state
+    /// lock is held shared for that alone); writing it to sled and syncing sled happen
+    /// while applies go on, since a sync covers everything sled holds.
+    pub fn flush(&self) -> Result<()> {
+        let commit = {
+            let _between_groups = self.read();
+            self.backend.begin_commit()
+        };
+        if let Some(commit) = commit {
+            commit.finish()?;
+        }
+        self.backend.written().flush()
+    }
+
+    /// [`StateStore::flush`] on the committer thread: what has been applied is in sled and
+    /// durable when it returns.
+    pub async fn flush_async(self: &Arc<Self>) -> Result<()> {
+        self.on_committer(|store| store.flush()).await
+    }
+
+    /// Visits every pair of the state that all members share, under the state lock (so the
+    /// pairs are one applied position's), and returns the current revision. Left out: the
+    /// last snapshot taken, which each member records at its own index.
+    pub fn visit_replicated_pairs(&self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<i64> {
+        let inner = self.read();
+        for pair in self.backend.scan(&[], &[]) {
+            let (k, v) = pair?;
+            if k != META_SNAPSHOT {
+                visit(&k, &v);
+            }
+        }
+        Ok(inner.kv.mvcc.current_rev())
+    }
+
+    /// Bytes the state's database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.backend.size_on_disk()
+    }
+
+    pub fn min_lease_ttl(&self) -> i64 {
+        self.min_lease_ttl
+    }
+
+    /// A shared view of the state; do not hold it across an await.
+    pub fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
+        self.inner.read().expect("state lock poisoned")
+    }
+
+    pub fn applied_state(&self) -> (Option<LogId>, StoredMembership) {
+        let inner = self.read();
+        (inner.applied.clone(), inner.membership.clone())
+    }
+
+    /// Watches the applied index.
+    pub fn applied_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    /// Waits until this member has applied the log up to `index`; fails only when the state
+    /// is gone (the member stopped). Callers bound the wait with their own deadline.
+    pub async fn wait_applied(&self, index: u64) -> Result<()> {
+        self.applied_index()
+            .wait_for(|a| *a >= index)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Stopped)
+    }
+}
