@@ -89,7 +89,7 @@ fn min_lease_ttl(heartbeat_ms: u64, election_ms: u64) -> i64 {
 impl EtcdServer {
     /// Opens the data dir and starts raft. A brand-new single member bootstraps its cluster.
     pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
-        let data_dir = PathBuf::from(&cfg.data_dir);
+        let data_dir = PathBuf::from(&cfg.member.data_dir);
         let member_dir = data_dir.join("member");
         std::fs::create_dir_all(&member_dir)?;
         let db = SledBackend::open_db(&member_dir.join("db"))?;
@@ -98,18 +98,18 @@ impl EtcdServer {
         let state = StateStore::open(
             &member_dir.join("state"),
             &member_dir.join("snap"),
-            min_lease_ttl(cfg.heartbeat_interval, cfg.election_timeout),
+            min_lease_ttl(cfg.member.heartbeat_interval, cfg.member.election_timeout),
         )?;
 
         let cluster = members::InitialCluster::from_config(cfg)?;
         let identity = crate::identity::establish(cfg, &member_dir, &cluster).await?;
         let raft_config = openraft::Config {
-            cluster_name: cfg.initial_cluster_token.clone(),
-            heartbeat_interval: cfg.heartbeat_interval,
-            election_timeout_min: cfg.election_timeout,
-            election_timeout_max: cfg.election_timeout * 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
-            max_in_snapshot_log_to_keep: cfg.experimental_snapshot_catchup_entries,
+            cluster_name: cfg.clustering.initial_cluster_token.clone(),
+            heartbeat_interval: cfg.member.heartbeat_interval,
+            election_timeout_min: cfg.member.election_timeout,
+            election_timeout_max: cfg.member.election_timeout * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.member.snapshot_count.max(1)),
+            max_in_snapshot_log_to_keep: cfg.experimental.experimental_snapshot_catchup_entries,
             ..openraft::Config::default()
         }
         .validate()
@@ -126,7 +126,7 @@ impl EtcdServer {
         .await
         .map_err(Error::internal)?;
         let fresh = !log_store.has_state()?;
-        if fresh && cfg.initial_cluster_state == crate::config::ClusterState::New {
+        if fresh && cfg.clustering.initial_cluster_state == crate::config::ClusterState::New {
             let nodes: BTreeMap<u64, MemberNode> = cluster
                 .members
                 .iter()
@@ -135,30 +135,30 @@ impl EtcdServer {
             raft.initialize(nodes).await.map_err(Error::internal)?;
         }
         let server = Arc::new(EtcdServer {
-            name: cfg.name.clone(),
-            cluster_token: cfg.initial_cluster_token.clone(),
+            name: cfg.member.name.clone(),
+            cluster_token: cfg.clustering.initial_cluster_token.clone(),
             member_id: identity.member_id,
             cluster_id: identity.cluster_id,
             raft,
             state,
             limits: Limits {
-                max_request_bytes: cfg.max_request_bytes as usize,
-                max_txn_ops: cfg.max_txn_ops as usize,
-                max_concurrent_streams: cfg.max_concurrent_streams,
+                max_request_bytes: cfg.member.max_request_bytes as usize,
+                max_txn_ops: cfg.member.max_txn_ops as usize,
+                max_concurrent_streams: cfg.member.max_concurrent_streams,
             },
             data_dir,
-            client_urls: split_urls(&cfg.advertise_client_urls),
-            peer_urls: split_urls(&cfg.initial_advertise_peer_urls),
+            client_urls: split_urls(&cfg.clustering.advertise_client_urls),
+            peer_urls: split_urls(&cfg.clustering.initial_advertise_peer_urls),
             request_timeout: Duration::from_secs(5)
-                + Duration::from_millis(2 * cfg.election_timeout),
+                + Duration::from_millis(2 * cfg.member.election_timeout),
             progress_notify_interval: cfg.progress_notify_interval(),
             quota_bytes: cfg.backend_quota_bytes(),
             db_size: AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
             removed: tokio::sync::watch::channel(false).0,
             leader_lost: tokio::sync::watch::channel(false).0,
-            election_timeout: Duration::from_millis(cfg.election_timeout),
-            strict_reconfig_check: cfg.strict_reconfig_check,
+            election_timeout: Duration::from_millis(cfg.member.election_timeout),
+            strict_reconfig_check: cfg.clustering.strict_reconfig_check,
             db,
         });
         tokio::spawn(crate::lease::run_expiry(server.clone()));
