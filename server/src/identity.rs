@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, split_urls};
 use crate::error::{Error, Result};
 use crate::members::InitialCluster;
 use crate::proto::oxcdpb::MembersRequest;
@@ -89,12 +89,7 @@ pub async fn establish(
 /// Asks the other members which id the cluster gave our peer URLs; returns it with the log
 /// id of the membership that says so.
 async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<(Identity, LogId)> {
-    let mine: Vec<String> = cfg
-        .clustering
-        .initial_advertise_peer_urls
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .collect();
+    let mine = split_urls(&cfg.clustering.initial_advertise_peer_urls);
     let mut last_error = String::from("no other member in --initial-cluster");
     for _attempt in 0..20 {
         for m in cluster

@@ -3,7 +3,7 @@
 
 use sha1::{Digest, Sha1};
 
-use crate::config::Config;
+use crate::config::{Config, split_urls};
 use crate::error::{Error, Result};
 use crate::raft::MemberNode;
 
@@ -52,14 +52,6 @@ pub struct Member {
 pub struct InitialCluster {
     pub members: Vec<Member>,
     pub cluster_id: u64,
-}
-
-fn split_urls(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect()
 }
 
 impl InitialCluster {

@@ -14,7 +14,7 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use crate::config::Config;
+use crate::config::{Config, split_urls};
 use crate::error::{Error, Result};
 use crate::members;
 use crate::proto::etcdserverpb::ResponseHeader;
@@ -69,14 +69,6 @@ pub struct EtcdServer {
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
     db: sled::Db,
-}
-
-fn split_urls(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect()
 }
 
 /// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.

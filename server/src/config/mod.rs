@@ -72,6 +72,7 @@ pub use security::SecurityFlags;
 pub use unsafe_features::UnsafeFlags;
 pub use urls::{
     CLIENT_URL_SCHEMES, PEER_URL_SCHEMES, parse_initial_cluster, parse_urls, socket_addrs,
+    split_urls,
 };
 pub use validate::MAX_ELECTION_MS;
 

@@ -1,5 +1,5 @@
 //! URLs in flags: parsing and checking them with etcd's rules and messages, binding
-//! addresses and `--initial-cluster`.
+//! addresses, `--initial-cluster`, and the one splitter of comma-separated URL lists.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -13,6 +13,17 @@ use super::member::DEFAULT_NAME;
 pub const CLIENT_URL_SCHEMES: &[&str] = &["http", "https", "unix", "unixs"];
 /// URL schemes accepted for peer URLs.
 pub const PEER_URL_SCHEMES: &[&str] = &["http", "https"];
+
+/// Split a comma-separated URL list into the strings members are recorded with: items
+/// trimmed, empty items dropped and a trailing "/" removed, because member IDs hash these
+/// strings and "http://a:2380/" must name the same member as "http://a:2380".
+pub fn split_urls(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect()
+}
 
 impl Config {
     /// `--listen-client-urls`, parsed (schemes http/https/unix/unixs).
@@ -341,5 +352,14 @@ mod tests {
             .unwrap(),
             vec!["0.0.0.0:2379".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn split_urls_trims_drops_empty_items_and_trailing_slashes() {
+        assert_eq!(
+            split_urls(" http://a:2380/, ,http://b:2380"),
+            ["http://a:2380", "http://b:2380"]
+        );
+        assert!(split_urls("").is_empty());
     }
 }
