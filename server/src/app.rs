@@ -42,7 +42,8 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let cluster = InitialCluster::from_config(cfg)?;
     let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
     let raft = build_raft(cfg, &identity, &storage).await?;
-    if !storage.log_store.has_state()? && cfg.initial_cluster_state == ClusterState::New {
+    if !storage.log_store.has_state()? && cfg.clustering.initial_cluster_state == ClusterState::New
+    {
         let nodes: BTreeMap<u64, MemberNode> = cluster
             .members
             .iter()
@@ -108,7 +109,7 @@ pub async fn serve(
 }
 
 fn open_storage(cfg: &Config) -> Result<Storage> {
-    let member_dir = PathBuf::from(&cfg.data_dir).join("member");
+    let member_dir = PathBuf::from(&cfg.member.data_dir).join("member");
     std::fs::create_dir_all(&member_dir)?;
     let raft_db = SledBackend::open_db(&member_dir.join("db"))?;
     let wal_dir = cfg.wal_dir_path().unwrap_or_else(|| member_dir.join("wal"));
@@ -116,7 +117,7 @@ fn open_storage(cfg: &Config) -> Result<Storage> {
     let state = StateStore::open(
         &member_dir.join("state"),
         &member_dir.join("snap"),
-        min_lease_ttl(cfg.heartbeat_interval, cfg.election_timeout),
+        min_lease_ttl(cfg.member.heartbeat_interval, cfg.member.election_timeout),
     )?;
     Ok(Storage {
         member_dir,
@@ -128,12 +129,12 @@ fn open_storage(cfg: &Config) -> Result<Storage> {
 
 async fn build_raft(cfg: &Config, identity: &Identity, storage: &Storage) -> Result<Raft> {
     let raft_config = openraft::Config {
-        cluster_name: cfg.initial_cluster_token.clone(),
-        heartbeat_interval: cfg.heartbeat_interval,
-        election_timeout_min: cfg.election_timeout,
-        election_timeout_max: cfg.election_timeout * 2,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
-        max_in_snapshot_log_to_keep: cfg.experimental_snapshot_catchup_entries,
+        cluster_name: cfg.clustering.initial_cluster_token.clone(),
+        heartbeat_interval: cfg.member.heartbeat_interval,
+        election_timeout_min: cfg.member.election_timeout,
+        election_timeout_max: cfg.member.election_timeout * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.member.snapshot_count.max(1)),
+        max_in_snapshot_log_to_keep: cfg.experimental.experimental_snapshot_catchup_entries,
         ..openraft::Config::default()
     }
     .validate()
@@ -169,23 +170,24 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
 
 fn settings(cfg: &Config, identity: &Identity) -> Settings {
     Settings {
-        name: cfg.name.clone(),
+        name: cfg.member.name.clone(),
         member_id: identity.member_id,
         cluster_id: identity.cluster_id,
-        cluster_token: cfg.initial_cluster_token.clone(),
-        data_dir: PathBuf::from(&cfg.data_dir),
-        client_urls: crate::config::split_urls(&cfg.advertise_client_urls),
-        peer_urls: crate::config::split_urls(&cfg.initial_advertise_peer_urls),
+        cluster_token: cfg.clustering.initial_cluster_token.clone(),
+        data_dir: PathBuf::from(&cfg.member.data_dir),
+        client_urls: crate::config::split_urls(&cfg.clustering.advertise_client_urls),
+        peer_urls: crate::config::split_urls(&cfg.clustering.initial_advertise_peer_urls),
         limits: Limits {
-            max_request_bytes: cfg.max_request_bytes as usize,
-            max_txn_ops: cfg.max_txn_ops as usize,
-            max_concurrent_streams: cfg.max_concurrent_streams,
+            max_request_bytes: cfg.member.max_request_bytes as usize,
+            max_txn_ops: cfg.member.max_txn_ops as usize,
+            max_concurrent_streams: cfg.member.max_concurrent_streams,
         },
-        request_timeout: Duration::from_secs(5) + Duration::from_millis(2 * cfg.election_timeout),
+        request_timeout: Duration::from_secs(5)
+            + Duration::from_millis(2 * cfg.member.election_timeout),
         progress_notify_interval: cfg.progress_notify_interval(),
         quota_bytes: cfg.backend_quota_bytes(),
-        election_timeout: Duration::from_millis(cfg.election_timeout),
-        strict_reconfig_check: cfg.strict_reconfig_check,
+        election_timeout: Duration::from_millis(cfg.member.election_timeout),
+        strict_reconfig_check: cfg.clustering.strict_reconfig_check,
     }
 }
 

@@ -24,7 +24,7 @@ pub fn main() {
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            cfg.log_level.as_tracing_directive(),
+            cfg.logging.log_level.as_tracing_directive(),
         ))
         .with_writer(std::io::stderr)
         .init();
@@ -49,7 +49,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("--listen-peer-urls")?;
     let server = app::start(&cfg).await?;
-    tracing::info!(name = %cfg.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
+    tracing::info!(name = %cfg.member.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
     app::serve(&server, client, peer, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

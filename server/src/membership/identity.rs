@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::ids::InitialCluster;
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, split_urls};
 use crate::error::{Error, Result};
 use crate::proto::oxcdpb::MembersRequest;
 use crate::proto::oxcdpb::peer_client::PeerClient;
@@ -58,12 +58,12 @@ pub async fn establish(
     if let Ok(bytes) = std::fs::read(&path) {
         return bincode::deserialize(&bytes).map_err(Error::internal);
     }
-    let identity = match cfg.initial_cluster_state {
+    let identity = match cfg.clustering.initial_cluster_state {
         ClusterState::New => {
-            let me = cluster.member(&cfg.name).ok_or_else(|| {
+            let me = cluster.member(&cfg.member.name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "couldn't find local name {:?} in the initial cluster configuration",
-                    cfg.name
+                    cfg.member.name
                 ))
             })?;
             Identity {
@@ -89,14 +89,14 @@ pub async fn establish(
 /// Asks the other members which id the cluster gave our peer URLs; returns it with the log
 /// id of the membership that says so.
 async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<(Identity, LogId)> {
-    let mine: Vec<String> = cfg
-        .initial_advertise_peer_urls
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .collect();
+    let mine = split_urls(&cfg.clustering.initial_advertise_peer_urls);
     let mut last_error = String::from("no other member in --initial-cluster");
     for _attempt in 0..20 {
-        for m in cluster.members.iter().filter(|m| m.node.name != cfg.name) {
+        for m in cluster
+            .members
+            .iter()
+            .filter(|m| m.node.name != cfg.member.name)
+        {
             let Ok(channel) = peer_channel(&m.node) else {
                 continue;
             };

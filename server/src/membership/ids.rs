@@ -3,7 +3,7 @@
 
 use sha1::{Digest, Sha1};
 
-use crate::config::Config;
+use crate::config::{Config, split_urls};
 use crate::error::{Error, Result};
 use crate::typ::MemberNode;
 
@@ -93,9 +93,16 @@ impl InitialCluster {
 
     /// The initial cluster of a configuration, with this member's client URLs filled in.
     pub fn from_config(cfg: &Config) -> Result<InitialCluster> {
-        let mut cluster = InitialCluster::parse(&cfg.initial_cluster, &cfg.initial_cluster_token)?;
-        if let Some(me) = cluster.members.iter_mut().find(|m| m.node.name == cfg.name) {
-            me.node.client_urls = crate::config::split_urls(&cfg.advertise_client_urls);
+        let mut cluster = InitialCluster::parse(
+            &cfg.clustering.initial_cluster,
+            &cfg.clustering.initial_cluster_token,
+        )?;
+        if let Some(me) = cluster
+            .members
+            .iter_mut()
+            .find(|m| m.node.name == cfg.member.name)
+        {
+            me.node.client_urls = split_urls(&cfg.clustering.advertise_client_urls);
         }
         Ok(cluster)
     }
