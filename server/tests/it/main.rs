@@ -11,6 +11,7 @@ mod etcdctl;
 mod etcdctl_cluster;
 mod kv;
 mod lease;
+mod modules;
 mod restart;
 mod startup;
 mod txn;

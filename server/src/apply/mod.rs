@@ -1,0 +1,94 @@
+//! Applying committed commands: the one deterministic function from (state, command) to
+//! (new state, response). Every member runs it on the same entries and gets the same result.
+//!
+//! # Layout
+//! - this file: the dispatcher, from a command to its family's function;
+//! - [`kv`]: Put, DeleteRange and Compaction on the key space;
+//! - [`txn`]: Txn: compares, then the chosen branch's ops, nested txns included;
+//! - [`range`]: Range, shared by reads outside raft and by a txn's range ops;
+//! - [`lease`]: lease grant and revoke (with its keys' deletion).
+
+mod kv;
+mod lease;
+mod range;
+mod txn;
+
+pub use range::range;
+
+use crate::error::{Error, Result};
+use crate::lease::LeaseTable;
+use crate::mvcc::{Store, WriteTxn};
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::mvccpb::Event;
+use crate::proto::oxcdpb::{
+    InternalRequest, InternalResponse, internal_request, internal_response,
+};
+use crate::storage::{Backend, WriteBatch};
+
+/// The replicated state a command changes.
+#[derive(Debug, Default)]
+pub struct KvState {
+    pub mvcc: Store,
+    pub leases: LeaseTable,
+}
+
+/// What applying one command produced besides the response.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub response: InternalResponse,
+    /// Events of the new revision (empty when the revision did not change).
+    pub events: Vec<Event>,
+    pub revision: i64,
+    /// Leases granted (id, ttl) and revoked by this command, for the lease clock.
+    pub granted: Option<(i64, i64)>,
+    pub revoked: Option<i64>,
+}
+
+/// A response header as apply knows it: the revision only (the member fills in the rest).
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..ResponseHeader::default()
+    })
+}
+
+/// Applies `req` to `state`, collecting durable changes in `batch`. `min_lease_ttl` is the
+/// cluster-wide minimum TTL (derived from the election timeout, identical on all members).
+pub fn apply(
+    state: &mut KvState,
+    backend: &dyn Backend,
+    batch: &mut WriteBatch,
+    req: InternalRequest,
+    min_lease_ttl: i64,
+) -> Applied {
+    use internal_request::Request as Req;
+    let mut applied = Applied::default();
+    let result: Result<internal_response::Response> = match req.request {
+        Some(Req::Put(put)) => kv::put(state, backend, batch, put, &mut applied),
+        Some(Req::DeleteRange(del)) => kv::delete_range(state, backend, batch, del, &mut applied),
+        Some(Req::Txn(t)) => txn::txn(state, backend, batch, &t, &mut applied),
+        Some(Req::Compaction(c)) => kv::compact(state, batch, c, &mut applied),
+        Some(Req::LeaseGrant(g)) => lease::grant(state, batch, g, min_lease_ttl, &mut applied),
+        Some(Req::LeaseRevoke(r)) => lease::revoke(state, backend, batch, r, &mut applied),
+        Some(Req::Alarm(_)) => {
+            applied.revision = state.mvcc.current_rev();
+            Ok(internal_response::Response::Alarm(Default::default()))
+        }
+        None => Err(Error::internal("empty command")),
+    };
+    match result {
+        Ok(resp) => applied.response.response = Some(resp),
+        Err(e) => {
+            applied.response.error = e.apply_code();
+            applied.revision = state.mvcc.current_rev();
+        }
+    }
+    applied
+}
+
+/// Ends a write transaction: its revision and events become the command's.
+fn finish(txn: WriteTxn<'_>, applied: &mut Applied) {
+    let (rev, events) = txn.finish();
+    applied.revision = rev;
+    applied.events = events;
+}
