@@ -14,5 +14,6 @@ mod lease;
 mod modules;
 mod restart;
 mod startup;
+mod transport;
 mod txn;
 mod watch;
