@@ -195,9 +195,9 @@ mod tests {
         Revision { main, sub: 0 }
     }
 
-    #[test]
-    fn visibility_follows_puts_and_tombstones() {
-        let h = KeyHistory {
+    /// A key put at revisions 2 and 4, deleted at 6 and put again at 8.
+    fn puts_at_2_4_delete_at_6_put_at_8() -> KeyHistory {
+        KeyHistory {
             revs: vec![
                 (rev(2), false),
                 (rev(4), false),
@@ -205,7 +205,12 @@ mod tests {
                 (rev(8), false),
             ],
             live: None,
-        };
+        }
+    }
+
+    #[test]
+    fn visibility_follows_puts_and_tombstones() {
+        let h = puts_at_2_4_delete_at_6_put_at_8();
         assert_eq!(h.visible_at(1), None);
         assert_eq!(h.visible_at(2), Some(rev(2)));
         assert_eq!(h.visible_at(5), Some(rev(4)));
@@ -218,15 +223,7 @@ mod tests {
 
     #[test]
     fn compaction_keeps_visible_version_and_drops_tombstones() {
-        let mut h = KeyHistory {
-            revs: vec![
-                (rev(2), false),
-                (rev(4), false),
-                (rev(6), true),
-                (rev(8), false),
-            ],
-            live: None,
-        };
+        let mut h = puts_at_2_4_delete_at_6_put_at_8();
         assert_eq!(h.compact(5), vec![rev(2)]);
         assert_eq!(h.visible_at(5), Some(rev(4)));
         assert_eq!(h.compact(6), vec![rev(4), rev(6)]);

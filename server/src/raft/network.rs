@@ -206,7 +206,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Some(bytes)
             });
             let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
-            let mut answers = match opened {
+            let answers = match opened {
                 Err(_) => {
                     return Err(RPCError::Unreachable(Unreachable::from_string(format!(
                         "peer {target:x}: no answer to StreamAppend within {ttl:?}"
@@ -219,37 +219,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Ok(Err(s)) => return Err(status_error(target, s)),
                 Ok(Ok(answers)) => answers.into_inner(),
             };
-            let results = async_stream::stream! {
-                let mut answered = 0u64;
-                loop {
-                    let next = match tokio::time::timeout(stall, answers.next()).await {
-                        Ok(next) => next,
-                        Err(_) if sent.load(Ordering::Relaxed) == answered => continue,
-                        Err(_) => {
-                            yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
-                                "peer {target:x}: no answer to replication within {stall:?}"
-                            ))));
-                            break;
-                        }
-                    };
-                    match next {
-                        None => break,
-                        Some(Err(s)) => {
-                            yield Err(status_error(target, s));
-                            break;
-                        }
-                        Some(Ok(bytes)) => {
-                            answered += 1;
-                            let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
-                            let last = !matches!(result, Ok(Ok(_)));
-                            yield result;
-                            if last {
-                                break;
-                            }
-                        }
-                    }
-                }
-            };
+            let results = answers_in_order(target, stall, sent, answers);
             let results: BoxStream<'s, _> = Box::pin(results);
             Ok(results)
         })
@@ -326,6 +296,51 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             resp = send => {
                 let resp = resp.map_err(|s| StreamingError::from(status_error(self.target, s)))?;
                 Ok(decode(resp.into_inner())?)
+            }
+        }
+    }
+}
+
+/// The peer's answers to a stream of append requests, in order, ending at the first failure.
+/// Outstanding requests (`sent` counts them) unanswered for `stall` make the peer
+/// unreachable; an idle stream may stay open.
+fn answers_in_order(
+    target: u64,
+    stall: std::time::Duration,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    mut answers: tonic::Streaming<RaftBytes>,
+) -> impl tokio_stream::Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>
+{
+    use std::sync::atomic::Ordering;
+    use tokio_stream::StreamExt;
+    async_stream::stream! {
+        let mut answered = 0u64;
+        loop {
+            let next = match tokio::time::timeout(stall, answers.next()).await {
+                Ok(next) => next,
+                Err(_) if sent.load(Ordering::Relaxed) == answered => continue,
+                Err(_) => {
+                    yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                        "peer {target:x}: no answer to replication within {stall:?}"
+                    ))));
+                    break;
+                }
+            };
+            match next {
+                None => break,
+                Some(Err(s)) => {
+                    yield Err(status_error(target, s));
+                    break;
+                }
+                Some(Ok(bytes)) => {
+                    answered += 1;
+                    let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
+                    let last = !matches!(result, Ok(Ok(_)));
+                    yield result;
+                    if last {
+                        break;
+                    }
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::proto::oxcdpb::InternalResponse;
 use crate::storage::{Backend, WriteBatch};
 use crate::typ::{CommandResult, Entry, StoredMembership};
 
-use super::{META_APPLIED, META_MEMBERSHIP, StateStore};
+use super::{AppliedState, META_APPLIED, META_MEMBERSHIP, StateStore};
 
 impl StateStore {
     /// Applies committed entries, in order; returns each command's response. The state
@@ -35,31 +35,7 @@ impl StateStore {
         let mut results = Vec::with_capacity(entries.len());
         let mut effects = Vec::new();
         for entry in entries {
-            let mut batch = WriteBatch::default();
-            let mut result = CommandResult(InternalResponse::default());
-            match entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(cmd) => {
-                    let a = apply::apply(
-                        &mut inner.kv,
-                        self.backend.as_ref(),
-                        &mut batch,
-                        cmd.0,
-                        self.min_lease_ttl,
-                    );
-                    result = CommandResult(a.response.clone());
-                    effects.push(a);
-                }
-                EntryPayload::Membership(m) => {
-                    inner.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
-                    batch.put(
-                        META_MEMBERSHIP.to_vec(),
-                        bincode::serialize(&inner.membership).map_err(Error::internal)?,
-                    );
-                }
-            }
-            self.backend.write(batch)?;
-            results.push(result);
+            results.push(self.apply_one(&mut inner, entry, &mut effects)?);
         }
         let mut applied = WriteBatch::default();
         applied.put(
@@ -71,6 +47,54 @@ impl StateStore {
             self.committer.wake();
         }
         inner.applied = Some(last_log_id.clone());
+        // Under the state lock still: a stream that reads the current revision after this
+        // sees every revision up to it either in the hub or in the store.
+        self.publish(effects);
+        drop(inner);
+        self.applied_tx.send_replace(last_log_id.index);
+        fail::fail_point!("apply-after", |_| Err(Error::internal(
+            "failpoint apply-after"
+        )));
+        Ok(results)
+    }
+
+    /// Applies one entry to the state behind the lock, its effects to the write buffer; a
+    /// command's effects on leases and watchers are kept in `effects` for after the group.
+    fn apply_one(
+        &self,
+        inner: &mut AppliedState,
+        entry: Entry,
+        effects: &mut Vec<apply::Applied>,
+    ) -> Result<CommandResult> {
+        let mut batch = WriteBatch::default();
+        let mut result = CommandResult(InternalResponse::default());
+        match entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Normal(cmd) => {
+                let a = apply::apply(
+                    &mut inner.kv,
+                    self.backend.as_ref(),
+                    &mut batch,
+                    cmd.0,
+                    self.min_lease_ttl,
+                );
+                result = CommandResult(a.response.clone());
+                effects.push(a);
+            }
+            EntryPayload::Membership(m) => {
+                inner.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                batch.put(
+                    META_MEMBERSHIP.to_vec(),
+                    bincode::serialize(&inner.membership).map_err(Error::internal)?,
+                );
+            }
+        }
+        self.backend.write(batch)?;
+        Ok(result)
+    }
+
+    /// Tells the lease clock of granted and revoked leases, and watchers of new revisions.
+    fn publish(&self, effects: Vec<apply::Applied>) {
         for a in effects {
             if let Some((id, ttl)) = a.granted {
                 self.lease_clock.renew(id, ttl);
@@ -80,12 +104,6 @@ impl StateStore {
             }
             self.hub.publish(a.revision, a.events);
         }
-        drop(inner);
-        self.applied_tx.send_replace(last_log_id.index);
-        fail::fail_point!("apply-after", |_| Err(Error::internal(
-            "failpoint apply-after"
-        )));
-        Ok(results)
     }
 
     /// Applies one committed entry; returns the command's response.

@@ -233,27 +233,32 @@ impl WatchStreamTask {
         self.catch_up(id).await
     }
 
+    /// The stored events `w` has not been sent, up to the current revision, and that
+    /// revision; or, when they are compacted away, the compaction revision.
+    fn history_for(&self, w: &Watcher) -> Result<(Vec<Event>, i64, Option<i64>)> {
+        let state = self.server.state.read();
+        let mvcc = &state.kv.mvcc;
+        let current = mvcc.current_rev();
+        Ok(if w.next_rev < mvcc.compact_rev() {
+            (Vec::new(), current, Some(mvcc.compact_rev()))
+        } else if w.next_rev > current {
+            (Vec::new(), current, None)
+        } else {
+            let backend = self.server.state.backend();
+            (
+                mvcc.events(backend, &w.range, w.next_rev, current)?,
+                current,
+                None,
+            )
+        })
+    }
+
     /// Replays stored history to watcher `id` up to the current revision.
     async fn catch_up(&mut self, id: i64) -> Result<(), Stop> {
         let Some(w) = self.watchers.get(&id) else {
             return Ok(());
         };
-        let (events, current, compacted) = {
-            let state = self.server.state.read();
-            let mvcc = &state.kv.mvcc;
-            let current = mvcc.current_rev();
-            if w.next_rev < mvcc.compact_rev() {
-                (Vec::new(), current, Some(mvcc.compact_rev()))
-            } else if w.next_rev > current {
-                (Vec::new(), current, None)
-            } else {
-                (
-                    mvcc.events(self.server.state.backend(), &w.range, w.next_rev, current)?,
-                    current,
-                    None,
-                )
-            }
-        };
+        let (events, current, compacted) = self.history_for(w)?;
         if let Some(compact_revision) = compacted {
             self.watchers.remove(&id);
             // etcd's compaction notice carries no revision: its header revision is 0.

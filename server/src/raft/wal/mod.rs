@@ -184,6 +184,20 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(read)
 }
 
+/// The first indexes of the segment files in `dir`, in order.
+fn segment_firsts(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut firsts: Vec<u64> = Vec::new();
+    for item in std::fs::read_dir(dir)? {
+        let name = item?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(first) = name.strip_suffix(SUFFIX).and_then(|n| n.parse().ok()) {
+            firsts.push(first);
+        }
+    }
+    firsts.sort_unstable();
+    Ok(firsts)
+}
+
 impl Wal {
     /// Opens (or creates) the log in `dir`, dropping entries up to `purged_index` (purged
     /// already, whose segment may still exist).
@@ -193,15 +207,7 @@ impl Wal {
 
     fn open_with(dir: &Path, purged_index: Option<u64>, segment_bytes: u64) -> io::Result<Wal> {
         std::fs::create_dir_all(dir)?;
-        let mut firsts: Vec<u64> = Vec::new();
-        for item in std::fs::read_dir(dir)? {
-            let name = item?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(first) = name.strip_suffix(SUFFIX).and_then(|n| n.parse().ok()) {
-                firsts.push(first);
-            }
-        }
-        firsts.sort_unstable();
+        let firsts = segment_firsts(dir)?;
         let mut wal = Wal {
             dir: dir.to_path_buf(),
             entries: VecDeque::new(),
@@ -220,53 +226,65 @@ impl Wal {
             }
         }
         for (n, first) in firsts.iter().enumerate() {
-            let path = segment_path(dir, *first);
-            let SegmentRead {
-                records,
-                valid,
-                clean_tail,
-            } = read_segment(&path)?;
-            let last = n + 1 == firsts.len();
-            if !clean_tail {
-                if !last {
-                    return Err(io_err(format!(
-                        "raft log segment {} is corrupt at offset {valid}",
-                        path.display()
-                    )));
-                }
-                // A torn write at the end: it was never acknowledged. The file ends with the
-                // last whole record; appends extend it until the next segment starts.
-                let file = OpenOptions::new().write(true).open(&path)?;
-                file.set_len(valid)?;
-                file.sync_all()?;
-            }
-            for (entry, offset, size) in records {
-                let index = entry.log_id.index;
-                if purged_index.is_some_and(|p| index <= p) {
-                    continue;
-                }
-                if !wal.entries.is_empty() && index != wal.next_index {
-                    return Err(io_err(format!(
-                        "raft log segment {} has entry {index} where {} was expected",
-                        path.display(),
-                        wal.next_index
-                    )));
-                }
-                wal.next_index = index + 1;
-                wal.push(entry, *first, offset, size);
-            }
-            wal.evict();
-            wal.segments.push(Segment {
-                first_index: *first,
-                file: Arc::new(open_segment(&path)?),
-                path,
-                len: valid,
-            });
+            wal.load_segment(*first, n + 1 == firsts.len(), purged_index)?;
         }
         if wal.segments.is_empty() {
             wal.start_segment()?;
         }
         Ok(wal)
+    }
+
+    /// Reads the segment starting at index `first` into the log (entries up to
+    /// `purged_index` are left out). A torn tail is cut if this is the `last` segment, and
+    /// is corruption anywhere else.
+    fn load_segment(
+        &mut self,
+        first: u64,
+        last: bool,
+        purged_index: Option<u64>,
+    ) -> io::Result<()> {
+        let path = segment_path(&self.dir, first);
+        let SegmentRead {
+            records,
+            valid,
+            clean_tail,
+        } = read_segment(&path)?;
+        if !clean_tail {
+            if !last {
+                return Err(io_err(format!(
+                    "raft log segment {} is corrupt at offset {valid}",
+                    path.display()
+                )));
+            }
+            // A torn write at the end: it was never acknowledged. The file ends with the
+            // last whole record; appends extend it until the next segment starts.
+            let file = OpenOptions::new().write(true).open(&path)?;
+            file.set_len(valid)?;
+            file.sync_all()?;
+        }
+        for (entry, offset, size) in records {
+            let index = entry.log_id.index;
+            if purged_index.is_some_and(|p| index <= p) {
+                continue;
+            }
+            if !self.entries.is_empty() && index != self.next_index {
+                return Err(io_err(format!(
+                    "raft log segment {} has entry {index} where {} was expected",
+                    path.display(),
+                    self.next_index
+                )));
+            }
+            self.next_index = index + 1;
+            self.push(entry, first, offset, size);
+        }
+        self.evict();
+        self.segments.push(Segment {
+            first_index: first,
+            file: Arc::new(open_segment(&path)?),
+            path,
+            len: valid,
+        });
+        Ok(())
     }
 
     /// Starts a new active segment named by the next index (the previous one is synced), in
