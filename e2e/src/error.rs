@@ -14,9 +14,6 @@ pub enum Error {
     /// The server binary could not be found or built.
     #[error("oxcd binary: {0}")]
     Binary(String),
-    /// No HTTP/2 connection could be opened to an endpoint.
-    #[error("connect to {endpoint}: {reason}")]
-    Connect { endpoint: String, reason: String },
     /// The cluster is not in a state the requested action needs.
     #[error("cluster: {0}")]
     Cluster(String),

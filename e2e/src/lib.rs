@@ -27,10 +27,8 @@
 //! - [`scenario`]: profile × fault runs, checked, with a report directory on failure.
 //!   The quick set runs in `tests/it/robustness.rs`; the `oxcd-robustness` binary loops
 //!   random scenarios for soak testing.
-//! - [`bench`]: the `oxcd-bench` load generator.
 //! - [`error`]: the crate's error type.
 
-pub mod bench;
 pub mod checker;
 pub mod error;
 pub mod harness;
