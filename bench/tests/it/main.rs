@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use oxcd_bench::cli::Cli;
-use oxcd_e2e::harness::{Cluster, ClusterOptions};
+use oxcd_testkit::Member;
 
 /// Runs `oxcd-bench <args>` against `endpoints` and checks that exactly `ops` requests (or
 /// events) succeeded and none failed.
@@ -26,19 +26,14 @@ async fn run_expecting(endpoints: &[String], args: &str, ops: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connections() {
-    let cluster = Cluster::start(ClusterOptions {
-        size: 1,
-        ..ClusterOptions::default()
-    })
-    .await
-    .unwrap();
-    let endpoints = cluster.endpoints();
+    let member = Member::start();
+    let mut client = member.client().await;
+    let endpoints = vec![member.endpoint()];
 
     // Unary: 300 puts of distinct keys over 2 connections, all of them in the store after.
     let puts = "--conns 2 --clients 8 --total 300 put --sequential-keys --key-space-size 300 \
                 --key-prefix bench/put/ --val-size 16";
     run_expecting(&endpoints, puts, 300).await;
-    let mut client = cluster.client_of(&[0]).await.unwrap();
     let stored = client
         .get(
             "bench/put/",
