@@ -63,7 +63,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_probe_that_hangs_ends_at_the_deadline() {
         let started = Instant::now();
-        let got: Option<()> = poll_until(Duration::from_secs(5), || std::future::pending()).await;
+        let got: Option<()> = poll_until(Duration::from_secs(5), std::future::pending).await;
         assert_eq!(got, None);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
