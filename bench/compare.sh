@@ -63,7 +63,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV+=" (with uncommitted changes)"
 log "building oxcd and oxcd-bench (release) into $CARGO_TARGET_DIR"
-(cd "$ROOT" && cargo build --release -q -p oxcd --bin oxcd -p oxcd-e2e --bin oxcd-bench)
+(cd "$ROOT" && cargo build --release -q -p oxcd --bin oxcd -p oxcd-bench --bin oxcd-bench)
 OXCD=$CARGO_TARGET_DIR/release/oxcd
 BENCH=$CARGO_TARGET_DIR/release/oxcd-bench
 

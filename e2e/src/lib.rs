@@ -20,17 +20,16 @@
 //!   - `checker::revision_log`: the events per revision a linearization produced.
 //!   - `checker::watch`: the ordered, unique, atomic, bookmarkable, reliable, resumable
 //!     and prev_kv guarantees of watch streams.
-//! - [`harness`]: `oxcd` processes on loopback with a proxy per directed peer link; kill,
-//!   pause, restart, wipe, partition, delay, move the leader.
+//! - [`harness`]: `oxcd` processes on loopback (started through oxcd-testkit, which the
+//!   server's and the load generator's tests share) with a proxy per directed peer link;
+//!   kill, pause, restart, wipe, partition, delay, move the leader.
 //! - [`traffic`]: clients and watchers of one profile (Kubernetes-like, key-value, lease)
 //!   recording into the history.
 //! - [`scenario`]: profile × fault runs, checked, with a report directory on failure.
 //!   The quick set runs in `tests/it/robustness.rs`; the `oxcd-robustness` binary loops
 //!   random scenarios for soak testing.
-//! - [`bench`]: the `oxcd-bench` load generator.
 //! - [`error`]: the crate's error type.
 
-pub mod bench;
 pub mod checker;
 pub mod error;
 pub mod harness;

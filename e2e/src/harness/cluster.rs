@@ -3,21 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::Client;
+use oxcd_testkit::client::timed;
+use oxcd_testkit::cluster::initial_cluster;
+use oxcd_testkit::{Member, binary, wait_until};
 
 use crate::error::{Error, Result};
-use crate::harness::member::{Launch, Member};
 use crate::harness::proxy::{LinkMode, LinkProxy};
-use crate::harness::{PortReservation, binary, wait_until};
 
 /// The variable the server reads its peer routes from (see `oxcd::raft::network`).
 const PEER_ROUTES_VAR: &str = "OXCD_PEER_ROUTES";
-
-/// How long one admin request may take before the harness counts it as failed.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How a cluster starts.
 #[derive(Clone, Debug)]
@@ -55,114 +53,87 @@ impl Default for ClusterOptions {
 
 /// Members plus the proxy of every directed link between them.
 pub struct Cluster {
-    binary: PathBuf,
-    pub members: Vec<Member>,
+    /// The member processes, their data dirs and logs (oxcd-testkit).
+    processes: oxcd_testkit::Cluster,
     /// `(from, to)` → the proxy `from` dials `to` through.
     links: BTreeMap<(usize, usize), LinkProxy>,
-    /// Declared last: the members' data dirs go after the processes are killed.
-    dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `options.size` members as a new cluster and waits for a leader.
     pub async fn start(options: ClusterOptions) -> Result<Cluster> {
-        let binary = binary::server_binary().await?;
-        let dir = tempfile::Builder::new().prefix("oxcd-cluster-").tempdir()?;
-        let reservation = PortReservation::new(2 * options.size)?;
-        let ports = reservation.ports()?;
-        let peer_url = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
+        let binary = tokio::task::spawn_blocking(binary::oxcd_failpoints)
+            .await
+            .map_err(|e| Error::Cluster(format!("build task failed: {e}")))??;
+        let mut processes = oxcd_testkit::Cluster::new(binary, options.size, &options.extra_args)?;
+        let peer_url = |i: usize| processes.members[i].peer_url();
         let mut links = BTreeMap::new();
         for from in 0..options.size {
             for to in (0..options.size).filter(|&to| to != from) {
-                let target = SocketAddr::from(([127, 0, 0, 1], ports[2 * to + 1]));
+                let target = SocketAddr::from(([127, 0, 0, 1], processes.members[to].peer_port));
                 links.insert((from, to), LinkProxy::start(target).await?);
             }
         }
-        let initial_cluster = (0..options.size)
-            .map(|i| format!("m{i}={}", peer_url(i)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members = Vec::new();
-        for i in 0..options.size {
-            let routes = (0..options.size)
-                .filter(|&to| to != i)
-                .map(|to| format!("{}={}", peer_url(to), links[&(i, to)].url()))
-                .collect::<Vec<_>>()
-                .join(",");
-            let launch = Launch {
-                initial_cluster: initial_cluster.clone(),
-                initial_state: "new",
-                extra_args: options.extra_args.clone(),
-                env: BTreeMap::from([(PEER_ROUTES_VAR.to_owned(), routes)]),
-                failpoints: options.failpoints.get(&i).cloned(),
-            };
-            members.push(Member::new(
-                i,
-                dir.path(),
-                ports[2 * i],
-                ports[2 * i + 1],
-                launch,
-            ));
+        let routes: Vec<String> = (0..options.size)
+            .map(|i| {
+                (0..options.size)
+                    .filter(|&to| to != i)
+                    .map(|to| format!("{}={}", peer_url(to), links[&(i, to)].url()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        for (i, (member, routes)) in processes.members.iter_mut().zip(routes).enumerate() {
+            member.launch.env.insert(PEER_ROUTES_VAR.to_owned(), routes);
+            member.launch.failpoints = options.failpoints.get(&i).cloned();
         }
-        drop(reservation);
-        let mut cluster = Cluster {
-            binary,
-            members,
-            links,
-            dir,
-        };
-        for member in &mut cluster.members {
-            member.start(&cluster.binary)?;
-        }
+        processes.spawn_all()?;
+        let mut cluster = Cluster { processes, links };
         cluster.wait_ready(options.ready_timeout).await?;
         Ok(cluster)
     }
 
     /// Where the members' data dirs and logs are.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.processes.dir()
     }
 
     pub fn size(&self) -> usize {
-        self.members.len()
+        self.processes.size()
+    }
+
+    /// Member `i`: its process, ports, data dir and log.
+    pub fn member(&mut self, i: usize) -> &mut Member {
+        &mut self.processes.members[i]
     }
 
     /// Every member's client URL, running or not.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(Member::endpoint).collect()
+        self.processes
+            .members
+            .iter()
+            .map(Member::endpoint)
+            .collect()
     }
 
     /// The indices of members that run and are not paused.
     pub fn live(&mut self) -> Vec<usize> {
-        self.members
-            .iter_mut()
-            .filter_map(|m| (m.is_running() && !m.is_paused()).then_some(m.index))
-            .collect()
+        self.processes.live()
     }
 
     /// Every member's log, by name.
     pub fn logs(&self) -> Vec<(String, String)> {
-        self.members
-            .iter()
-            .map(|m| (m.name.clone(), m.log()))
-            .collect()
+        self.processes.logs()
     }
 
     /// A client of the given members only.
     pub async fn client_of(&self, members: &[usize]) -> Result<Client> {
-        let endpoints: Vec<String> = members
-            .iter()
-            .map(|&i| self.members[i].endpoint())
-            .collect();
-        connect(&endpoints).await
+        Ok(self.processes.client_of(members).await?)
     }
 
     /// Member `i`'s ID and the leader it knows of (0 for none).
     pub async fn status(&self, i: usize) -> Result<(u64, u64)> {
-        let mut client = self.client_of(&[i]).await?;
-        let status = timed(client.status()).await?;
-        let id = status.header().map_or(0, |h| h.member_id());
-        Ok((id, status.leader()))
+        Ok(self.processes.status(i).await?)
     }
 
     /// The leader every live member agrees on, once they do.
@@ -173,22 +144,7 @@ impl Cluster {
 
     /// The leader the given members agree on, once they do; it must be one of them.
     pub async fn leader_among(&self, members: &[usize], timeout: Duration) -> Result<usize> {
-        wait_until(timeout, "members to agree on a leader", || {
-            self.agreed_leader(members)
-        })
-        .await
-    }
-
-    async fn agreed_leader(&self, members: &[usize]) -> Option<usize> {
-        let mut leaders = BTreeSet::new();
-        let mut ids = BTreeMap::new();
-        for &i in members {
-            let (id, leader) = self.status(i).await.ok()?;
-            ids.insert(id, i);
-            leaders.insert(leader);
-        }
-        let leader = leaders.pop_first().filter(|_| leaders.is_empty())?;
-        ids.get(&leader).copied()
+        Ok(self.processes.leader_among(members, timeout).await?)
     }
 
     /// Waits until the live members agree on a leader and each serves a linearizable read.
@@ -199,43 +155,33 @@ impl Cluster {
         };
         let live = self.live();
         let this = &*self;
-        wait_until(timeout, "every live member to serve reads", || async {
+        let served = wait_until(timeout, "every live member to serve reads", || async {
             for &i in &live {
                 let mut client = this.client_of(&[i]).await.ok()?;
                 timed(client.get("health", None)).await.ok()?;
             }
             Some(())
         })
-        .await
-        .map_err(|e| self.with_logs(e))?;
+        .await;
+        served.map_err(|e| self.with_logs(e.into()))?;
         Ok(leader)
     }
 
     /// Adds the members' log tails to a harness error, for the report.
-    fn with_logs(&self, error: Error) -> Error {
-        let tails: Vec<String> = self
-            .members
-            .iter()
-            .map(|m| {
-                let log = m.log();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!("--- {} ---\n{}", m.name, tail.join("\n"))
-            })
-            .collect();
-        Error::Cluster(format!("{error}\n{}", tails.join("\n")))
+    fn with_logs(&mut self, error: Error) -> Error {
+        Error::Cluster(format!("{error}\n{}", self.processes.log_tails(15)))
     }
 
     // Processes.
 
     /// kill -9.
     pub fn kill(&mut self, i: usize) {
-        self.members[i].kill();
+        self.member(i).kill9();
     }
 
     /// Starts a member that is not running, with its data as it is.
     pub fn start_member(&mut self, i: usize) -> Result<()> {
-        self.members[i].start(&self.binary)
+        Ok(self.member(i).spawn()?)
     }
 
     /// kill -9 and start again.
@@ -247,27 +193,27 @@ impl Cluster {
     /// kill -9, then start with `FAILPOINTS` set to `failpoints` (for this start only).
     pub fn restart_with_failpoints(&mut self, i: usize, failpoints: &str) -> Result<()> {
         self.kill(i);
-        self.members[i].launch.failpoints = Some(failpoints.to_owned());
+        self.member(i).launch.failpoints = Some(failpoints.to_owned());
         self.start_member(i)
     }
 
     /// SIGSTOP.
     pub fn pause(&mut self, i: usize) -> Result<()> {
-        self.members[i].pause(true)
+        Ok(self.member(i).set_paused(true)?)
     }
 
     /// SIGCONT.
     pub fn resume(&mut self, i: usize) -> Result<()> {
-        self.members[i].pause(false)
+        Ok(self.member(i).set_paused(false)?)
     }
 
     /// Resumes paused members and starts stopped ones.
     pub fn revive_all(&mut self) -> Result<()> {
         for i in 0..self.size() {
-            if self.members[i].is_paused() {
+            if self.member(i).is_paused() {
                 self.resume(i)?;
             }
-            if !self.members[i].is_running() {
+            if !self.member(i).is_running() {
                 self.start_member(i)?;
             }
         }
@@ -282,37 +228,32 @@ impl Cluster {
         if others.is_empty() {
             return Err(Error::Cluster(format!("no member besides m{i} runs")));
         }
-        let peer_url = self.members[i].peer_url();
+        let peer_url = self.member(i).peer_url();
         let client = self.client_of(&others).await?;
         let id = member_id_by_peer_url(&client, &peer_url).await?;
         remove_member(&client, id).await?;
         // A removed member stops by itself; one that missed its removal is killed.
-        if self.members[i].is_running() {
-            let stopped = self.members[i].wait_exit(Duration::from_secs(5)).await;
-            if stopped.is_err() {
+        if self.member(i).is_running() {
+            let stopped = self.member(i).exited_within(Duration::from_secs(5)).await;
+            if stopped.is_none() {
                 self.kill(i);
             }
         }
-        self.members[i].wipe_data()?;
+        self.member(i).wipe_data()?;
         add_member(&client, &peer_url).await?;
-        let initial_cluster = self
-            .members
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let member = &mut self.members[i];
+        let initial_cluster = initial_cluster(&self.processes.members);
+        let member = self.member(i);
         member.launch.initial_state = "existing";
         member.launch.initial_cluster = initial_cluster;
         self.start_member(i)?;
         let this = &*self;
-        wait_until(
+        let served = wait_until(
             Duration::from_secs(30),
             "the re-added member to serve",
             || async { this.status(i).await.ok().filter(|(_, leader)| *leader != 0) },
         )
-        .await
-        .map_err(|e| self.with_logs(e))?;
+        .await;
+        served.map_err(|e| self.with_logs(e.into()))?;
         Ok(())
     }
 
@@ -386,7 +327,7 @@ impl Cluster {
         for i in all {
             let mut client = self.client_of(&[i]).await?;
             let hash = timed(client.hash_kv(revision)).await?;
-            hashes.insert(self.members[i].name.clone(), hash.hash());
+            hashes.insert(self.processes.members[i].name.clone(), hash.hash());
         }
         if hashes.values().collect::<BTreeSet<_>>().len() > 1 {
             return Err(Error::Cluster(format!(
@@ -397,29 +338,7 @@ impl Cluster {
     }
 }
 
-/// Connects lazily to `endpoints`, with HTTP/2 keep-alives that notice a frozen member.
-pub async fn connect(endpoints: &[String]) -> Result<Client> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(1))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-        .with_keep_alive_while_idle(true);
-    Ok(Client::connect(endpoints, Some(options)).await?)
-}
-
-/// Runs an admin request with the harness's timeout.
-async fn timed<T>(
-    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(ADMIN_TIMEOUT, request).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(Error::Timeout {
-            what: "an admin request".into(),
-            waited: ADMIN_TIMEOUT,
-        }),
-    }
-}
-
-async fn member_id_by_peer_url(client: &Client, peer_url: &str) -> Result<u64> {
+async fn member_id_by_peer_url(client: &Client, peer_url: &str) -> oxcd_testkit::Result<u64> {
     let what = format!("the member ID of {peer_url}");
     wait_until(Duration::from_secs(15), &what, || async {
         let members = timed(client.clone().member_list()).await.ok()?;
@@ -433,7 +352,7 @@ async fn member_id_by_peer_url(client: &Client, peer_url: &str) -> Result<u64> {
 }
 
 /// MemberRemove, retried until it succeeds or the member is gone.
-async fn remove_member(client: &Client, id: u64) -> Result<()> {
+async fn remove_member(client: &Client, id: u64) -> oxcd_testkit::Result<()> {
     wait_until(Duration::from_secs(30), "MemberRemove", || async {
         match timed(client.clone().member_remove(id)).await {
             Ok(_) => Some(()),
@@ -447,7 +366,7 @@ async fn remove_member(client: &Client, id: u64) -> Result<()> {
 }
 
 /// MemberAdd of a voter, retried until it succeeds or the URL is a member.
-async fn add_member(client: &Client, peer_url: &str) -> Result<()> {
+async fn add_member(client: &Client, peer_url: &str) -> oxcd_testkit::Result<()> {
     wait_until(Duration::from_secs(30), "MemberAdd", || async {
         match timed(client.clone().member_add([peer_url], None)).await {
             Ok(_) => Some(()),

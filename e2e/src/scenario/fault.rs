@@ -285,11 +285,12 @@ async fn await_crash(
     traffic_end: Instant,
 ) -> Result<()> {
     let left = traffic_end.saturating_duration_since(Instant::now());
-    cluster.members[member]
-        .wait_exit(left)
+    cluster
+        .member(member)
+        .exited_within(left)
         .await
         .map(|_| ())
-        .map_err(|_| Error::Cluster(format!("fail point {} never fired", point.name())))
+        .ok_or_else(|| Error::Cluster(format!("fail point {} never fired", point.name())))
 }
 
 /// Keeps `victim` down until the log it needs is purged, brings it back with the fail
@@ -321,7 +322,7 @@ async fn crash_installing_snapshot(
         let leader = cluster
             .leader_among(&others, Duration::from_secs(5))
             .await?;
-        if cluster.members[leader].purged_upto() > last_index {
+        if cluster.member(leader).purged_upto() > last_index {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

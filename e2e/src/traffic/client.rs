@@ -13,8 +13,8 @@ use etcd_client::{
     Client, Compare as EtcdCompare, CompareOp, GetOptions, GetResponse, LeaseGrantOptions,
     PutOptions, Txn, TxnOp as EtcdTxnOp, TxnOpResponse as EtcdTxnOpResponse,
 };
+use oxcd_testkit::connect;
 
-use crate::harness::cluster::connect;
 use crate::history::{
     ClientId, Compare, KeyValue, Outcome, RangeRequest, RangeResponse, Recorder, Request, Response,
     ResponseBody, TxnOp, TxnOpResponse, TxnRequest,

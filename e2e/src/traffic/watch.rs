@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, WatchOptions, WatchResponse};
+use oxcd_testkit::connect;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
-use crate::harness::cluster::connect;
 use crate::history::{
     ClientId, Event, EventKind, Outcome, RangeRequest, Recorder, Request, ResponseBody, StreamId,
     WatchRequest, WatchResponseKind,

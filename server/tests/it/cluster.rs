@@ -12,11 +12,10 @@ use etcd_client::{
     Client, EventType, GetOptions, LeaseTimeToLiveOptions, MemberAddOptions, PutOptions,
     WatchOptions,
 };
-use oxcd_e2e::harness::member::purged_upto;
+use oxcd_testkit::{Cluster, purged_upto, wait_for};
 use tonic::Code;
 
-use crate::cluster_harness::Cluster;
-use crate::harness::{status, text, wait_for};
+use crate::calls::{status, text};
 
 /// Deadline for a cluster to converge (elections, catch-up, membership changes).
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -58,7 +57,7 @@ async fn wait_local(
     what: &str,
     done: impl Fn(&BTreeMap<String, String>) -> bool,
 ) {
-    let endpoint = cluster.nodes[i].endpoint();
+    let endpoint = cluster.members[i].endpoint();
     let done = &done;
     wait_for(CONVERGE, &format!("member {i} to hold {what}"), || {
         let endpoint = endpoint.clone();
@@ -95,7 +94,7 @@ async fn member_id(cluster: &Cluster, i: usize) -> u64 {
 
 /// (leader id, is_learner) as member `i` reports in Status.
 async fn status_of(cluster: &Cluster, i: usize) -> Option<(u64, bool)> {
-    let mut c = quick_client(cluster.nodes[i].endpoint()).await?;
+    let mut c = quick_client(cluster.members[i].endpoint()).await?;
     let s = c.status().await.ok()?;
     Some((s.leader(), s.is_learner()))
 }
@@ -208,7 +207,7 @@ async fn killed_leader_is_replaced_and_catches_up_after_restart() {
     c.put("before", "1", None)
         .await
         .expect("put before the crash");
-    cluster.nodes[old].kill9();
+    cluster.members[old].kill9();
     let killed_at = Instant::now();
 
     let new = cluster.leader().await;
@@ -235,7 +234,7 @@ async fn killed_leader_is_replaced_and_catches_up_after_restart() {
         );
     }
 
-    cluster.nodes[old].restart();
+    cluster.members[old].restart();
     let expected: BTreeMap<String, String> = (0..2)
         .map(|n| (format!("after/{n}"), "2".to_string()))
         .collect();
@@ -291,7 +290,7 @@ async fn put_many(
 async fn purge_past(cluster: &Cluster, leader: usize, index: u64) {
     let mut c = cluster.client(leader).await;
     wait_for(CONVERGE, "the leader to purge its log", || {
-        let log = cluster.nodes[leader].log();
+        let log = cluster.members[leader].log();
         let mut c = c.clone();
         async move {
             if purged_upto(&log) > index {
@@ -331,10 +330,10 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
         .await
         .expect("put before the kill");
     let last_index = lc.status().await.unwrap().raft_index();
-    cluster.nodes[lagging].kill9();
+    cluster.members[lagging].kill9();
 
     let expected = put_many(
-        &cluster.nodes[leader].endpoint(),
+        &cluster.members[leader].endpoint(),
         "bulk/",
         BEYOND_KEPT_LOG,
         64,
@@ -342,14 +341,14 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
     .await;
     purge_past(&cluster, leader, last_index).await;
 
-    cluster.nodes[lagging].restart();
+    cluster.members[lagging].restart();
     wait_local_prefix(&cluster, lagging, "bulk/", &expected).await;
     let mut c = cluster.client(lagging).await;
     assert_eq!(local_get(&mut c, "early").await.as_deref(), Some("1"));
     // openraft's record that the leader had to send its snapshot: the log alone could not
     // have caught the member up.
     assert!(
-        cluster.nodes[lagging]
+        cluster.members[lagging]
             .log()
             .contains("install full snapshot"),
         "no snapshot was installed"
@@ -365,7 +364,7 @@ async fn member_that_missed_compacted_log_catches_up_from_snapshot() {
         CONVERGE,
         "the caught-up member to apply new writes",
         || async {
-            let mut c = quick_client(cluster.nodes[lagging].endpoint()).await?;
+            let mut c = quick_client(cluster.members[lagging].endpoint()).await?;
             (local_get(&mut c, "late").await? == "2").then_some(())
         },
     )
@@ -423,20 +422,20 @@ async fn minority_loss_keeps_writes_going_majority_loss_fails_them_promptly() {
             0 => (followers[0], followers[1], leader),
             _ => (followers[0], leader, followers[1]),
         };
-        cluster.nodes[first].kill9();
+        cluster.members[first].kill9();
         for i in [second, survivor] {
             let mut c = cluster.client(i).await;
             c.put(format!("minority/{round}/{i}"), "ok", None)
                 .await
                 .expect("write with one member down");
         }
-        cluster.nodes[second].kill9();
+        cluster.members[second].kill9();
         assert_put_fails_without_quorum(&cluster, survivor, &format!("majority/{round}")).await;
 
-        cluster.nodes[first].restart();
-        cluster.nodes[second].restart();
+        cluster.members[first].restart();
+        cluster.members[second].restart();
         put_retrying(
-            &cluster.endpoints(),
+            &cluster.running_endpoints(),
             &format!("minority/{round}/recovered"),
             "ok",
         )
@@ -474,7 +473,7 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
         let opts = etcd_client::ConnectOptions::new()
             .with_require_leader(true)
             .with_timeout(Duration::from_secs(4));
-        let mut c = Client::connect([cluster.nodes[survivor].endpoint()], Some(opts))
+        let mut c = Client::connect([cluster.members[survivor].endpoint()], Some(opts))
             .await
             .unwrap();
         c.put(format!("rl/{round}/before"), "1", None)
@@ -492,7 +491,7 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
         let (_keeper, mut keep_alive) = c.lease_keep_alive(lease).await.unwrap();
 
         for v in victims {
-            cluster.nodes[v].kill9();
+            cluster.members[v].kill9();
         }
         let ended = tokio::time::timeout(CONVERGE, watch.message())
             .await
@@ -520,7 +519,7 @@ async fn require_leader_fails_fast_and_ends_streams_without_a_leader() {
         );
 
         for v in victims {
-            cluster.nodes[v].restart();
+            cluster.members[v].restart();
         }
         wait_for(CONVERGE, "writes requiring a leader to work again", || {
             let mut c = c.clone();
@@ -543,7 +542,7 @@ async fn strict_reconfig_check_protects_the_quorum() {
     let up_id = member_id(&cluster, up).await;
     let mut lc = cluster.client(leader).await;
     let mut fc = cluster.client(up).await;
-    cluster.nodes[down].kill9();
+    cluster.members[down].kill9();
     // etcd counts a member connected if it answered within the last 5 s.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
@@ -591,17 +590,17 @@ async fn strict_reconfig_check_protects_the_quorum() {
 async fn linearizable_reads_after_a_whole_cluster_restart_are_not_stale() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    put_many(&cluster.nodes[leader].endpoint(), "before/", 300, 16).await;
+    put_many(&cluster.members[leader].endpoint(), "before/", 300, 16).await;
     let mut c = cluster.client(leader).await;
     let last = c.put("last", "acknowledged", None).await.unwrap();
     let last_rev = last.header().unwrap().revision();
     for i in 0..3 {
-        cluster.nodes[i].kill9();
+        cluster.members[i].kill9();
     }
     for i in 0..3 {
-        cluster.nodes[i].restart();
+        cluster.members[i].restart();
     }
-    let endpoints: Vec<String> = cluster.nodes.iter().map(|n| n.endpoint()).collect();
+    let endpoints: Vec<String> = cluster.members.iter().map(|n| n.endpoint()).collect();
     let mut readers = Vec::new();
     for endpoint in endpoints {
         readers.push(tokio::spawn(async move {
@@ -650,7 +649,7 @@ async fn five_members_survive_losing_any_two_without_losing_writes() {
         };
         previous_leader = Some(leader);
         for v in victims {
-            cluster.nodes[v].kill9();
+            cluster.members[v].kill9();
         }
         // Once the survivors agree on a leader, every write through any of them must succeed.
         // (Before that, a write a member forwards to the dead leader may time out, as in etcd.)
@@ -670,7 +669,7 @@ async fn five_members_survive_losing_any_two_without_losing_writes() {
             }
         }
         for v in victims {
-            cluster.nodes[v].restart();
+            cluster.members[v].restart();
         }
         for i in 0..5 {
             wait_local_prefix(&cluster, i, "k/", &expected).await;
@@ -698,7 +697,7 @@ async fn wait_members(
     what: &str,
     check: impl Fn(&[etcd_client::Member]) -> bool,
 ) -> Vec<etcd_client::Member> {
-    let endpoint = cluster.nodes[via].endpoint();
+    let endpoint = cluster.members[via].endpoint();
     let check = &check;
     wait_for(CONVERGE, what, || {
         let endpoint = endpoint.clone();
@@ -736,7 +735,7 @@ async fn learner_add_promote_and_voter_removal() {
     ]
     .to_vec();
     let nodes: Vec<(String, String, String)> = cluster
-        .nodes
+        .members
         .iter()
         .map(|n| (n.name.clone(), n.peer_url(), n.endpoint()))
         .collect();
@@ -752,7 +751,7 @@ async fn learner_add_promote_and_voter_removal() {
 
     // MemberAdd a learner: listed at once, unnamed and without client URLs until it starts.
     let j = cluster.new_joiner();
-    let peer = cluster.nodes[j].peer_url();
+    let peer = cluster.members[j].peer_url();
     let added = c
         .member_add(
             [peer.clone()],
@@ -785,7 +784,7 @@ async fn learner_add_promote_and_voter_removal() {
     );
 
     // etcd allows one learner at a time.
-    let other = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let other = format!("http://127.0.0.1:{}", oxcd_testkit::free_port());
     let learner_opts = Some(MemberAddOptions::new().with_is_learner());
     let (code, message) = status(c.member_add([other], learner_opts).await.unwrap_err());
     assert_eq!(
@@ -813,8 +812,8 @@ async fn learner_add_promote_and_voter_removal() {
 
     // It starts, joins, publishes itself, and receives writes.
     cluster.start_joining(j);
-    let endpoint = cluster.nodes[j].endpoint();
-    let name = cluster.nodes[j].name.clone();
+    let endpoint = cluster.members[j].endpoint();
+    let name = cluster.members[j].name.clone();
     wait_members(
         &cluster,
         via,
@@ -824,7 +823,7 @@ async fn learner_add_promote_and_voter_removal() {
     .await;
     c.put("to-learner", "1", None).await.expect("put");
     wait_for(CONVERGE, "the learner to apply a write", || async {
-        let mut lc = quick_client(cluster.nodes[j].endpoint()).await?;
+        let mut lc = quick_client(cluster.members[j].endpoint()).await?;
         (local_get(&mut lc, "to-learner").await? == "1").then_some(())
     })
     .await;
@@ -905,11 +904,11 @@ async fn learner_add_promote_and_voter_removal() {
     let removed = c.member_remove(victim_id).await.expect("member remove");
     assert_eq!(removed.members().len(), 3);
     assert!(find(removed.members(), victim_id).is_none());
-    let code = cluster.nodes[victim].wait_exit(CONVERGE);
+    let code = cluster.members[victim].wait_exit(CONVERGE);
     assert!(
         code.is_some(),
         "the removed member kept running\n{}",
-        cluster.nodes[victim].log()
+        cluster.members[victim].log()
     );
     for i in (0..4).filter(|i| *i != victim) {
         wait_members(&cluster, i, "the removal to reach every member", |m| {
@@ -919,14 +918,14 @@ async fn learner_add_promote_and_voter_removal() {
     }
 
     // Its data dir is marked: it refuses to start again.
-    let logged = cluster.nodes[victim].log().len();
-    cluster.nodes[victim].restart();
-    let code = cluster.nodes[victim].wait_exit(CONVERGE);
+    let logged = cluster.members[victim].log().len();
+    cluster.members[victim].restart();
+    let code = cluster.members[victim].wait_exit(CONVERGE);
     assert!(
         matches!(code, Some(c) if c != 0),
         "restarted removed member: exit {code:?}"
     );
-    let log = cluster.nodes[victim].log();
+    let log = cluster.members[victim].log();
     let tail = &log[logged..];
     assert!(
         tail.contains("permanently removed"),
@@ -1006,7 +1005,7 @@ fn spawn_writer(
 async fn scale_one_three_five_three_under_writes() {
     let mut cluster = Cluster::start(1);
     cluster.leader().await;
-    let endpoints = Arc::new(std::sync::Mutex::new(vec![cluster.nodes[0].endpoint()]));
+    let endpoints = Arc::new(std::sync::Mutex::new(vec![cluster.members[0].endpoint()]));
     let stop = Arc::new(AtomicBool::new(false));
     let acked_count = Arc::new(AtomicUsize::new(0));
     let writer = spawn_writer(
@@ -1022,14 +1021,17 @@ async fn scale_one_three_five_three_under_writes() {
         let j = cluster.new_joiner();
         let mut c = cluster.client(admin).await;
         let added = c
-            .member_add([cluster.nodes[j].peer_url()], None)
+            .member_add([cluster.members[j].peer_url()], None)
             .await
             .expect("member add");
         let id = added.member().unwrap().id();
         assert!(!added.member().unwrap().is_learner(), "added as a voter");
         assert_eq!(added.member_list().len(), size);
         cluster.start_joining(j);
-        let (name, endpoint) = (cluster.nodes[j].name.clone(), cluster.nodes[j].endpoint());
+        let (name, endpoint) = (
+            cluster.members[j].name.clone(),
+            cluster.members[j].endpoint(),
+        );
         wait_members(&cluster, admin, "the new member to publish itself", |m| {
             m.len() == size
                 && published(m, id, &name, &endpoint)
@@ -1064,22 +1066,22 @@ async fn scale_one_three_five_three_under_writes() {
             leader
         } else {
             (0..5)
-                .find(|i| *i != leader && cluster.nodes[*i].is_running())
+                .find(|i| *i != leader && cluster.members[*i].is_running())
                 .unwrap()
         };
         let via = (0..5)
-            .find(|i| *i != victim && cluster.nodes[*i].is_running())
+            .find(|i| *i != victim && cluster.members[*i].is_running())
             .unwrap();
         let victim_id = member_id(&cluster, victim).await;
         endpoints
             .lock()
             .unwrap()
-            .retain(|e| *e != cluster.nodes[victim].endpoint());
+            .retain(|e| *e != cluster.members[victim].endpoint());
         let mut c = cluster.client(via).await;
         let removed = c.member_remove(victim_id).await.expect("member remove");
         assert_eq!(removed.members().len(), size);
-        if cluster.nodes[victim].wait_exit(CONVERGE).is_none() {
-            let log = cluster.nodes[victim].log();
+        if cluster.members[victim].wait_exit(CONVERGE).is_none() {
+            let log = cluster.members[victim].log();
             panic!(
                 "removed member {victim} still runs:\n{}",
                 &log[log.len().saturating_sub(6000)..]
@@ -1107,7 +1109,9 @@ async fn scale_one_three_five_three_under_writes() {
         "only {} writes were acknowledged",
         acked.len()
     );
-    let remaining: Vec<usize> = (0..5).filter(|i| cluster.nodes[*i].is_running()).collect();
+    let remaining: Vec<usize> = (0..5)
+        .filter(|i| cluster.members[*i].is_running())
+        .collect();
     assert_eq!(remaining.len(), 3);
     for i in remaining {
         wait_local_superset(&cluster, i, "scale/", &acked).await;
@@ -1205,7 +1209,7 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
 
     // Without keep-alives it expires; every member sees the key go.
     for i in 0..3 {
-        let endpoint = cluster.nodes[i].endpoint();
+        let endpoint = cluster.members[i].endpoint();
         wait_for(
             Duration::from_secs(TTL as u64 + 10),
             &format!("member {i} to drop the expired lease's key"),
@@ -1240,7 +1244,7 @@ async fn leases_are_granted_kept_alive_and_expired_across_members() {
     ca.put("lasting", "1", Some(PutOptions::new().with_lease(lasting)))
         .await
         .unwrap();
-    cluster.nodes[leader].kill9();
+    cluster.members[leader].kill9();
     let new_leader = cluster.leader().await;
     let mut nc = cluster.client(new_leader).await;
     let ttl = nc
@@ -1297,9 +1301,9 @@ async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
     let mut lc = cluster.client(leader).await;
     let (start, mut stream) = watch_after_seed(&cluster, leader, lagging, "bulk/").await;
 
-    cluster.nodes[lagging].pause();
+    cluster.members[lagging].pause();
     let expected = put_many(
-        &cluster.nodes[leader].endpoint(),
+        &cluster.members[leader].endpoint(),
         "bulk/",
         BEYOND_KEPT_LOG,
         64,
@@ -1321,7 +1325,7 @@ async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
     for _ in 0..250 {
         lc.lease_grant(60, None).await.unwrap();
     }
-    cluster.nodes[lagging].resume();
+    cluster.members[lagging].resume();
 
     // The events must come from the snapshot jump alone.
     let mut got = BTreeMap::new();
@@ -1345,7 +1349,7 @@ async fn watch_on_member_that_installs_a_snapshot_gets_every_event() {
     assert_eq!(got, expected);
     assert_eq!(seen_rev, last);
     assert!(
-        cluster.nodes[lagging]
+        cluster.members[lagging]
             .log()
             .contains("install full snapshot"),
         "the paused member caught up without a snapshot: the test did not test the jump"
@@ -1463,8 +1467,8 @@ async fn removed_leader_stops_and_the_others_carry_on() {
     let mut c = cluster.client(via).await;
     let removed = c.member_remove(leader_id).await.expect("remove the leader");
     assert_eq!(removed.members().len(), 2);
-    if cluster.nodes[leader].wait_exit(CONVERGE).is_none() {
-        let log = cluster.nodes[leader].log();
+    if cluster.members[leader].wait_exit(CONVERGE).is_none() {
+        let log = cluster.members[leader].log();
         panic!(
             "the removed leader still runs:\n{}",
             &log[log.len().saturating_sub(4000)..]

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions, PutOptions};
-
-use crate::harness::Member;
+use oxcd_testkit::Member;
 
 /// key → (value, revision of the acknowledging response header).
 type Acked = Arc<Mutex<BTreeMap<String, (String, i64)>>>;

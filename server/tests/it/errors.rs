@@ -4,9 +4,8 @@
 
 use etcd_client::{Client, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use oxcd::proto::etcdserverpb as pb;
+use oxcd_testkit::Member;
 use tonic::Code;
-
-use crate::harness::Member;
 
 const EMPTY_KEY: &str = "etcdserver: key is not provided";
 const KEY_NOT_FOUND: &str = "etcdserver: key not found";

@@ -12,10 +12,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oxcd_testkit::Member;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-
-use crate::harness::{EtcdProcess, Member};
 
 const ETCDCTL: &str = "/usr/bin/etcdctl";
 
@@ -443,7 +442,7 @@ async fn compare(script: &[Step]) {
         std::path::Path::new(ETCDCTL).exists(),
         "{ETCDCTL} is missing: install Debian's etcd-client package (apt-get install etcd-client)"
     );
-    let etcd = EtcdProcess::start();
+    let etcd = Member::start_etcd();
     let oxcd = Member::start();
     tokio::join!(etcd.client(), oxcd.client());
     let (mut reference, mut subject) = tokio::join!(

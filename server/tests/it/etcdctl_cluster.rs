@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use oxcd_testkit::{Cluster, wait_for};
 use tokio::process::Command;
-
-use crate::cluster_harness::Cluster;
-use crate::harness::wait_for;
 
 const ETCDCTL: &str = "/usr/bin/etcdctl";
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -204,7 +202,7 @@ fn env_value<'a>(text: &'a str, name: &str) -> &'a str {
 async fn etcdctl_manages_a_three_member_cluster() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    let eps = cluster.endpoints();
+    let eps = cluster.running_endpoints();
 
     // member list -w table: every member started, with its URLs (client URLs once each
     // member published them after start, as in etcd).
@@ -217,7 +215,7 @@ async fn etcdctl_manages_a_three_member_cluster() {
     })
     .await;
     assert_eq!(members.len(), 3);
-    for node in &cluster.nodes {
+    for node in &cluster.members {
         let row = &members[&node.name];
         assert_eq!(
             (
@@ -254,21 +252,21 @@ async fn etcdctl_manages_a_three_member_cluster() {
         .map(|r| (r.endpoint.clone(), r.id.clone()))
         .collect();
     let expected: BTreeMap<String, String> = cluster
-        .nodes
+        .members
         .iter()
         .map(|n| (n.endpoint(), members[&n.name].id.clone()))
         .collect();
     assert_eq!(by_endpoint, expected);
     assert!(rows.iter().all(|r| !r.learner && r.errors.is_empty()));
     let leader_id = status_leader(&eps, 3).await;
-    assert_eq!(leader_id, members[&cluster.nodes[leader].name].id);
+    assert_eq!(leader_id, members[&cluster.members[leader].name].id);
     assert_all_healthy(&eps[..1], &eps).await;
 
     // member add --learner, then start it with what etcdctl printed.
     let joiner = cluster.new_joiner();
     let (name, peer) = (
-        cluster.nodes[joiner].name.clone(),
-        cluster.nodes[joiner].peer_url(),
+        cluster.members[joiner].name.clone(),
+        cluster.members[joiner].peer_url(),
     );
     let added = etcdctl(
         &eps,
@@ -290,7 +288,7 @@ async fn etcdctl_manages_a_three_member_cluster() {
     let mut pairs: Vec<&str> = initial.split(',').collect();
     pairs.sort();
     let mut want: Vec<String> = cluster
-        .nodes
+        .members
         .iter()
         .map(|n| format!("{}={}", n.name, n.peer_url()))
         .collect();
@@ -337,7 +335,7 @@ async fn etcdctl_manages_a_three_member_cluster() {
         (new_id.clone(), cluster_id.clone())
     );
     assert!(!member_list(&eps).await[&name].learner);
-    let all = cluster.endpoints();
+    let all = cluster.running_endpoints();
     assert_all_healthy(&all, &all).await;
 
     // move-leader to the new member (etcdctl finds the leader among the endpoints).
@@ -360,7 +358,7 @@ async fn etcdctl_manages_a_three_member_cluster() {
 
     // Remove the old leader: the others carry on as three.
     // Through the member being removed: it must still answer before it stops.
-    let own = [cluster.nodes[leader].endpoint()];
+    let own = [cluster.members[leader].endpoint()];
     let removed = etcdctl(&own, &["member", "remove", &leader_id])
         .await
         .ok("member remove");
@@ -369,10 +367,10 @@ async fn etcdctl_manages_a_three_member_cluster() {
         (leader_id.clone(), cluster_id)
     );
     assert!(
-        cluster.nodes[leader].wait_exit(CONVERGE).is_some(),
+        cluster.members[leader].wait_exit(CONVERGE).is_some(),
         "the removed member keeps running"
     );
-    let rest = cluster.endpoints();
+    let rest = cluster.running_endpoints();
     let members = member_list(&rest).await;
     assert_eq!(members.len(), 3);
     assert!(!members.values().any(|m| m.id == leader_id));

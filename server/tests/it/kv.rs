@@ -8,9 +8,10 @@ use etcd_client::{
     SortOrder, SortTarget,
 };
 use oxcd::proto::etcdserverpb as pb;
+use oxcd_testkit::Member;
 use tonic::Code;
 
-use crate::harness::{Member, put, status, text};
+use crate::calls::{put, status, text};
 
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 const FUTURE: &str = "etcdserver: mvcc: required revision is a future revision";

@@ -10,9 +10,10 @@ use etcd_client::{
     WatchStream,
 };
 use oxcd::proto::etcdserverpb as pb;
+use oxcd_testkit::{Member, wait_for};
 use tonic::Code;
 
-use crate::harness::{Member, status, text, wait_for};
+use crate::calls::{status, text};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// etcd's minimum TTL with the default election timeout: ceil(1.5 × 1000 ms) = 2 s.

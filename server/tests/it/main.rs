@@ -1,8 +1,7 @@
-//! Integration tests: real `oxcd` processes on loopback ports, driven by real clients
-//! (the etcd-client crate, Debian's etcdctl 3.4).
+//! Integration tests: real `oxcd` processes on loopback ports (started by `oxcd_testkit`),
+//! driven by real clients (the etcd-client crate, Debian's etcdctl 3.4).
 
-mod cluster_harness;
-mod harness;
+mod calls;
 
 mod cluster;
 mod durability;

@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use etcd_client::{Client, GetOptions, LeaseTimeToLiveOptions, PutOptions, WatchOptions};
+use oxcd_testkit::{Member, wait_for};
 use tonic::Code;
 
-use crate::harness::{Member, put, text, wait_for};
+use crate::calls::{put, text};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";

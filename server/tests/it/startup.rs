@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Member, free_port, wait_for};
+use oxcd_testkit::{Member, free_port, wait_for};
 
 /// TLS is not in this build: a member asked for it must not serve plaintext instead.
 #[test]

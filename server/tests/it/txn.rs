@@ -10,9 +10,10 @@ use etcd_client::{
     TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use oxcd::proto::etcdserverpb as pb;
+use oxcd_testkit::Member;
 use tonic::Code;
 
-use crate::harness::{Member, put, status, text};
+use crate::calls::{put, status, text};
 
 const DUPLICATE: &str = "etcdserver: duplicate key given in txn request";
 const TOO_MANY: &str = "etcdserver: too many operations in txn request";

@@ -10,9 +10,10 @@ use etcd_client::{
     WatchStream,
 };
 use oxcd::proto::etcdserverpb as pb;
+use oxcd_testkit::Member;
 use prost::Message;
 
-use crate::harness::{Member, put, text};
+use crate::calls::{put, text};
 
 /// How long any single expected response may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -162,7 +163,7 @@ fn spawn_writes(
 /// Waits until `more` revisions were written since now, or the writer finished.
 async fn await_more_writes<T>(c: &mut Client, writer: &tokio::task::JoinHandle<T>, more: i64) {
     let seen = current_rev(c).await;
-    crate::harness::wait_for(TIMEOUT, "more writes", || {
+    oxcd_testkit::wait_for(TIMEOUT, "more writes", || {
         let mut c = c.clone();
         let done = writer.is_finished();
         async move { (done || current_rev(&mut c).await > seen + more).then_some(()) }
@@ -1413,7 +1414,7 @@ async fn control_transcript(mut c: Client) -> Vec<String> {
 
 #[tokio::test]
 async fn control_responses_match_etcd() {
-    let etcd = crate::harness::EtcdProcess::start();
+    let etcd = oxcd_testkit::Member::start_etcd();
     let want = control_transcript(etcd.client().await).await;
     let m = Member::start();
     let got = control_transcript(m.client().await).await;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::driver::Measurement;
+use crate::driver::Measurement;
 
 /// A run's results. Latencies are in milliseconds.
 #[derive(Debug, Clone, Serialize)]

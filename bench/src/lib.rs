@@ -15,9 +15,14 @@
 //! - [`kv`]: `put`, `range`, `txn-put`, `mixed`; [`watch`]: watch fan-out delivery latency;
 //!   [`lease`]: `lease-keepalive`; [`load`]: bulk load, then a full scan by prefix in pages.
 //! - [`report`]: the [`report::Summary`], printed for people and as one JSON line.
+//! - [`error`]: the crate's error type: why a run could not start.
+//!
+//! The `oxcd-bench` binary (`src/main.rs`) parses the command line and calls [`run`];
+//! `compare.sh`, beside this crate, runs it against oxcd and Debian's etcd 3.4 side by side.
 
 pub mod cli;
 pub mod driver;
+pub mod error;
 pub mod keys;
 pub mod kv;
 pub mod lease;
@@ -27,9 +32,8 @@ pub mod report;
 pub mod watch;
 
 use cli::{Cli, Workload};
+use error::Error;
 use report::Summary;
-
-use crate::error::Error;
 
 /// Runs the workload the command line names ([`Cli::validate`] it first). Fails only when
 /// the run cannot start (no connection, no leader); failed requests are counted instead.

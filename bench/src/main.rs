@@ -1,8 +1,8 @@
 //! `oxcd-bench`: parses and checks the command line, runs one workload, prints the summary
-//! with the JSON line last. See `oxcd_e2e::bench`.
+//! with the JSON line last. See the library, `oxcd_bench`.
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
-use oxcd_e2e::bench::{self, cli::Cli};
+use oxcd_bench::cli::Cli;
 
 /// mimalloc instead of glibc malloc: the load generator shares the cores with the servers it
 /// measures, and every request allocates and frees gRPC buffers across its worker threads.
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
             .error(ErrorKind::ValueValidation, message)
             .exit();
     }
-    let summary = bench::run(&cli).await?;
+    let summary = oxcd_bench::run(&cli).await?;
     print!("{}", summary.human());
     println!("{}", summary.json());
     Ok(())

@@ -1,11 +1,10 @@
-//! oxcd-bench against a real member: its requests reach the server over its own HTTP/2
-//! connections, unary and streaming alike, and what it counts is what the server holds.
+//! The oxcd-bench tests: the load generator against a real member. Its requests reach the
+//! server over its own HTTP/2 connections, unary and streaming alike, and what it counts is
+//! what the server holds.
 
 use clap::Parser;
-use oxcd_e2e::bench::{self, cli::Cli};
-use oxcd_e2e::harness::{Cluster, ClusterOptions};
-
-use crate::robustness::ONE_CLUSTER_AT_A_TIME;
+use oxcd_bench::cli::Cli;
+use oxcd_testkit::Member;
 
 /// Runs `oxcd-bench <args>` against `endpoints` and checks that exactly `ops` requests (or
 /// events) succeeded and none failed.
@@ -16,7 +15,7 @@ async fn run_expecting(endpoints: &[String], args: &str, ops: u64) {
     );
     let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
     cli.validate().unwrap();
-    let summary = bench::run(&cli).await.unwrap();
+    let summary = oxcd_bench::run(&cli).await.unwrap();
     assert_eq!(
         (summary.ops, summary.errors),
         (ops, 0),
@@ -27,20 +26,14 @@ async fn run_expecting(endpoints: &[String], args: &str, ops: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connections() {
-    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let cluster = Cluster::start(ClusterOptions {
-        size: 1,
-        ..ClusterOptions::default()
-    })
-    .await
-    .unwrap();
-    let endpoints = cluster.endpoints();
+    let member = Member::start();
+    let mut client = member.client().await;
+    let endpoints = vec![member.endpoint()];
 
     // Unary: 300 puts of distinct keys over 2 connections, all of them in the store after.
     let puts = "--conns 2 --clients 8 --total 300 put --sequential-keys --key-space-size 300 \
                 --key-prefix bench/put/ --val-size 16";
     run_expecting(&endpoints, puts, 300).await;
-    let mut client = cluster.client_of(&[0]).await.unwrap();
     let stored = client
         .get(
             "bench/put/",

@@ -1,7 +1,7 @@
 //! Keys and values: a key space of `prefix + zero-padded number`, walked in order or drawn at
 //! random, and the fixed value every put of a run writes.
 
-use super::cli::KeyArgs;
+use crate::cli::KeyArgs;
 
 /// Names the keys of a key space; cheap to clone, one per client.
 #[derive(Debug, Clone)]

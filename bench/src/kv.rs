@@ -2,12 +2,12 @@
 
 use etcd_client::{GetOptions, KvClient, Txn, TxnOp};
 
-use super::cli::{Common, Consistency, MixedArgs, PutArgs, RangeArgs, TxnPutArgs};
-use super::driver::{self, Budget, Worker};
-use super::keys::{KeySpace, value};
-use super::pool::Pool;
-use super::report::Summary;
+use crate::cli::{Common, Consistency, MixedArgs, PutArgs, RangeArgs, TxnPutArgs};
+use crate::driver::{self, Budget, Worker};
 use crate::error::Error;
+use crate::keys::{KeySpace, value};
+use crate::pool::Pool;
+use crate::report::Summary;
 
 /// Puts one key of the key space per request.
 pub struct PutWorker {

@@ -6,13 +6,13 @@ use std::time::Duration;
 use etcd_client::{GetOptions, KvClient};
 use tokio::time::Instant;
 
-use super::cli::{Common, Consistency, LoadArgs};
-use super::driver::{self, Budget, Measurement};
-use super::keys::{KeySpace, value};
-use super::kv::PutWorker;
-use super::pool::Pool;
-use super::report::{Percentiles, Summary};
+use crate::cli::{Common, Consistency, LoadArgs};
+use crate::driver::{self, Budget, Measurement};
 use crate::error::Error;
+use crate::keys::{KeySpace, value};
+use crate::kv::PutWorker;
+use crate::pool::Pool;
+use crate::report::{Percentiles, Summary};
 
 /// What a full scan found and how long it took.
 struct Scan {

@@ -10,12 +10,12 @@ use etcd_client::{KvClient, WatchRequestSender, WatchResponseStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cli::{Common, WatchArgs};
-use super::driver::{self, Budget, Measurement, Worker};
-use super::keys::value;
-use super::pool::Pool;
-use super::report::{Percentiles, Summary};
+use crate::cli::{Common, WatchArgs};
+use crate::driver::{self, Budget, Measurement, Worker};
 use crate::error::Error;
+use crate::keys::value;
+use crate::pool::Pool;
+use crate::report::{Percentiles, Summary};
 
 /// When each acknowledged put was sent and acknowledged, by the revision it created.
 type PutTimes = Arc<Mutex<HashMap<i64, (Instant, Instant)>>>;

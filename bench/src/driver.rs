@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::cli::Common;
+use crate::cli::Common;
 
 /// A request that takes longer than this counts as an error, so a stuck server cannot hang
 /// the run.
@@ -156,7 +156,7 @@ impl Schedule {
 }
 
 /// Runs every worker until the budget is spent and merges what they measured. Worker `i`
-/// runs on `loops[i % loops.len()]` (see [`super::pool::Pool::loops`]).
+/// runs on `loops[i % loops.len()]` (see [`crate::pool::Pool::loops`]).
 pub async fn run<W: Worker>(
     workers: Vec<W>,
     budget: Budget,

@@ -17,7 +17,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tower::util::BoxCloneSyncService;
 
-use super::cli::{Common, Target};
+use crate::cli::{Common, Target};
 use crate::error::Error;
 
 /// How long to look for a leader before giving up (an election may be under way).
@@ -84,7 +84,7 @@ impl Pool {
     }
 
     /// The event loop of each connection, by connection: `loops()[i % conns]` is
-    /// [`Pool::loop_of`] `i` (what [`super::driver::run`] places worker `i` on).
+    /// [`Pool::loop_of`] `i` (what [`crate::driver::run`] places worker `i` on).
     pub fn loops(&self) -> &[Handle] {
         &self.loops
     }

@@ -3,11 +3,11 @@
 
 use etcd_client::{LeaseClient, LeaseKeepAliveStream, LeaseKeeper};
 
-use super::cli::{Common, LeaseArgs};
-use super::driver::{self, Budget, Worker};
-use super::pool::Pool;
-use super::report::Summary;
+use crate::cli::{Common, LeaseArgs};
+use crate::driver::{self, Budget, Worker};
 use crate::error::Error;
+use crate::pool::Pool;
+use crate::report::Summary;
 
 struct KeepAliveWorker {
     keeper: LeaseKeeper,
