@@ -3,7 +3,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use crate::harness::{EtcdProcess, Member, put};
+use oxcd_testkit::Member;
+
+use crate::calls::put;
 
 /// An HTTP/1.1 GET of `path` on `endpoint` (`http://host:port`): status code and body.
 fn http_get(endpoint: &str, path: &str) -> (u16, String) {
@@ -30,7 +32,7 @@ fn http_get(endpoint: &str, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn grpc_and_http_share_the_client_port_and_unknown_paths_answer_as_etcd() {
     let member = Member::start();
-    let etcd = EtcdProcess::start();
+    let etcd = Member::start_etcd();
     let mut client = member.client().await;
     etcd.client().await;
 
