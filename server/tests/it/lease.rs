@@ -414,8 +414,10 @@ async fn unrenewed_lease_expires_and_deletes_its_keys() {
         expired_after >= Duration::from_millis((MIN_TTL as u64 + 1) * 1000 - 500),
         "expired too early: {expired_after:?}"
     );
+    // Expiry is checked every 250 ms and the revoke goes through raft: seconds at most, with
+    // room here for a loaded machine.
     assert!(
-        expired_after < Duration::from_secs(MIN_TTL as u64 + 1 + 5),
+        expired_after < Duration::from_secs(MIN_TTL as u64 + 1 + 15),
         "{expired_after:?}"
     );
     assert_eq!(keys_with_prefix(&mut c, "e/").await, ["e/long", "e/plain"]);
