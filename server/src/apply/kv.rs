@@ -10,7 +10,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::oxcdpb::internal_response::Response;
 use crate::storage::{Backend, WriteBatch};
 
-use super::{Applied, KvState, finish, header};
+use super::{Applied, KvState, header, in_write_txn};
 
 pub(super) fn put(
     state: &mut KvState,
@@ -19,11 +19,10 @@ pub(super) fn put(
     put: PutRequest,
     applied: &mut Applied,
 ) -> Result<Response> {
-    let KvState { mvcc, leases } = state;
-    let mut txn = mvcc.write(backend, batch);
-    let r = check_put(&txn, leases, &put).and_then(|()| exec_put(&mut txn, leases, put));
-    finish(txn, applied);
-    let mut p = r?;
+    let mut p = in_write_txn(state, backend, batch, applied, |txn, leases| {
+        check_put(txn, leases, &put)?;
+        exec_put(txn, leases, put)
+    })?;
     p.header = header(applied.revision);
     Ok(Response::Put(p))
 }
@@ -35,11 +34,9 @@ pub(super) fn delete_range(
     del: DeleteRangeRequest,
     applied: &mut Applied,
 ) -> Result<Response> {
-    let KvState { mvcc, leases } = state;
-    let mut txn = mvcc.write(backend, batch);
-    let r = exec_delete(&mut txn, leases, del);
-    finish(txn, applied);
-    let mut d = r?;
+    let mut d = in_write_txn(state, backend, batch, applied, |txn, leases| {
+        exec_delete(txn, leases, del)
+    })?;
     d.header = header(applied.revision);
     Ok(Response::DeleteRange(d))
 }

@@ -9,7 +9,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::oxcdpb::internal_response::Response;
 use crate::storage::{Backend, WriteBatch};
 
-use super::{Applied, KvState, finish, header};
+use super::{Applied, KvState, header, in_write_txn};
 
 /// Grants a lease, its TTL raised to the cluster's minimum.
 pub(super) fn grant(
@@ -44,19 +44,15 @@ pub(super) fn revoke(
     LeaseRevokeRequest { id }: LeaseRevokeRequest,
     applied: &mut Applied,
 ) -> Result<Response> {
-    let KvState { mvcc, leases } = state;
-    let keys = leases.revoke(id, batch)?;
-    let mut txn = mvcc.write(backend, batch);
-    let mut r = Ok(());
-    for key in keys {
-        if let Err(e) = txn.delete_range(&KeyRange::single(&key)) {
-            r = Err(e);
-            break;
+    let keys = state.leases.revoke(id, batch)?;
+    let deleted = in_write_txn(state, backend, batch, applied, |txn, _| {
+        for key in keys {
+            txn.delete_range(&KeyRange::single(&key))?;
         }
-    }
-    finish(txn, applied);
+        Ok(())
+    });
     applied.revoked = Some(id);
-    r?;
+    deleted?;
     Ok(Response::LeaseRevoke(LeaseRevokeResponse {
         header: header(applied.revision),
     }))

@@ -86,9 +86,20 @@ pub fn apply(
     applied
 }
 
-/// Ends a write transaction: its revision and events become the command's.
-fn finish(txn: WriteTxn<'_>, applied: &mut Applied) {
+/// Runs `f` in one write transaction of the key space; the transaction's revision and events
+/// become the command's, whether `f` succeeded or not.
+fn in_write_txn<T>(
+    state: &mut KvState,
+    backend: &dyn Backend,
+    batch: &mut WriteBatch,
+    applied: &mut Applied,
+    f: impl FnOnce(&mut WriteTxn<'_>, &mut LeaseTable) -> Result<T>,
+) -> Result<T> {
+    let KvState { mvcc, leases } = state;
+    let mut txn = mvcc.write(backend, batch);
+    let result = f(&mut txn, leases);
     let (rev, events) = txn.finish();
     applied.revision = rev;
     applied.events = events;
+    result
 }

@@ -13,7 +13,7 @@ use crate::proto::oxcdpb::internal_response::Response;
 use crate::storage::{Backend, WriteBatch};
 
 use super::kv::{check_put, exec_delete, exec_put};
-use super::{Applied, KvState, finish, header, range};
+use super::{Applied, KvState, header, in_write_txn, range};
 
 pub(super) fn txn(
     state: &mut KvState,
@@ -22,11 +22,9 @@ pub(super) fn txn(
     t: &TxnRequest,
     applied: &mut Applied,
 ) -> Result<Response> {
-    let KvState { mvcc, leases } = state;
-    let mut txn = mvcc.write(backend, batch);
-    let r = exec_txn(&mut txn, leases, t);
-    finish(txn, applied);
-    let mut t = r?;
+    let mut t = in_write_txn(state, backend, batch, applied, |txn, leases| {
+        exec_txn(txn, leases, t)
+    })?;
     t.header = header(applied.revision);
     Ok(Response::Txn(t))
 }
