@@ -306,7 +306,7 @@ impl EtcdServer {
             .is_some_and(|n| n.promote_when_ready);
         config.get_node(&self.member_id).is_some()
             && !pending_voter
-            && !is_voter(&config, self.member_id)
+            && !is_voter(config, self.member_id)
     }
 
     /// etcd's check for RPCs a learner does not serve.

@@ -113,9 +113,7 @@ async fn discover(cfg: &Config, cluster: &InitialCluster) -> Result<(Identity, L
                     return match found {
                         Some(member_id) => {
                             // Listed by a MemberAdd entry, so the membership has a log id.
-                            let at = membership
-                                .log_id()
-                                .clone()
+                            let at = (*membership.log_id())
                                 .ok_or_else(|| Error::internal("membership without a log id"))?;
                             let id = Identity {
                                 member_id,

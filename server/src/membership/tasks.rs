@@ -110,11 +110,11 @@ pub async fn run_removal_watch(server: Arc<EtcdServer>) {
                 .map(|(_, n)| n.clone())
                 .collect();
             let in_config = config.get_node(&server.member_id).is_some();
-            let voter = is_voter(&config, server.member_id);
+            let voter = is_voter(config, server.member_id);
             (
                 in_config,
                 in_config && !voter,
-                state.membership.log_id().clone(),
+                *state.membership.log_id(),
                 peers,
             )
         };
@@ -123,7 +123,7 @@ pub async fn run_removal_watch(server: Arc<EtcdServer>) {
         let removed = if !in_config {
             log_id.is_some() && log_id > joined_at
         } else if server.leader().is_none() || raft_learner {
-            removed_by_peers(&server, log_id.max(joined_at.clone()), &peers).await
+            removed_by_peers(&server, log_id.max(joined_at), &peers).await
         } else {
             false
         };

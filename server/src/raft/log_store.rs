@@ -153,7 +153,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId> = read_meta(&self.meta, KEY_LAST_PURGED)?;
         let last = self.wal().last_log_id().cloned();
         Ok(LogState {
-            last_log_id: last.or_else(|| last_purged_log_id.clone()),
+            last_log_id: last.or(last_purged_log_id),
             last_purged_log_id,
         })
     }

@@ -44,11 +44,8 @@ impl EtcdServer {
                 Leader::Me => return self.renew_lease_local(request.id),
                 Leader::Other(node) => {
                     let mut peer = self.peer(&node)?;
-                    match tokio::time::timeout_at(
-                        deadline.into(),
-                        peer.lease_keep_alive(request.clone()),
-                    )
-                    .await
+                    match tokio::time::timeout_at(deadline.into(), peer.lease_keep_alive(request))
+                        .await
                     {
                         Err(_) => return Err(Error::Timeout),
                         Ok(Ok(resp)) => return Ok(resp.into_inner().ttl),

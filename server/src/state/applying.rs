@@ -20,7 +20,7 @@ impl StateStore {
         fail::fail_point!("apply-before", |_| Err(Error::internal(
             "failpoint apply-before"
         )));
-        let Some(last_log_id) = entries.last().map(|e| e.log_id.clone()) else {
+        let Some(last_log_id) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
         let _no_snapshot_reads = entries
@@ -40,13 +40,13 @@ impl StateStore {
         let mut applied = WriteBatch::default();
         applied.put(
             META_APPLIED.to_vec(),
-            bincode::serialize(&Some(last_log_id.clone())).map_err(Error::internal)?,
+            bincode::serialize(&Some(last_log_id)).map_err(Error::internal)?,
         );
         self.backend.write(applied)?;
         if self.backend.commit_due() {
             self.committer.wake();
         }
-        inner.applied = Some(last_log_id.clone());
+        inner.applied = Some(last_log_id);
         // Under the state lock still: a stream that reads the current revision after this
         // sees every revision up to it either in the hub or in the store.
         self.publish(effects);
@@ -82,7 +82,7 @@ impl StateStore {
                 effects.push(a);
             }
             EntryPayload::Membership(m) => {
-                inner.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                inner.membership = StoredMembership::new(Some(entry.log_id), m);
                 batch.put(
                     META_MEMBERSHIP.to_vec(),
                     bincode::serialize(&inner.membership).map_err(Error::internal)?,

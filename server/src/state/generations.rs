@@ -10,7 +10,7 @@ use crate::storage::{Backend, SledBackend};
 
 use super::StateStore;
 
-/// generation in use. Defragmenting writes the next generation and switches `current`.
+/// The sled tree the state lives in, in every generation's database.
 pub(super) const STATE_TREE: &str = "state";
 const CURRENT: &str = "current";
 const CURRENT_TMP: &str = "current.tmp";

@@ -77,7 +77,7 @@ impl AppliedState {
     /// The metadata of a snapshot of this state: its applied position and membership.
     fn snapshot_meta(&self) -> SnapshotMeta {
         SnapshotMeta {
-            last_log_id: self.applied.clone(),
+            last_log_id: self.applied,
             last_membership: self.membership.clone(),
         }
     }
@@ -191,7 +191,7 @@ impl StateStore {
 
     pub fn applied_state(&self) -> (Option<LogId>, StoredMembership) {
         let inner = self.read();
-        (inner.applied.clone(), inner.membership.clone())
+        (inner.applied, inner.membership.clone())
     }
 
     /// Watches the applied index.

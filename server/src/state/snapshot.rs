@@ -20,7 +20,6 @@ const SNAPSHOT_SUFFIX: &str = ".snap";
 /// can overlap: raft builds in the background) each have their own.
 const SNAPSHOT_BUILD_TMP: &str = "state.snap.build.tmp";
 const SNAPSHOT_INSTALL_TMP: &str = "state.snap.install.tmp";
-/// The state's sled database is `<root>/db.<generation>`; `<root>/current` names the
 
 /// Set once a snapshot file handed out is complete: `Ok`, or why it could not be written.
 pub type SnapshotWritten = tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>;

@@ -375,7 +375,7 @@ impl Wal {
     fn push(&mut self, entry: Entry, segment_first: u64, offset: u64, size: u64) {
         self.resident_bytes += size;
         self.entries.push_back(Stored {
-            log_id: entry.log_id.clone(),
+            log_id: entry.log_id,
             entry: Some(Box::new(entry)),
             segment_first,
             offset,
