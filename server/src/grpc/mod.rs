@@ -60,12 +60,13 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
             .max_decoding_message_size(max),
     )
     .add_service(
-        ClusterServer::new(cluster::ClusterService { core }).max_decoding_message_size(max),
+        ClusterServer::new(cluster::ClusterService { core: core.clone() })
+            .max_decoding_message_size(max),
     )
     .into_axum_router()
     .layer(context::ContextLayer { server });
     let client_port = grpc
-        .merge(crate::http::router())
+        .merge(crate::http::router(core))
         .fallback(crate::http::unknown_path);
     Routes::from(client_port)
 }

@@ -1,14 +1,43 @@
 //! The client port's HTTP endpoints (HTTP/1.1 and HTTP/2 without gRPC), served beside the
-//! gRPC services by the same listener. None are served yet: every path answers what Go's
-//! `http.ServeMux` answers for an unknown one (etcd's client port is such a mux), while gRPC
-//! requests to an unknown method still get gRPC's "unimplemented".
+//! gRPC services by the same listener, answering with the same v3 core. A path nothing
+//! serves answers what Go's `http.ServeMux` answers (etcd's client port is such a mux), while
+//! gRPC requests to an unknown method still get gRPC's "unimplemented".
+//!
+//! # Layout
+//! - [`health`]: `/health`, `/livez`, `/readyz`;
+//! - [`version`]: `/version`.
+
+pub mod health;
+pub mod version;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 
-/// The HTTP routes of the client port.
-pub fn router() -> Router {
-    Router::new()
+use crate::v3::Core;
+
+/// The HTTP routes of the client port, answering with `core`.
+pub fn router(core: Arc<Core>) -> Router {
+    health::routes()
+        .route("/version", only_get(get(version::version)))
+        .with_state(core)
+}
+
+/// Go's answer to a method an etcd handler does not take: 405, `Allow: GET`.
+fn only_get<S: Clone + Send + Sync + 'static>(route: MethodRouter<S>) -> MethodRouter<S> {
+    route.fallback(|| async {
+        (
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            [
+                (http::header::ALLOW, "GET"),
+                (http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            "Method Not Allowed\n",
+        )
+    })
 }
 
 /// The client port's answer to a path nothing serves: Go's 404 for HTTP requests, gRPC's
@@ -21,6 +50,11 @@ pub async fn unknown_path(request: axum::extract::Request) -> Response {
     if grpc {
         return tonic::Status::unimplemented("").into_http::<axum::body::Body>();
     }
+    unknown_path_text()
+}
+
+/// Go's 404 for a path its mux does not serve.
+fn unknown_path_text() -> Response {
     (
         http::StatusCode::NOT_FOUND,
         [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -1,5 +1,8 @@
 //! The client calls and answers many tests share: a failed call's gRPC status, bytes as
-//! text, a put's revision. Member processes come from `oxcd_testkit`.
+//! text, a put's revision, a plain HTTP request. Member processes come from `oxcd_testkit`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
 
 /// The gRPC code and message of a failed call.
 pub fn status(e: etcd_client::Error) -> (tonic::Code, String) {
@@ -22,4 +25,58 @@ pub async fn put(c: &mut etcd_client::Client, key: &str, value: &str) -> i64 {
         .header()
         .unwrap()
         .revision()
+}
+
+/// A plain HTTP/1.1 response: status code, headers (names lowercased) and body.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP/1.1 request of `path` with `method` on `endpoint` (`http://host:port`).
+pub fn http_request(endpoint: &str, method: &str, path: &str) -> HttpResponse {
+    let address = endpoint.trim_start_matches("http://");
+    let mut conn = TcpStream::connect(address).unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP/1.1 status line: {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// An HTTP/1.1 GET of `path` on `endpoint`: status code and body.
+pub fn http_get(endpoint: &str, path: &str) -> (u16, String) {
+    let response = http_request(endpoint, "GET", path);
+    (response.status, response.body)
 }

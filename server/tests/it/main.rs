@@ -8,6 +8,7 @@ mod durability;
 mod errors;
 mod etcdctl;
 mod etcdctl_cluster;
+mod http;
 mod kv;
 mod lease;
 mod modules;
