@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! app ─▶ transport, grpc/http ─▶ v3 ─▶ membership, compactor ─▶ server ─▶ raft ─▶ state
-//!   ─▶ apply ─▶ mvcc, lease, watch ─▶ storage          (beside all: typ, config, error, proto)
+//!   ─▶ apply ─▶ mvcc, lease, alarm, watch ─▶ storage          (beside all: typ, config, error, proto)
 //! ```
 //!
 //! - [`app`]: start-up wiring: opens storage, builds raft, spawns the loops, serves the ports;
@@ -22,12 +22,13 @@
 //! - [`state`]: the applied state on disk (key space, leases, applied position), snapshots
 //!   and defragmentation; [`apply`]: the deterministic command → effect function;
 //! - [`mvcc`]: the revisioned key space; [`lease`]: lease table and the leader's clock;
-//!   [`watch`]: fan-out of applied revisions to watchers;
+//!   [`alarm`]: the replicated alarms; [`watch`]: fan-out of applied revisions to watchers;
 //! - [`storage`]: the storage engine boundary (sled);
 //! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
 //!   flags, `ETCD_*` variables and config file; [`error`]: internal errors and their etcd
 //!   wire form; [`proto`]: generated etcd wire types.
 
+pub mod alarm;
 pub mod app;
 pub mod apply;
 pub mod compactor;

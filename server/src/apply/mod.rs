@@ -6,8 +6,10 @@
 //! - [`kv`]: Put, DeleteRange and Compaction on the key space;
 //! - [`txn`]: Txn: compares, then the chosen branch's ops, nested txns included;
 //! - [`range`]: Range, shared by reads outside raft and by a txn's range ops;
-//! - [`lease`]: lease grant and revoke (with its keys' deletion).
+//! - [`lease`]: lease grant and revoke (with its keys' deletion);
+//! - [`alarm`]: raising, clearing and listing alarms.
 
+mod alarm;
 mod kv;
 mod lease;
 mod range;
@@ -15,10 +17,11 @@ mod txn;
 
 pub use range::range;
 
+use crate::alarm::AlarmTable;
 use crate::error::{Error, Result};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmType, ResponseHeader, request_op};
 use crate::proto::mvccpb::Event;
 use crate::proto::oxcdpb::{
     InternalRequest, InternalResponse, internal_request, internal_response,
@@ -30,6 +33,7 @@ use crate::storage::{Backend, WriteBatch};
 pub struct KvState {
     pub mvcc: Store,
     pub leases: LeaseTable,
+    pub alarms: AlarmTable,
 }
 
 /// What applying one command produced besides the response.
@@ -63,17 +67,19 @@ pub fn apply(
 ) -> Applied {
     use internal_request::Request as Req;
     let mut applied = Applied::default();
+    // etcd's capped applier: with NOSPACE up, whatever would grow the database fails, on
+    // every member, until the alarm is cleared.
+    let capped = state.alarms.is_active(AlarmType::Nospace)
+        && req.request.as_ref().is_some_and(grows_database);
     let result: Result<internal_response::Response> = match req.request {
+        _ if capped => Err(Error::NoSpace),
         Some(Req::Put(put)) => kv::put(state, backend, batch, put, &mut applied),
         Some(Req::DeleteRange(del)) => kv::delete_range(state, backend, batch, del, &mut applied),
         Some(Req::Txn(t)) => txn::txn(state, backend, batch, &t, &mut applied),
         Some(Req::Compaction(c)) => kv::compact(state, batch, c, &mut applied),
         Some(Req::LeaseGrant(g)) => lease::grant(state, batch, g, min_lease_ttl, &mut applied),
         Some(Req::LeaseRevoke(r)) => lease::revoke(state, backend, batch, r, &mut applied),
-        Some(Req::Alarm(_)) => {
-            applied.revision = state.mvcc.current_rev();
-            Ok(internal_response::Response::Alarm(Default::default()))
-        }
+        Some(Req::Alarm(a)) => alarm::alarm(state, batch, a, &mut applied),
         None => Err(Error::internal("empty command")),
     };
     match result {
@@ -86,6 +92,22 @@ pub fn apply(
     applied
 }
 
+/// Requests etcd refuses once the space quota is exceeded: puts, txns that put, lease grants
+/// (deletes and compaction still work, so an operator can free space).
+pub fn grows_database(request: &internal_request::Request) -> bool {
+    use internal_request::Request as R;
+    match request {
+        R::Put(_) | R::LeaseGrant(_) => true,
+        R::Txn(t) => t.success.iter().chain(&t.failure).any(|op| {
+            matches!(
+                op.request,
+                Some(request_op::Request::RequestPut(_)) | Some(request_op::Request::RequestTxn(_))
+            )
+        }),
+        _ => false,
+    }
+}
+
 /// Runs `f` in one write transaction of the key space; the transaction's revision and events
 /// become the command's, whether `f` succeeded or not.
 fn in_write_txn<T>(
@@ -95,7 +117,7 @@ fn in_write_txn<T>(
     applied: &mut Applied,
     f: impl FnOnce(&mut WriteTxn<'_>, &mut LeaseTable) -> Result<T>,
 ) -> Result<T> {
-    let KvState { mvcc, leases } = state;
+    let KvState { mvcc, leases, .. } = state;
     let mut txn = mvcc.write(backend, batch);
     let result = f(&mut txn, leases);
     let (rev, events) = txn.finish();

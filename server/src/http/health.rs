@@ -12,7 +12,7 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::error::Result;
-use crate::proto::etcdserverpb::RangeRequest;
+use crate::proto::etcdserverpb::{AlarmType, RangeRequest};
 use crate::v3::{Core, RequestContext};
 
 use super::only_get;
@@ -63,8 +63,16 @@ impl Check {
     /// Runs the check; the error says why it failed, in etcd's words.
     async fn run(self, core: &Core) -> std::result::Result<(), String> {
         match self {
-            // Alarms are not raised by this build, so none is ever active.
-            Check::DataCorruption => Ok(()),
+            Check::DataCorruption => {
+                let alarms = &core.server.state.read().kv.alarms;
+                match alarms.is_active(AlarmType::Corrupt) {
+                    true => Err(format!(
+                        "alarm activated: {}",
+                        AlarmType::Corrupt.as_str_name()
+                    )),
+                    false => Ok(()),
+                }
+            }
             Check::SerializableRead => probe_read(core, true).await.map_err(|e| e.to_string()),
             Check::LinearizableRead => probe_read(core, false).await.map_err(|e| e.to_string()),
             Check::NonLearner if core.server.is_learner() => {
@@ -112,11 +120,13 @@ impl Query {
     }
 }
 
-/// `/health`: no leader, or a failed read, makes the member unhealthy. With
-/// `?serializable=true` only this member's own read counts.
+/// `/health`: an alarm (unless `?exclude=`d by its name), no leader, or a failed read,
+/// makes the member unhealthy. With `?serializable=true` only this member's own read counts.
 async fn health(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Response {
     let query = Query::parse(raw.as_deref());
-    let reason = if !query.serializable && !core.server.has_leader() {
+    let reason = if let Some(alarm) = active_alarm(&core, &query.exclude) {
+        Some(format!("ALARM {alarm}"))
+    } else if !query.serializable && !core.server.has_leader() {
         Some("RAFT NO LEADER".to_string())
     } else {
         probe_read(&core, query.serializable)
@@ -133,6 +143,21 @@ async fn health(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Respo
         None => plain_text(StatusCode::OK, body),
         Some(_) => go_http_error(StatusCode::SERVICE_UNAVAILABLE, &body),
     }
+}
+
+/// The first active alarm whose name is not in `excluded`, by etcd's name for it.
+fn active_alarm(core: &Core, excluded: &[String]) -> Option<&'static str> {
+    let alarms = core
+        .server
+        .state
+        .read()
+        .kv
+        .alarms
+        .list(AlarmType::None as i32);
+    alarms.iter().find_map(|a| {
+        let name = AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
+        (!excluded.iter().any(|e| e == name)).then_some(name)
+    })
 }
 
 async fn livez(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Response {

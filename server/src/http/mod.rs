@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`health`]: `/health`, `/livez`, `/readyz`;
-//! - [`version`]: `/version`.
+//! - [`version`]: the `/version` endpoint.
 
 pub mod health;
 pub mod version;

@@ -25,7 +25,6 @@ use openraft::async_runtime::WatchReceiver;
 use tonic::transport::Channel;
 
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::proto::oxcdpb::internal_request;
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::Raft;
 use crate::state::StateStore;
@@ -204,23 +203,6 @@ impl EtcdServer {
     pub(crate) fn over_quota(&self) -> bool {
         self.quota_bytes
             .is_some_and(|q| self.db_size.load(Ordering::Relaxed) > q)
-    }
-}
-
-/// Requests etcd refuses once the space quota is exceeded (deletes and compaction still work,
-/// so an operator can free space).
-pub(crate) fn grows_database(request: &internal_request::Request) -> bool {
-    use crate::proto::etcdserverpb::request_op::Request as Op;
-    use internal_request::Request as R;
-    match request {
-        R::Put(_) | R::LeaseGrant(_) => true,
-        R::Txn(t) => t.success.iter().chain(&t.failure).any(|op| {
-            matches!(
-                op.request,
-                Some(Op::RequestPut(_)) | Some(Op::RequestTxn(_))
-            )
-        }),
-        _ => false,
     }
 }
 

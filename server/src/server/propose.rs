@@ -13,9 +13,10 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
-    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+    AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::proto::oxcdpb::{
@@ -73,13 +74,49 @@ impl EtcdServer {
     }
 
     /// Replicates a command through the leader and returns what applying it produced.
+    ///
+    /// As etcd's quota check: a command that would grow a database already over
+    /// `--quota-backend-bytes` fails, and raises this member's NOSPACE alarm, after which
+    /// every member refuses such commands until the alarm is cleared.
     pub async fn propose(
         &self,
         request: internal_request::Request,
     ) -> Result<internal_response::Response> {
-        if self.over_quota() && super::grows_database(&request) {
+        if self.over_quota() && crate::apply::grows_database(&request) {
+            self.raise_nospace().await;
             return Err(Error::NoSpace);
         }
+        self.propose_unchecked(request).await
+    }
+
+    /// Raises this member's NOSPACE alarm unless it is up already. A failure is only
+    /// logged: the caller's request fails with "database space exceeded" either way, and
+    /// the next one over the quota tries again.
+    async fn raise_nospace(&self) {
+        let raised = self.state.read().kv.alarms.list(AlarmType::Nospace as i32);
+        if raised.iter().any(|a| a.member_id == self.member_id) {
+            return;
+        }
+        let alarm = internal_request::Request::Alarm(AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.member_id,
+            alarm: AlarmType::Nospace as i32,
+        });
+        match self.propose_unchecked(alarm).await {
+            Ok(_) => tracing::warn!(
+                quota = ?self.quota_bytes,
+                db_size = self.db_size(),
+                "database space exceeded: NOSPACE alarm raised"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the NOSPACE alarm"),
+        }
+    }
+
+    /// [`EtcdServer::propose`] without the quota check.
+    async fn propose_unchecked(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<internal_response::Response> {
         let cmd = InternalRequest {
             request: Some(request),
         };

@@ -26,6 +26,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use crate::alarm::AlarmTable;
 use crate::apply::KvState;
 use crate::error::{Error, Result};
 use crate::lease::{LeaseClock, LeaseTable};
@@ -96,8 +97,13 @@ fn decode_meta<T: serde::de::DeserializeOwned + Default>(
 fn load_applied_state(backend: &dyn Backend) -> Result<AppliedState> {
     let mvcc = Store::load(backend)?;
     let leases = LeaseTable::load(backend, &mvcc)?;
+    let alarms = AlarmTable::load(backend)?;
     Ok(AppliedState {
-        kv: KvState { mvcc, leases },
+        kv: KvState {
+            mvcc,
+            leases,
+            alarms,
+        },
         applied: decode_meta(backend, META_APPLIED)?,
         membership: decode_meta(backend, META_MEMBERSHIP)?,
     })

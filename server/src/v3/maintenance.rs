@@ -10,6 +10,8 @@ use crate::proto::etcdserverpb::{
     MoveLeaderResponse, SnapshotRequest, StatusRequest, StatusResponse,
 };
 
+use crate::proto::oxcdpb::internal_request::Request as Command;
+
 use super::{Core, ETCD_API_VERSION, RequestContext};
 
 /// etcd's answer to an RPC this build does not serve yet.
@@ -36,11 +38,9 @@ fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
 }
 
 impl Core {
-    pub async fn alarm(&self, _ctx: &RequestContext, _r: AlarmRequest) -> Result<AlarmResponse> {
-        Ok(AlarmResponse {
-            header: Some(self.server.current_header()),
-            alarms: Vec::new(),
-        })
+    /// Lists, raises or clears alarms, through raft as etcd does (a list is linearizable).
+    pub async fn alarm(&self, _ctx: &RequestContext, r: AlarmRequest) -> Result<AlarmResponse> {
+        self.server.propose_expect(Command::Alarm(r)).await
     }
 
     pub async fn status(&self, _ctx: &RequestContext, _r: StatusRequest) -> Result<StatusResponse> {

@@ -12,6 +12,7 @@ mod http;
 mod kv;
 mod lease;
 mod modules;
+mod quota;
 mod restart;
 mod startup;
 mod transport;

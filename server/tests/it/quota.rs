@@ -1,0 +1,96 @@
+//! `--quota-backend-bytes` and the NOSPACE alarm, as etcd has them: once the database is over
+//! the quota, writes that would grow it fail and the alarm goes up; reads, deletes and
+//! compaction still work; the alarm survives a restart and only `alarm disarm` clears it.
+
+use std::process::Command;
+
+use etcd_client::{AlarmAction, AlarmType, CompactionOptions, DeleteOptions};
+use oxcd_testkit::Member;
+use tonic::Code;
+
+use crate::calls::{http_get, status};
+
+const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
+
+/// Debian's etcdctl v3 against `endpoint`: its standard output, or a panic with its error.
+fn etcdctl(endpoint: &str, args: &[&str]) -> String {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint])
+        .args(args)
+        .output()
+        .expect("etcdctl (Debian's etcd-client package)");
+    assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
+    let mut member = Member::start_with(&["--quota-backend-bytes", "2097152"]);
+    let mut c = member.client().await;
+    let member_id = c.status().await.unwrap().header().unwrap().member_id();
+    let value = "x".repeat(64 * 1024);
+
+    // 2 MiB of 64 KiB values fill the quota within a few dozen puts.
+    let mut written = 0;
+    let refused = loop {
+        assert!(written < 1000, "the quota was never enforced");
+        match c.put(format!("k{written:04}"), value.as_str(), None).await {
+            Ok(_) => written += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
+    let alarms = c
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await
+        .unwrap();
+    assert_eq!(alarms.alarms().len(), 1);
+    assert_eq!(alarms.alarms()[0].member_id(), member_id);
+    assert_eq!(alarms.alarms()[0].alarm(), AlarmType::Nospace);
+    // etcdctl prints the alarm as its protobuf text, with a space at the end.
+    let listed = format!("memberID:{member_id} alarm:NOSPACE \n");
+    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), listed);
+    let health = http_get(&member.endpoint(), "/health");
+    assert_eq!(
+        health,
+        (
+            503,
+            "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".into()
+        )
+    );
+    assert_eq!(
+        http_get(&member.endpoint(), "/health?exclude=NOSPACE").0,
+        200
+    );
+
+    // Reads, deletes and compaction are served; a lease grant is refused like a put.
+    let got = c.get("k0000", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value().len(), value.len());
+    let deleted = c
+        .delete("k", Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted(), written);
+    let revision = deleted.header().unwrap().revision();
+    c.compact(revision, Some(CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
+    let grant = c.lease_grant(60, None).await.unwrap_err();
+    assert_eq!(status(grant), (Code::ResourceExhausted, NOSPACE.into()));
+
+    // The alarm is replicated state: it survives a crash and restart, and keeps refusing
+    // writes though the space is free again.
+    member.kill9();
+    member.restart();
+    let mut c = member.client().await;
+    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), listed);
+    let refused = c.put("after-restart", "v", None).await.unwrap_err();
+    assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
+
+    c.defragment().await.unwrap();
+    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "disarm"]), listed);
+    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), "");
+    c.put("after-disarm", "v", None).await.unwrap();
+    assert_eq!(http_get(&member.endpoint(), "/health").0, 200);
+}
