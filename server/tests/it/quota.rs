@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use etcd_client::{AlarmAction, AlarmType, CompactionOptions, DeleteOptions};
-use oxcd_testkit::Member;
+use oxcd_testkit::{Cluster, Member};
 use tonic::Code;
 
 use crate::calls::{http_get, status};
@@ -93,4 +93,55 @@ async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
     assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), "");
     c.put("after-disarm", "v", None).await.unwrap();
     assert_eq!(http_get(&member.endpoint(), "/health").0, 200);
+}
+
+#[tokio::test]
+async fn one_members_nospace_alarm_stops_writes_through_every_member() {
+    let mut cluster = Cluster::start_with(3, &["--quota-backend-bytes", "2097152"]);
+    let leader = cluster.leader().await;
+    let other = (leader + 1) % 3;
+    let mut c = cluster.client(leader).await;
+    let value = "x".repeat(64 * 1024);
+    let mut written = 0;
+    let refused = loop {
+        assert!(written < 1000, "the quota was never enforced");
+        match c.put(format!("k{written:04}"), value.as_str(), None).await {
+            Ok(_) => written += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
+
+    let mut through_other = cluster.client(other).await;
+    let refused = through_other.put("small", "v", None).await.unwrap_err();
+    assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
+    let alarms = through_other
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await
+        .unwrap();
+    assert!(
+        alarms
+            .alarms()
+            .iter()
+            .all(|a| a.alarm() == AlarmType::Nospace),
+        "{alarms:?}"
+    );
+
+    // Freed and disarmed through another member, the whole cluster writes again.
+    through_other
+        .delete("k", Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        cluster.client(i).await.defragment().await.unwrap();
+    }
+    etcdctl(&cluster.members[other].endpoint(), &["alarm", "disarm"]);
+    for i in 0..3 {
+        cluster
+            .client(i)
+            .await
+            .put("after", "v", None)
+            .await
+            .unwrap();
+    }
 }
