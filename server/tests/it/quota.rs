@@ -24,22 +24,30 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The size of the values that fill the quota.
+const VALUE_BYTES: usize = 64 * 1024;
+
+/// Puts keys `k0000`, `k0001`, ... until one is refused; how many were written, and the
+/// refusal.
+async fn fill_until_refused(c: &mut etcd_client::Client) -> (i64, etcd_client::Error) {
+    let value = "x".repeat(VALUE_BYTES);
+    let mut written = 0;
+    loop {
+        assert!(written < 1000, "the quota was never enforced");
+        match c.put(format!("k{written:04}"), value.as_str(), None).await {
+            Ok(_) => written += 1,
+            Err(e) => return (written, e),
+        }
+    }
+}
+
 #[tokio::test]
 async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
     let mut member = Member::start_with(&["--quota-backend-bytes", "2097152"]);
     let mut c = member.client().await;
     let member_id = c.status().await.unwrap().header().unwrap().member_id();
-    let value = "x".repeat(64 * 1024);
-
     // 2 MiB of 64 KiB values fill the quota within a few dozen puts.
-    let mut written = 0;
-    let refused = loop {
-        assert!(written < 1000, "the quota was never enforced");
-        match c.put(format!("k{written:04}"), value.as_str(), None).await {
-            Ok(_) => written += 1,
-            Err(e) => break e,
-        }
-    };
+    let (written, refused) = fill_until_refused(&mut c).await;
     assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
     let alarms = c
         .alarm(AlarmAction::Get, AlarmType::None, None)
@@ -66,7 +74,7 @@ async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
 
     // Reads, deletes and compaction are served; a lease grant is refused like a put.
     let got = c.get("k0000", None).await.unwrap();
-    assert_eq!(got.kvs()[0].value().len(), value.len());
+    assert_eq!(got.kvs()[0].value().len(), VALUE_BYTES);
     let deleted = c
         .delete("k", Some(DeleteOptions::new().with_prefix()))
         .await
@@ -101,15 +109,7 @@ async fn one_members_nospace_alarm_stops_writes_through_every_member() {
     let leader = cluster.leader().await;
     let other = (leader + 1) % 3;
     let mut c = cluster.client(leader).await;
-    let value = "x".repeat(64 * 1024);
-    let mut written = 0;
-    let refused = loop {
-        assert!(written < 1000, "the quota was never enforced");
-        match c.put(format!("k{written:04}"), value.as_str(), None).await {
-            Ok(_) => written += 1,
-            Err(e) => break e,
-        }
-    };
+    let (_, refused) = fill_until_refused(&mut c).await;
     assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
 
     let mut through_other = cluster.client(other).await;
