@@ -127,13 +127,22 @@ async fn one_members_nospace_alarm_stops_writes_through_every_member() {
         "{alarms:?}"
     );
 
-    // Freed and disarmed through another member, the whole cluster writes again.
-    through_other
+    // Freed (delete, compact, defragment) and disarmed through another member, the whole
+    // cluster writes again.
+    let deleted = through_other
         .delete("k", Some(DeleteOptions::new().with_prefix()))
         .await
         .unwrap();
+    let revision = deleted.header().unwrap().revision();
+    through_other
+        .compact(revision, Some(CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
     for i in 0..3 {
-        cluster.client(i).await.defragment().await.unwrap();
+        let mut ci = cluster.client(i).await;
+        // A linearizable read first: the member has applied the compaction when it answers.
+        ci.get("k0000", None).await.unwrap();
+        ci.defragment().await.unwrap();
     }
     etcdctl(&cluster.members[other].endpoint(), &["alarm", "disarm"]);
     for i in 0..3 {
