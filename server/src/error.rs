@@ -69,6 +69,14 @@ pub enum Error {
     MemberRemoved,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
+    #[error("mutex: session is expired")]
+    SessionExpired,
     #[error("{0}")]
     Unimplemented(String),
     #[error("{0}")]
@@ -109,6 +117,11 @@ impl Error {
             | NotSupportedForLearner => Code::Unavailable,
             Unimplemented(_) => Code::Unimplemented,
             Remote { code, .. } => *code,
+            // etcd's Lock and Election services answer their own errors as plain Go errors,
+            // which gRPC sends with code Unknown.
+            ElectionNoLeader | ElectionNotLeader | MissingLeaderKey | SessionExpired => {
+                Code::Unknown
+            }
             Internal(_) => Code::Unknown,
         }
     }
@@ -150,6 +163,17 @@ impl Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
         Status::new(e.code(), e.to_string())
+    }
+}
+
+impl Error {
+    /// The wire form of an error of etcd's Lock and Election services: etcd serves them
+    /// through an in-process client that keeps only the message, so every error, theirs and
+    /// those of the KV and Lease calls they make, reaches the client with code Unknown (seen
+    /// with etcd 3.4.23: a lock on an unknown lease answers Unknown "etcdserver: requested
+    /// lease not found").
+    pub fn recipe_status(self) -> Status {
+        Status::new(Code::Unknown, self.to_string())
     }
 }
 

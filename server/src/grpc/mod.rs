@@ -5,13 +5,16 @@
 //!
 //! # Layout
 //! - [`context`]: the layer that builds the request context and makes the pre-RPC checks;
-//! - [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`]: one file per etcd service;
+//! - [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`], [`lock`], [`election`]: one
+//!   file per etcd service;
 //! - [`peer`]: raft messages, snapshots and forwarded requests from other members.
 
 pub mod cluster;
 pub mod context;
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod peer;
 pub mod watch;
@@ -25,17 +28,22 @@ use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::server::EtcdServer;
 use crate::v3::{Core, GRPC_OVERHEAD_BYTES};
 
 /// A unary RPC: the context and message of `request`, passed to the core method, its answer
 /// or error sent back.
 macro_rules! unary {
-    ($core:ident . $core_field:ident . $method:ident ($request:ident)) => {{
+    ($core:ident . $core_field:ident . $method:ident ($request:ident)) => {
+        $crate::grpc::unary!($core.$core_field.$method($request), tonic::Status::from)
+    };
+    ($core:ident . $core_field:ident . $method:ident ($request:ident), $to_status:path) => {{
         let (ctx, message) = $crate::grpc::context::split($request);
         match $core.$core_field.$method(&ctx, message).await {
             Ok(response) => Ok(tonic::Response::new(response)),
-            Err(e) => Err(tonic::Status::from(e)),
+            Err(e) => Err($to_status(e)),
         }
     }};
 }
@@ -61,6 +69,13 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     )
     .add_service(
         ClusterServer::new(cluster::ClusterService { core: core.clone() })
+            .max_decoding_message_size(max),
+    )
+    .add_service(
+        LockServer::new(lock::LockService { core: core.clone() }).max_decoding_message_size(max),
+    )
+    .add_service(
+        ElectionServer::new(election::ElectionService { core: core.clone() })
             .max_decoding_message_size(max),
     )
     .into_axum_router()

@@ -10,12 +10,17 @@
 //! - [`watch`]: watch streams over the applied revisions' hub;
 //! - [`lease`]: Grant, Revoke, KeepAlive, TimeToLive, Leases;
 //! - [`cluster`]: the Cluster service's membership RPCs;
-//! - [`maintenance`]: Status, Alarm, Defragment, Hash, HashKV, MoveLeader.
+//! - [`maintenance`]: Status, Alarm, Defragment, Hash, HashKV, MoveLeader;
+//! - [`lock`] and [`election`]: etcd's Lock and Election services, built as its concurrency
+//!   recipes are ([`concurrency`]) on the KV, Lease and Watch functions above.
 
 pub mod cluster;
+pub mod concurrency;
 pub mod context;
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod txn_check;
 pub mod watch;

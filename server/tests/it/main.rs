@@ -13,6 +13,7 @@ mod kv;
 mod lease;
 mod modules;
 mod quota;
+mod recipes;
 mod restart;
 mod startup;
 mod transport;

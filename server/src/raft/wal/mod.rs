@@ -424,13 +424,11 @@ impl Wal {
         let mut stored = Vec::new();
         for entry in entries {
             let index = entry.log_id.index;
-            if !self.entries.is_empty() || !stored.is_empty() {
-                if index != self.next_index {
-                    return Err(io_err(format!(
-                        "append of entry {index} where {} was expected",
-                        self.next_index
-                    )));
-                }
+            if (!self.entries.is_empty() || !stored.is_empty()) && index != self.next_index {
+                return Err(io_err(format!(
+                    "append of entry {index} where {} was expected",
+                    self.next_index
+                )));
             }
             let payload = bincode::serialize(&entry).map_err(io_err)?;
             let offset = active.len + buf.len() as u64;
