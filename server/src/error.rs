@@ -69,6 +69,14 @@ pub enum Error {
     MemberRemoved,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    #[error("etcdserver: no inflight downgrade job")]
+    NoInflightDowngrade,
+    #[error("etcdserver: unknown method")]
+    UnknownMethod,
     #[error("election: no leader")]
     ElectionNoLeader,
     #[error("election: not leader")]
@@ -94,8 +102,18 @@ impl Error {
     pub fn code(&self) -> Code {
         use Error::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvalidSortOption | RequestTooLarge | InvalidArgument(_) => Code::InvalidArgument,
+            EmptyKey
+            | KeyNotFound
+            | ValueProvided
+            | LeaseProvided
+            | TooManyOps
+            | DuplicateKey
+            | InvalidSortOption
+            | RequestTooLarge
+            | InvalidArgument(_)
+            | WrongDowngradeVersionFormat
+            | InvalidDowngradeTargetVersion => Code::InvalidArgument,
+            NoInflightDowngrade => Code::FailedPrecondition,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             PeerUrlExists
             | MemberExists
@@ -117,11 +135,9 @@ impl Error {
             | NotSupportedForLearner => Code::Unavailable,
             Unimplemented(_) => Code::Unimplemented,
             Remote { code, .. } => *code,
-            // etcd's Lock and Election services answer their own errors as plain Go errors,
-            // which gRPC sends with code Unknown.
-            ElectionNoLeader | ElectionNotLeader | MissingLeaderKey | SessionExpired => {
-                Code::Unknown
-            }
+            // etcd's own plain Go errors, which gRPC sends with code Unknown.
+            ElectionNoLeader | ElectionNotLeader | MissingLeaderKey | SessionExpired
+            | UnknownMethod => Code::Unknown,
             Internal(_) => Code::Unknown,
         }
     }

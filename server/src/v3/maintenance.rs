@@ -4,6 +4,7 @@ use openraft::async_runtime::WatchReceiver;
 
 use crate::error::{Error, Result};
 use crate::mvcc::KeyRange;
+use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
@@ -19,6 +20,23 @@ fn not_yet(what: &str) -> Error {
     Error::Unimplemented(format!(
         "etcdserver: {what} is not supported by this oxcd build yet"
     ))
+}
+
+/// A downgrade target as etcd reads it: `major.minor` or `major.minor.patch` (a semver,
+/// of which only major and minor count).
+fn cluster_version(target: &str) -> Result<(u64, u64)> {
+    let core = target.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let number = |p: &&str| -> Option<u64> {
+        let leading_zero = p.len() > 1 && p.starts_with('0');
+        (!leading_zero).then(|| p.parse().ok()).flatten()
+    };
+    match parts.as_slice() {
+        [major, minor] | [major, minor, _] if parts.iter().all(|p| number(p).is_some()) => {
+            Ok((number(major).unwrap_or(0), number(minor).unwrap_or(0)))
+        }
+        _ => Err(Error::WrongDowngradeVersionFormat),
+    }
 }
 
 /// CRC-32 (Castagnoli, as etcd) over `data`, continuing from `crc`.
@@ -143,17 +161,43 @@ impl Core {
         })
     }
 
+    /// etcd's Downgrade, for a server that runs one storage format: a well-formed target is
+    /// refused as an invalid target (there is no older version to run), and there is never a
+    /// downgrade job to cancel.
     pub async fn downgrade(
         &self,
         _ctx: &RequestContext,
-        _r: DowngradeRequest,
+        r: DowngradeRequest,
     ) -> Result<DowngradeResponse> {
-        Err(not_yet("Downgrade"))
+        match DowngradeAction::try_from(r.action) {
+            Ok(DowngradeAction::Validate | DowngradeAction::Enable) => {
+                cluster_version(&r.version)?;
+                Err(Error::InvalidDowngradeTargetVersion)
+            }
+            Ok(DowngradeAction::Cancel) => Err(Error::NoInflightDowngrade),
+            Err(_) => Err(Error::UnknownMethod),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn downgrade_targets_parse_as_etcds() {
+        assert_eq!(cluster_version("3.4"), Ok((3, 4)));
+        assert_eq!(cluster_version("3.4.0"), Ok((3, 4)));
+        assert_eq!(cluster_version("3.4.1-rc.0"), Ok((3, 4)));
+        for bad in ["", "3", "v3.4", "3.x", "3.4.0.1", "03.4"] {
+            assert_eq!(
+                cluster_version(bad),
+                Err(Error::WrongDowngradeVersionFormat),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn crc32c_known_vector() {
         assert_eq!(super::crc32c(0, b"123456789"), 0xe306_9283);

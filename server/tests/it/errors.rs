@@ -340,3 +340,54 @@ async fn raw_range_options() {
     assert_eq!((r.kvs.len(), r.count, r.more), (3, 3, false));
     still_serving(&mut c).await;
 }
+
+/// Downgrade answers etcd 3.5's errors: a member of this build cannot run an older version,
+/// so a well-formed target is an invalid one, and there is never a job to cancel.
+#[tokio::test]
+async fn downgrade_answers_etcds_errors() {
+    let m = Member::start();
+    let mut c = m.client().await;
+    let mut raw = pb::maintenance_client::MaintenanceClient::connect(m.endpoint())
+        .await
+        .unwrap();
+    let cases = [
+        (
+            0,
+            "3.4",
+            Code::InvalidArgument,
+            "etcdserver: invalid downgrade target version",
+        ),
+        (
+            1,
+            "3.4.0",
+            Code::InvalidArgument,
+            "etcdserver: invalid downgrade target version",
+        ),
+        (
+            0,
+            "three",
+            Code::InvalidArgument,
+            "etcdserver: wrong downgrade target version format",
+        ),
+        (
+            2,
+            "",
+            Code::FailedPrecondition,
+            "etcdserver: no inflight downgrade job",
+        ),
+        (7, "3.4", Code::Unknown, "etcdserver: unknown method"),
+    ];
+    for (action, version, code, message) in cases {
+        let request = pb::DowngradeRequest {
+            action,
+            version: version.to_string(),
+        };
+        let err = raw.downgrade(request).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (code, message),
+            "{action} {version}"
+        );
+    }
+    still_serving(&mut c).await;
+}
