@@ -153,7 +153,8 @@ async fn build_raft(cfg: &Config, identity: &Identity, storage: &Storage) -> Res
 }
 
 /// The member's background loops: lease expiry, membership (publish, promote, removal),
-/// auto compaction, database size and leader monitoring. Each ends when the server stops.
+/// auto compaction, database size, leader monitoring and the corruption check. Each ends
+/// when the server stops.
 fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     use crate::membership::tasks;
     tokio::spawn(crate::server::lease::run_expiry(server.clone()));
@@ -165,6 +166,10 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     server.refresh_db_size();
     tokio::spawn(crate::server::track_db_size(server.clone()));
     tokio::spawn(crate::server::leader::monitor_leader(server.clone()));
+    tokio::spawn(crate::server::corruption::run_corruption_check(
+        server.clone(),
+        cfg.experimental.experimental_corrupt_check_time,
+    ));
     Ok(())
 }
 

@@ -39,6 +39,8 @@ pub enum Error {
     LeaseTtlTooLarge,
     #[error("etcdserver: no leader")]
     NoLeader,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: not leader")]
     NotLeader,
     #[error("etcdserver: leader changed")]
@@ -134,6 +136,7 @@ impl Error {
             | UnhealthyCluster
             | NotSupportedForLearner => Code::Unavailable,
             Unimplemented(_) => Code::Unimplemented,
+            Corrupt => Code::DataLoss,
             Remote { code, .. } => *code,
             // etcd's own plain Go errors, which gRPC sends with code Unknown.
             ElectionNoLeader | ElectionNotLeader | MissingLeaderKey | SessionExpired
@@ -153,6 +156,7 @@ impl Error {
             Error::FutureRev => 5,
             Error::NoSpace => 6,
             Error::LeaseTtlTooLarge => 7,
+            Error::Corrupt => 8,
             _ => 99,
         }
     }
@@ -167,6 +171,7 @@ impl Error {
             5 => Error::FutureRev,
             6 => Error::NoSpace,
             7 => Error::LeaseTtlTooLarge,
+            8 => Error::Corrupt,
             other => Error::Internal(format!("apply failed with code {other}")),
         }
     }
@@ -286,6 +291,7 @@ mod tests {
             Error::FutureRev,
             Error::NoSpace,
             Error::LeaseTtlTooLarge,
+            Error::Corrupt,
         ] {
             assert_eq!(Error::from_apply_code(e.apply_code()), e);
         }

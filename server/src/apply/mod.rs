@@ -71,7 +71,11 @@ pub fn apply(
     // every member, until the alarm is cleared.
     let capped = state.alarms.is_active(AlarmType::Nospace)
         && req.request.as_ref().is_some_and(grows_database);
+    // etcd's corrupt applier: with CORRUPT up, nothing but alarm requests is applied.
+    let corrupt =
+        state.alarms.is_active(AlarmType::Corrupt) && !matches!(req.request, Some(Req::Alarm(_)));
     let result: Result<internal_response::Response> = match req.request {
+        _ if corrupt => Err(Error::Corrupt),
         _ if capped => Err(Error::NoSpace),
         Some(Req::Put(put)) => kv::put(state, backend, batch, put, &mut applied),
         Some(Req::DeleteRange(del)) => kv::delete_range(state, backend, batch, del, &mut applied),

@@ -9,8 +9,12 @@
 //! - [`lease`]: lease keep-alives and remaining time on the leader's clock, and the leader's
 //!   expiry loop;
 //! - [`leader`]: whether this member knows a working leader, and the monitor that ends
-//!   leader-requiring streams when it stays lost.
+//!   leader-requiring streams when it stays lost;
+//! - [`hash`]: Hash and HashKV of the applied state; [`corruption`]: the leader's periodic
+//!   comparison of every member's HashKV, which raises the CORRUPT alarm.
 
+pub mod corruption;
+pub mod hash;
 pub mod leader;
 pub mod lease;
 pub mod propose;

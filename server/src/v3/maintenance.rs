@@ -3,7 +3,6 @@
 use openraft::async_runtime::WatchReceiver;
 
 use crate::error::{Error, Result};
-use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
@@ -37,22 +36,6 @@ fn cluster_version(target: &str) -> Result<(u64, u64)> {
         }
         _ => Err(Error::WrongDowngradeVersionFormat),
     }
-}
-
-/// CRC-32 (Castagnoli, as etcd) over `data`, continuing from `crc`.
-fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
-    crc = !crc;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 impl Core {
@@ -101,44 +84,11 @@ impl Core {
     }
 
     pub async fn hash(&self, _ctx: &RequestContext, _r: HashRequest) -> Result<HashResponse> {
-        let state = self.server.state.clone();
-        let (hash, revision) = tokio::task::spawn_blocking(move || -> Result<(u32, i64)> {
-            let mut crc = 0;
-            let revision = state.visit_replicated_pairs(|k, v| crc = crc32c(crc32c(crc, k), v))?;
-            Ok((crc, revision))
-        })
-        .await
-        .map_err(Error::internal)??;
-        Ok(HashResponse {
-            header: Some(self.server.header(revision)),
-            hash,
-        })
+        self.server.hash().await
     }
 
     pub async fn hash_kv(&self, _ctx: &RequestContext, r: HashKvRequest) -> Result<HashKvResponse> {
-        let state = self.server.state.clone();
-        let (hash, compact_revision, revision, hash_revision) =
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                let guard = state.read();
-                let mvcc = &guard.kv.mvcc;
-                let at = mvcc.check_read_rev(r.revision)?;
-                let all = KeyRange::from_request(b"\0", b"\0");
-                let mut crc = 0;
-                for ev in mvcc.events(state.backend(), &all, mvcc.compact_rev().max(1), at)? {
-                    if let Some(kv) = ev.kv {
-                        crc = crc32c(crc32c(crc, &kv.key), &kv.value);
-                    }
-                }
-                Ok((crc, mvcc.compact_rev(), mvcc.current_rev(), at))
-            })
-            .await
-            .map_err(Error::internal)??;
-        Ok(HashKvResponse {
-            header: Some(self.server.header(revision)),
-            hash,
-            compact_revision,
-            hash_revision,
-        })
+        self.server.hash_kv(r.revision).await
     }
 
     /// Not served yet: etcd's snapshot format is still to come.
@@ -196,10 +146,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn crc32c_known_vector() {
-        assert_eq!(super::crc32c(0, b"123456789"), 0xe306_9283);
     }
 }

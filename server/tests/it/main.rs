@@ -4,6 +4,7 @@
 mod calls;
 
 mod cluster;
+mod corruption;
 mod durability;
 mod errors;
 mod etcdctl;
