@@ -14,14 +14,14 @@ use tokio::process::Command;
 const ETCDCTL: &str = "/usr/bin/etcdctl";
 const CONVERGE: Duration = Duration::from_secs(30);
 
-struct Output {
+pub struct Output {
     code: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
 impl Output {
-    fn ok(self, what: &str) -> String {
+    pub fn ok(self, what: &str) -> String {
         assert_eq!(
             self.code,
             Some(0),
@@ -34,7 +34,7 @@ impl Output {
 }
 
 /// `etcdctl --endpoints=<endpoints> <args>`, killed after 20 s.
-async fn etcdctl(endpoints: &[String], args: &[&str]) -> Output {
+pub async fn etcdctl(endpoints: &[String], args: &[&str]) -> Output {
     let child = Command::new(ETCDCTL)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", endpoints.join(",")))

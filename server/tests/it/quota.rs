@@ -2,26 +2,18 @@
 //! the quota, writes that would grow it fail and the alarm goes up; reads, deletes and
 //! compaction still work; the alarm survives a restart and only `alarm disarm` clears it.
 
-use std::process::Command;
-
 use etcd_client::{AlarmAction, AlarmType, CompactionOptions, DeleteOptions};
 use oxcd_testkit::{Cluster, Member};
 use tonic::Code;
 
 use crate::calls::{http_get, status};
+use crate::etcdctl_cluster::etcdctl;
 
 const NOSPACE: &str = "etcdserver: mvcc: database space exceeded";
 
-/// Debian's etcdctl v3 against `endpoint`: its standard output, or a panic with its error.
-fn etcdctl(endpoint: &str, args: &[&str]) -> String {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoint])
-        .args(args)
-        .output()
-        .expect("etcdctl (Debian's etcd-client package)");
-    assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+/// Debian's etcdctl v3 against `endpoint`: its standard output; it must succeed.
+async fn etcdctl_ok(endpoint: String, args: &[&str]) -> String {
+    etcdctl(&[endpoint], args).await.ok(&format!("{args:?}"))
 }
 
 /// The size of the values that fill the quota.
@@ -58,7 +50,10 @@ async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
     assert_eq!(alarms.alarms()[0].alarm(), AlarmType::Nospace);
     // etcdctl prints the alarm as its protobuf text, with a space at the end.
     let listed = format!("memberID:{member_id} alarm:NOSPACE \n");
-    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), listed);
+    assert_eq!(
+        etcdctl_ok(member.endpoint(), &["alarm", "list"]).await,
+        listed
+    );
     let health = http_get(&member.endpoint(), "/health");
     assert_eq!(
         health,
@@ -92,13 +87,19 @@ async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
     member.kill9();
     member.restart();
     let mut c = member.client().await;
-    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), listed);
+    assert_eq!(
+        etcdctl_ok(member.endpoint(), &["alarm", "list"]).await,
+        listed
+    );
     let refused = c.put("after-restart", "v", None).await.unwrap_err();
     assert_eq!(status(refused), (Code::ResourceExhausted, NOSPACE.into()));
 
     c.defragment().await.unwrap();
-    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "disarm"]), listed);
-    assert_eq!(etcdctl(&member.endpoint(), &["alarm", "list"]), "");
+    assert_eq!(
+        etcdctl_ok(member.endpoint(), &["alarm", "disarm"]).await,
+        listed
+    );
+    assert_eq!(etcdctl_ok(member.endpoint(), &["alarm", "list"]).await, "");
     c.put("after-disarm", "v", None).await.unwrap();
     assert_eq!(http_get(&member.endpoint(), "/health").0, 200);
 }
@@ -144,7 +145,7 @@ async fn one_members_nospace_alarm_stops_writes_through_every_member() {
         ci.get("k0000", None).await.unwrap();
         ci.defragment().await.unwrap();
     }
-    etcdctl(&cluster.members[other].endpoint(), &["alarm", "disarm"]);
+    etcdctl_ok(cluster.members[other].endpoint(), &["alarm", "disarm"]).await;
     for i in 0..3 {
         cluster
             .client(i)
