@@ -8,12 +8,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+use crate::proto::etcdserverpb::response_op::Response as OpResponse;
 use crate::proto::etcdserverpb::{
-    LeaseGrantRequest, RangeRequest, RangeResponse, ResponseHeader, WatchCreateRequest,
-    WatchRequest, WatchResponse, watch_request,
+    Compare, LeaseGrantRequest, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
+    WatchCreateRequest, WatchRequest, WatchResponse, watch_request,
 };
-use crate::proto::mvccpb::{Event, event::EventType};
+use crate::proto::mvccpb::{Event, KeyValue, event::EventType};
 
 use super::{Core, RequestContext};
 
@@ -173,6 +175,25 @@ impl Core {
             responses: self.watch(ctx, ReceiverStream::new(input)),
             _requests: requests,
         }
+    }
+}
+
+/// A compare that `key`'s create revision is `rev` (0: the key does not exist).
+pub(super) fn created_at(key: &[u8], rev: i64) -> Compare {
+    Compare {
+        key: key.to_vec(),
+        target: CompareTarget::Create as i32,
+        result: CompareResult::Equal as i32,
+        target_union: Some(TargetUnion::CreateRevision(rev)),
+        ..Compare::default()
+    }
+}
+
+/// The first key-value of a txn's range response.
+pub(super) fn first_kv(response: &ResponseOp) -> Option<&KeyValue> {
+    match &response.response {
+        Some(OpResponse::ResponseRange(r)) => r.kvs.first(),
+        _ => None,
     }
 }
 

@@ -18,8 +18,7 @@ use crate::proto::v3electionpb::{
     ProclaimResponse, ResignRequest, ResignResponse,
 };
 
-use super::concurrency::{contender_key, contender_prefix, prefix_end};
-use super::lock::{created_at, first_kv};
+use super::concurrency::{contender_key, contender_prefix, created_at, first_kv, prefix_end};
 use super::{Core, RequestContext};
 
 /// The leader responses of an Observe stream.

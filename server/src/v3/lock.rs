@@ -2,15 +2,15 @@
 //! whose key is the oldest under `<name>/`, as clientv3/concurrency's Mutex does it.
 
 use crate::error::{Error, Result};
-use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::request_op::Request as Op;
-use crate::proto::etcdserverpb::response_op::Response as OpResponse;
 use crate::proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 
-use super::concurrency::{contender_key, contender_prefix, first_created_request};
+use super::concurrency::{
+    contender_key, contender_prefix, created_at, first_created_request, first_kv,
+};
 use super::{Core, RequestContext};
 
 impl Core {
@@ -109,26 +109,5 @@ impl Core {
         if let Err(e) = self.delete_range(ctx, delete).await {
             tracing::warn!(error = %e, "cannot release a lock key after a failed wait");
         }
-    }
-}
-
-/// A compare that `key`'s create revision is `rev` (0: the key does not exist).
-pub(super) fn created_at(key: &[u8], rev: i64) -> Compare {
-    Compare {
-        key: key.to_vec(),
-        target: CompareTarget::Create as i32,
-        result: CompareResult::Equal as i32,
-        target_union: Some(TargetUnion::CreateRevision(rev)),
-        ..Compare::default()
-    }
-}
-
-/// The first key-value of a txn's range response.
-pub(super) fn first_kv(
-    response: &crate::proto::etcdserverpb::ResponseOp,
-) -> Option<&crate::proto::mvccpb::KeyValue> {
-    match &response.response {
-        Some(OpResponse::ResponseRange(r)) => r.kvs.first(),
-        _ => None,
     }
 }
