@@ -19,6 +19,11 @@ fn alarm_key(member_id: u64, alarm: i32) -> Vec<u8> {
     k
 }
 
+/// The backend pair of an active alarm.
+pub fn alarm_pair(member_id: u64, alarm: i32) -> (Vec<u8>, Vec<u8>) {
+    (alarm_key(member_id, alarm), Vec::new())
+}
+
 /// Every active alarm, as (member id, alarm type).
 #[derive(Debug, Default)]
 pub struct AlarmTable {

@@ -31,6 +31,8 @@
 pub mod alarm;
 pub mod app;
 pub mod apply;
+pub mod backup;
+pub mod bolt;
 pub mod compactor;
 pub mod config;
 pub mod error;
@@ -39,6 +41,7 @@ pub mod http;
 pub mod lease;
 pub mod membership;
 pub mod mvcc;
+pub mod offline;
 pub mod proto;
 pub mod raft;
 pub mod server;

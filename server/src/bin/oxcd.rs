@@ -16,9 +16,13 @@ use oxcd::transport::bind_all;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if oxcd::offline::is_offline(&args) {
+        std::process::exit(oxcd::offline::run(args));
+    }
     #[cfg(feature = "failpoints")]
     let _failpoints = arm_failpoints();
-    let mut cfg = Config::load(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let mut cfg = Config::load(args).unwrap_or_else(|e| e.exit());
     if let Err(e) = cfg.validate() {
         e.exit();
     }

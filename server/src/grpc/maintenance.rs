@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
@@ -55,10 +55,10 @@ impl Maintenance for MaintenanceService {
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let (ctx, r) = split(request);
-        match self.core.snapshot(&ctx, r) {
-            Err(e) => Err(e.into()),
-            Ok(never) => match never {},
-        }
+        let chunks = self.core.snapshot(&ctx, r).await?;
+        Ok(Response::new(Box::pin(
+            chunks.map(|c| c.map_err(Status::from)),
+        )))
     }
 
     async fn move_leader(

@@ -15,6 +15,11 @@ fn lease_key(id: i64) -> Vec<u8> {
     k
 }
 
+/// The backend pair of a lease granted with `ttl` seconds.
+pub fn lease_pair(id: i64, ttl: i64) -> (Vec<u8>, Vec<u8>) {
+    (lease_key(id), ttl.to_be_bytes().to_vec())
+}
+
 /// One granted lease.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lease {
@@ -76,7 +81,8 @@ impl LeaseTable {
         if self.leases.contains_key(&id) {
             return Err(Error::LeaseExist);
         }
-        batch.put(lease_key(id), ttl.to_be_bytes().to_vec());
+        let (key, value) = lease_pair(id, ttl);
+        batch.put(key, value);
         self.leases.insert(
             id,
             Lease {

@@ -79,11 +79,15 @@ pub async fn establish(
             identity
         }
     };
-    std::fs::write(
-        &path,
-        bincode::serialize(&identity).map_err(Error::internal)?,
-    )?;
+    save(member_dir, &identity)?;
     Ok(identity)
+}
+
+/// Records `identity` as this data dir's.
+pub fn save(member_dir: &Path, identity: &Identity) -> Result<()> {
+    let bytes = bincode::serialize(identity).map_err(Error::internal)?;
+    std::fs::write(member_dir.join(IDENTITY_FILE), bytes)?;
+    Ok(())
 }
 
 /// Asks the other members which id the cluster gave our peer URLs; returns it with the log

@@ -77,6 +77,37 @@ fn decode_record(v: &[u8]) -> Result<(KeyValue, bool)> {
     Ok((kv, *flag == FLAG_TOMBSTONE))
 }
 
+/// A revision pair as the backend holds it: the revision, whether it is a tombstone, and the
+/// marshalled `mvccpb.KeyValue` it stores.
+pub fn revision_parts<'v>(k: &[u8], v: &'v [u8]) -> Result<(Revision, bool, &'v [u8])> {
+    let rev = decode_rev_key(k).ok_or_else(|| Error::internal("bad revision key"))?;
+    let (flag, kv) = v
+        .split_first()
+        .ok_or_else(|| Error::internal("empty mvcc record"))?;
+    Ok((rev, *flag == FLAG_TOMBSTONE, kv))
+}
+
+/// The backend pair of a version stored at `rev`, from its marshalled `mvccpb.KeyValue`.
+pub fn encode_revision(rev: Revision, tombstone: bool, kv: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut record = Vec::with_capacity(kv.len() + 1);
+    record.push(if tombstone { FLAG_TOMBSTONE } else { FLAG_PUT });
+    record.extend_from_slice(kv);
+    (rev_key(rev), record)
+}
+
+/// The backend pairs that record a key space's current revision and, when it was compacted,
+/// its compacted revision.
+pub fn position_pairs(current_rev: i64, compact_rev: Option<i64>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut pairs = vec![(
+        META_CURRENT_REV.to_vec(),
+        current_rev.to_be_bytes().to_vec(),
+    )];
+    if let Some(rev) = compact_rev {
+        pairs.push((META_COMPACT_REV.to_vec(), rev.to_be_bytes().to_vec()));
+    }
+    pairs
+}
+
 fn read_i64(backend: &dyn Backend, key: &[u8]) -> Result<i64> {
     Ok(match backend.get(key)? {
         Some(v) if v.len() == 8 => i64::from_be_bytes(v.as_slice().try_into().expect("8 bytes")),

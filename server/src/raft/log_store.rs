@@ -77,9 +77,19 @@ impl LogStore {
             .map_err(io_err)
     }
 
-    /// Whether this member has raft state (tells a fresh member from a restart).
+    /// Whether this member has raft state (tells a fresh member from a restart, or from one
+    /// restored from a backup).
     pub fn has_state(&self) -> io::Result<bool> {
-        Ok(read_meta::<Vote>(&self.meta, KEY_VOTE)?.is_some() || !self.wal().is_empty())
+        Ok(read_meta::<Vote>(&self.meta, KEY_VOTE)?.is_some()
+            || read_meta::<LogId>(&self.meta, KEY_LAST_PURGED)?.is_some()
+            || !self.wal().is_empty())
+    }
+
+    /// Starts an empty log after `log_id`, the position of a state restored from a backup:
+    /// as if the log up to it had been applied and purged.
+    pub fn start_after(&self, log_id: LogId) -> io::Result<()> {
+        self.write_meta(KEY_LAST_PURGED, &log_id)?;
+        self.meta.flush().map_err(io_err)
     }
 }
 

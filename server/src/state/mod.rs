@@ -31,7 +31,7 @@ use crate::apply::KvState;
 use crate::error::{Error, Result};
 use crate::lease::{LeaseClock, LeaseTable};
 use crate::mvcc::Store;
-use crate::storage::{Backend, BufferedBackend, SledBackend};
+use crate::storage::{Backend, BufferedBackend, Pair, SledBackend, WriteBatch};
 use crate::typ::{LogId, SnapshotMeta, StoredMembership};
 use crate::watch::Hub;
 
@@ -72,6 +72,24 @@ pub struct StateStore {
     /// by whatever removes revisions (applying a compaction, installing a snapshot,
     /// defragmenting). Taken before the state lock.
     removals: RwLock<()>,
+}
+
+/// See [`StateStore::freeze`].
+pub struct Frozen<'a, T> {
+    /// What was read under the state lock.
+    pub taken: T,
+    /// The revision current when it was.
+    pub rev: i64,
+    store: &'a StateStore,
+    _no_removals: std::sync::RwLockReadGuard<'a, ()>,
+}
+
+impl<T> Frozen<'_, T> {
+    /// The revision pairs (`r` keys, see [`crate::mvcc`]) up to [`Frozen::rev`], in order.
+    pub fn revisions(&self) -> impl Iterator<Item = Result<Pair>> + '_ {
+        let (start, end) = crate::mvcc::revision_keys_through(self.rev);
+        self.store.backend.scan(&start, &end)
+    }
 }
 
 impl AppliedState {
@@ -179,6 +197,40 @@ impl StateStore {
             }
         }
         Ok(inner.kv.mvcc.current_rev())
+    }
+
+    /// A consistent view of the whole state that does not hold the state lock while it is
+    /// read: `take` reads the applied position and whatever later applies may change, under
+    /// the lock; the revisions up to the revision current then are read afterwards, from
+    /// [`Frozen::revisions`], while applies go on. That is sound because applies only add
+    /// revisions above the current one, and whatever removes revisions (applying a compaction,
+    /// installing a snapshot, defragmenting) waits until the view is dropped.
+    pub fn freeze<T>(
+        &self,
+        take: impl FnOnce(&AppliedState, &dyn Backend) -> Result<T>,
+    ) -> Result<Frozen<'_, T>> {
+        let no_removals = self.removals.read().expect("removals lock poisoned");
+        let inner = self.read();
+        let taken = take(&inner, self.backend.as_ref())?;
+        let rev = inner.kv.mvcc.current_rev();
+        drop(inner);
+        Ok(Frozen {
+            taken,
+            rev,
+            store: self,
+            _no_removals: no_removals,
+        })
+    }
+
+    /// Compacts the key space at `rev` outside raft, the compaction a restored backup had
+    /// scheduled; only before any member serves the state, which every member restores alike.
+    pub fn compact_restored(&self, rev: i64) -> Result<()> {
+        let _no_snapshot_reads = self.removals.write().expect("removals lock poisoned");
+        let mut inner = self.inner.write().expect("state lock poisoned");
+        let mut batch = WriteBatch::default();
+        inner.kv.mvcc.compact(rev, &mut batch)?;
+        self.backend.write(batch)?;
+        self.backend.flush()
     }
 
     /// Bytes the state's database occupies on disk.

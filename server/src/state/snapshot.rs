@@ -133,41 +133,33 @@ impl StateStore {
     /// Writes the whole state to a snapshot file; `found` hears of its metadata and path
     /// before the file is written.
     fn write_snapshot(&self, found: impl FnOnce(Option<(SnapshotMeta, PathBuf)>)) -> Result<()> {
-        // Under the state lock: the applied position and every pair later applies may change.
-        // Revisions are not among them: applies only add revisions above the current one, and
-        // whatever removes revisions waits for `removals`, held until the scan below is done.
-        // So applies go on while the revisions, nearly all of the state, are read.
-        let no_removals = self.removals.read().expect("removals lock poisoned");
-        let (meta, rev, changeable) = {
-            let inner = self.read();
-            let meta = inner.snapshot_meta();
+        let frozen = self.freeze(|inner, backend| {
             let (revs_start, revs_end) = crate::mvcc::revision_keys();
-            let changeable = self
-                .backend
+            let changeable = backend
                 .scan(&[], &revs_start)
-                .chain(self.backend.scan(&revs_end, &[]))
+                .chain(backend.scan(&revs_end, &[]))
                 .collect::<Result<Vec<_>>>()?;
-            (meta, inner.kv.mvcc.current_rev(), changeable)
-        };
-        let path = self.snapshot_path(&meta);
+            Ok((inner.snapshot_meta(), changeable))
+        })?;
+        let (meta, changeable) = &frozen.taken;
+        let path = self.snapshot_path(meta);
         found(Some((meta.clone(), path.clone())));
         let tmp = self.snapshot_dir.join(SNAPSHOT_BUILD_TMP);
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
         write_chunk(
             &mut out,
-            &bincode::serialize(&meta).map_err(Error::internal)?,
+            &bincode::serialize(meta).map_err(Error::internal)?,
         )?;
-        for (k, v) in &changeable {
+        for (k, v) in changeable {
             write_chunk(&mut out, k)?;
             write_chunk(&mut out, v)?;
         }
-        let (revs_start, revs_end) = crate::mvcc::revision_keys_through(rev);
-        for pair in self.backend.scan(&revs_start, &revs_end) {
+        for pair in frozen.revisions() {
             let (k, v) = pair?;
             write_chunk(&mut out, &k)?;
             write_chunk(&mut out, &v)?;
         }
-        drop(no_removals);
+        drop(frozen);
         out.into_inner()
             .map_err(|e| Error::internal(e.error()))?
             .sync_all()?;
@@ -213,15 +205,43 @@ impl StateStore {
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, &own)?;
         }
+        self.replace_with(meta, |put| {
+            while let Some(key) = read_chunk(&mut input)? {
+                let value = read_chunk(&mut input)?
+                    .ok_or_else(|| Error::internal("snapshot ends inside a pair"))?;
+                put(key, value)?;
+            }
+            Ok(())
+        })?;
+        self.remove_snapshots_older_than(&own)
+    }
+
+    /// Replaces the whole state with the backend pairs (as a snapshot file holds them) that
+    /// `fill` puts, at the position and membership of `meta`, which also becomes the last
+    /// snapshot taken. Written in batches, so a state of any size needs little memory; a crash
+    /// midway leaves a state the caller replaces again (raft installs its snapshot again at
+    /// restart; a restore builds its data dir aside).
+    pub fn replace_with(
+        &self,
+        meta: &SnapshotMeta,
+        fill: impl FnOnce(&mut dyn FnMut(Vec<u8>, Vec<u8>) -> Result<()>) -> Result<()>,
+    ) -> Result<()> {
+        const BATCH_PAIRS: usize = 10_000;
         let _no_snapshot_reads = self.removals.write().expect("removals lock poisoned");
         let mut inner = self.inner.write().expect("state lock poisoned");
         self.backend.clear()?;
         let mut batch = WriteBatch::default();
-        while let Some(key) = read_chunk(&mut input)? {
-            let value = read_chunk(&mut input)?
-                .ok_or_else(|| Error::internal("snapshot ends inside a pair"))?;
+        let mut in_batch = 0;
+        fill(&mut |key, value| {
             batch.put(key, value);
-        }
+            in_batch += 1;
+            if in_batch == BATCH_PAIRS {
+                self.backend.write(std::mem::take(&mut batch))?;
+                self.backend.commit()?;
+                in_batch = 0;
+            }
+            Ok(())
+        })?;
         batch.put(
             META_APPLIED.to_vec(),
             bincode::serialize(&meta.last_log_id).map_err(Error::internal)?,
@@ -243,7 +263,6 @@ impl StateStore {
         // Under the state lock, like apply: streams see the jump before any later revision.
         self.hub.publish_jump(inner.kv.mvcc.current_rev());
         drop(inner);
-        self.remove_snapshots_older_than(&own)?;
         self.applied_tx.send_replace(index);
         Ok(())
     }

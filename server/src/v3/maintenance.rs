@@ -1,5 +1,6 @@
 //! The Maintenance service: status, alarms, defragment, hashes, leadership transfer.
 
+use futures::Stream;
 use openraft::async_runtime::WatchReceiver;
 
 use crate::error::{Error, Result};
@@ -7,19 +8,12 @@ use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, StatusRequest, StatusResponse,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 
 use crate::proto::oxcdpb::internal_request::Request as Command;
 
 use super::{Core, ETCD_API_VERSION, RequestContext};
-
-/// etcd's answer to an RPC this build does not serve yet.
-fn not_yet(what: &str) -> Error {
-    Error::Unimplemented(format!(
-        "etcdserver: {what} is not supported by this oxcd build yet"
-    ))
-}
 
 /// A downgrade target as etcd reads it: `major.minor` or `major.minor.patch` (a semver,
 /// of which only major and minor count).
@@ -36,6 +30,66 @@ fn cluster_version(target: &str) -> Result<(u64, u64)> {
         }
         _ => Err(Error::WrongDowngradeVersionFormat),
     }
+}
+
+/// The size of a snapshot's chunks, etcd's.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// A new file in `dir`, already unlinked: it is gone when the last handle closes.
+fn unlinked_file(dir: &std::path::Path) -> Result<std::fs::File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("snapshot-{}-{n}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// Sends the `size` bytes of `file` and their sha256 as [`SnapshotResponse`]s; stops when the
+/// receiver is gone.
+fn stream_snapshot(
+    file: &std::fs::File,
+    size: u64,
+    header: crate::proto::etcdserverpb::ResponseHeader,
+    tx: &tokio::sync::mpsc::Sender<Result<SnapshotResponse>>,
+) {
+    use sha2::Digest;
+    use std::os::unix::fs::FileExt;
+    let mut hasher = sha2::Sha256::new();
+    let mut sent = 0u64;
+    while sent < size {
+        let mut blob = vec![0u8; SNAPSHOT_CHUNK.min((size - sent) as usize)];
+        if let Err(e) = file.read_exact_at(&mut blob, sent) {
+            let _ = tx.blocking_send(Err(e.into()));
+            return;
+        }
+        hasher.update(&blob);
+        sent += blob.len() as u64;
+        let chunk = SnapshotResponse {
+            header: Some(header.clone()),
+            remaining_bytes: size - sent,
+            // The version that wrote the snapshot, on the first message as etcd does.
+            version: if blob.len() as u64 == sent {
+                ETCD_API_VERSION.to_string()
+            } else {
+                String::new()
+            },
+            blob,
+        };
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.blocking_send(Ok(SnapshotResponse {
+        header: Some(header),
+        remaining_bytes: 0,
+        blob: hasher.finalize().to_vec(),
+        version: String::new(),
+    }));
 }
 
 impl Core {
@@ -91,13 +145,29 @@ impl Core {
         self.server.hash_kv(r.revision).await
     }
 
-    /// Not served yet: etcd's snapshot format is still to come.
-    pub fn snapshot(
+    /// Streams the applied state as etcd's snapshot: the bbolt database in chunks of 32 KiB
+    /// with the bytes still to come, then its sha256 (the file `etcdctl snapshot save`
+    /// writes). The database is written first to an unlinked file in the data dir, from one
+    /// consistent applied position, so the stream needs neither the state lock nor memory in
+    /// proportion to the state, and a crash leaves nothing behind.
+    pub async fn snapshot(
         &self,
         _ctx: &RequestContext,
         _r: SnapshotRequest,
-    ) -> Result<std::convert::Infallible> {
-        Err(not_yet("Snapshot"))
+    ) -> Result<impl Stream<Item = Result<SnapshotResponse>> + Send + 'static> {
+        let server = self.server.clone();
+        let (file, size) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let file = unlinked_file(&server.data_dir.join("member"))?;
+            let size =
+                crate::backup::write_etcd_db(&server.state, file.try_clone()?, ETCD_API_VERSION)?;
+            Ok((file, size))
+        })
+        .await
+        .map_err(Error::internal)??;
+        let header = self.server.current_header();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || stream_snapshot(&file, size, header, &tx));
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
     pub async fn move_leader(
