@@ -125,11 +125,7 @@ impl BoltReader {
         })
     }
 
-    fn walk<E: From<io::Error>>(
-        &self,
-        bucket: &Bucket,
-        visit: &mut Visit<'_, E>,
-    ) -> Result<(), E> {
+    fn walk<E: From<io::Error>>(&self, bucket: &Bucket, visit: &mut Visit<'_, E>) -> Result<(), E> {
         let mut last: Option<Vec<u8>> = None;
         let mut ordered = |flags: u32, key: &[u8], value: &[u8]| -> Result<(), E> {
             if last.as_deref().is_some_and(|l| l >= key) {
@@ -261,10 +257,7 @@ fn element(page: &[u8], at: usize) -> io::Result<&[u8]> {
         .ok_or_else(|| damaged("elements past the end of their page"))
 }
 
-fn leaf_elements<E: From<io::Error>>(
-    page: &[u8],
-    visit: &mut Visit<'_, E>,
-) -> Result<(), E> {
+fn leaf_elements<E: From<io::Error>>(page: &[u8], visit: &mut Visit<'_, E>) -> Result<(), E> {
     for i in 0..usize::from(u16_at(page, 10)) {
         let at = PAGE_HEADER + ELEMENT * i;
         let e = element(page, at)?;

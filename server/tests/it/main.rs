@@ -16,6 +16,7 @@ mod modules;
 mod quota;
 mod recipes;
 mod restart;
+mod snapshot;
 mod startup;
 mod transport;
 mod txn;
