@@ -67,8 +67,21 @@ pub async fn serve(
     server: &Arc<EtcdServer>,
     client: Vec<TcpListener>,
     peer: Vec<TcpListener>,
+    metrics: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_port = tokio::spawn(transport::serve(
+        crate::http::metrics_routes(server.clone()),
+        metrics,
+        PortOptions {
+            accept_http1: true,
+            ..PortOptions::default()
+        },
+        async move {
+            let _ = metrics_stopped.await;
+        },
+    ));
     let (stop_peers, peers_stopped) = tokio::sync::oneshot::channel::<()>();
     let peer_port = tokio::spawn(transport::serve(
         crate::grpc::peer::routes(server.clone()),
@@ -101,6 +114,8 @@ pub async fn serve(
     server.raft.shutdown().await.map_err(Error::internal)?;
     let _ = stop_peers.send(());
     let _ = peer_port.await;
+    let _ = stop_metrics.send(());
+    let _ = metrics_port.await;
     server.state.flush()?;
     if server.is_removed() {
         return Err(Error::MemberRemoved);
@@ -166,6 +181,8 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     server.refresh_db_size();
     tokio::spawn(crate::server::track_db_size(server.clone()));
     tokio::spawn(crate::server::leader::monitor_leader(server.clone()));
+    tokio::spawn(crate::server::leader::count_leader_changes(server.clone()));
+    crate::metrics::set_extensive(cfg.monitoring.metrics == crate::config::MetricsLevel::Extensive);
     tokio::spawn(crate::server::corruption::run_corruption_check(
         server.clone(),
         cfg.experimental.experimental_corrupt_check_time,

@@ -5,8 +5,9 @@
 //! (`tests/it/modules.rs` checks that the modules form no cycle):
 //!
 //! ```text
-//! app ─▶ transport, grpc/http ─▶ v3 ─▶ membership, compactor ─▶ server ─▶ raft ─▶ state
-//!   ─▶ apply ─▶ mvcc, lease, alarm, watch ─▶ storage          (beside all: typ, config, error, proto)
+//! app, offline ─▶ transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
+//!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, watch ─▶ storage, bolt
+//!                                 (beside all: typ, config, error, proto, metrics)
 //! ```
 //!
 //! - [`app`]: start-up wiring: opens storage, builds raft, spawns the loops, serves the ports;
@@ -14,6 +15,9 @@
 //! - [`grpc`]: thin gRPC adapters over the v3 core, the request-context layer, and the peer
 //!   port's service; [`http`]: the client port's HTTP endpoints;
 //! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC;
+//! - [`offline`]: the offline tools, `oxcd snapshot restore|status`;
+//! - [`backup`]: snapshots in etcd's format: writing the state as etcd's database, a
+//!   snapshot file's status, restoring a data dir from one (oxcd's or etcd's);
 //! - [`membership`]: member and cluster ids, this member's identity on disk, the Cluster
 //!   operations and the membership loops; [`compactor`]: auto compaction;
 //! - [`server`]: the member handle: proposals, linearizable reads, lease routing to the
@@ -23,10 +27,12 @@
 //!   and defragmentation; [`apply`]: the deterministic command → effect function;
 //! - [`mvcc`]: the revisioned key space; [`lease`]: lease table and the leader's clock;
 //!   [`alarm`]: the replicated alarms; [`watch`]: fan-out of applied revisions to watchers;
-//! - [`storage`]: the storage engine boundary (sled);
+//! - [`storage`]: the storage engine boundary (sled); [`bolt`]: bbolt's file format, etcd's
+//!   database, read and written page by page;
 //! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
 //!   flags, `ETCD_*` variables and config file; [`error`]: internal errors and their etcd
-//!   wire form; [`proto`]: generated etcd wire types.
+//!   wire form; [`proto`]: generated etcd wire types; [`metrics`]: Prometheus metrics under
+//!   etcd's names.
 
 pub mod alarm;
 pub mod app;
@@ -40,6 +46,7 @@ pub mod grpc;
 pub mod http;
 pub mod lease;
 pub mod membership;
+pub mod metrics;
 pub mod mvcc;
 pub mod offline;
 pub mod proto;

@@ -52,9 +52,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let peer = bind_all(&cfg.listen_peer_addrs()?)
         .await
         .context("--listen-peer-urls")?;
+    let metrics_addrs = cfg.listen_metrics_addrs()?;
+    let metrics = match metrics_addrs.is_empty() {
+        true => Vec::new(),
+        false => bind_all(&metrics_addrs)
+            .await
+            .context("--listen-metrics-urls")?,
+    };
     let server = app::start(&cfg).await?;
     tracing::info!(name = %cfg.member.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
-    app::serve(&server, client, peer, shutdown_signal()).await?;
+    app::serve(&server, client, peer, metrics, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

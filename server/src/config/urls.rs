@@ -81,6 +81,11 @@ impl Config {
         socket_addrs(&self.listen_client_url_list()?)
     }
 
+    /// Socket addresses for `--listen-metrics-urls` (none when unset).
+    pub fn listen_metrics_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        socket_addrs(&self.listen_metrics_url_list()?)
+    }
+
     /// Socket addresses for `--listen-peer-urls`.
     pub fn listen_peer_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         socket_addrs(&self.listen_peer_url_list()?)

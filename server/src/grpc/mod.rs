@@ -16,6 +16,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod metrics;
 pub mod peer;
 pub mod watch;
 
@@ -82,6 +83,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     .layer(context::ContextLayer { server });
     let client_port = grpc
         .merge(crate::http::router(core))
-        .fallback(crate::http::unknown_path);
+        .fallback(crate::http::unknown_path)
+        .layer(metrics::MetricsLayer);
     Routes::from(client_port)
 }

@@ -5,9 +5,11 @@
 //!
 //! # Layout
 //! - [`health`]: `/health`, `/livez`, `/readyz`;
+//! - [`metrics`]: `/metrics`;
 //! - [`version`]: the `/version` endpoint.
 
 pub mod health;
+pub mod metrics;
 pub mod version;
 
 use std::sync::Arc;
@@ -22,7 +24,19 @@ use crate::v3::Core;
 pub fn router(core: Arc<Core>) -> Router {
     health::routes()
         .route("/version", only_get(get(version::version)))
+        .route("/metrics", only_get(get(metrics::metrics)))
         .with_state(core)
+}
+
+/// The routes of `--listen-metrics-urls`: `/metrics` and the health endpoints, as etcd
+/// serves them there.
+pub fn metrics_routes(server: Arc<crate::server::EtcdServer>) -> tonic::service::Routes {
+    let core = Arc::new(Core::new(server));
+    let router = health::routes()
+        .route("/metrics", only_get(get(metrics::metrics)))
+        .with_state(core)
+        .fallback(|| async { unknown_path_text() });
+    tonic::service::Routes::from(router)
 }
 
 /// Go's answer to a method an etcd handler does not take: 405, `Allow: GET`.

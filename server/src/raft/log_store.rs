@@ -19,6 +19,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftTypeConfig};
 
 use super::wal::Wal;
+use crate::metrics::{self, METRICS};
 use crate::storage::{Backend, SledBackend, WriteBatch};
 use crate::typ::{Entry, LogId, TypeConfig, Vote};
 
@@ -112,7 +113,7 @@ fn group_commit(rx: mpsc::Receiver<Waiting>) {
         let mut synced: Vec<&Arc<File>> = Vec::new();
         for (file, _) in &waiting {
             if result.is_ok() && !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
-                result = file.sync_data();
+                result = metrics::timed(&METRICS.wal_fsync, || file.sync_data());
                 synced.push(file);
             }
         }

@@ -158,11 +158,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let started = std::time::Instant::now();
         let resp = self
             .rpc()?
             .append_entries(Self::request(encode(&rpc)?, &option))
             .await
             .map_err(|s| status_error(self.target, s))?;
+        crate::metrics::METRICS
+            .peer_round_trip
+            .with_label_values(&[format!("{:x}", self.target)])
+            .observe(started.elapsed().as_secs_f64());
         decode(resp.into_inner())
     }
 
@@ -200,9 +205,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let stall = ttl * STREAM_STALL_TTLS;
             let sent = Arc::new(AtomicU64::new(0));
             let counted = sent.clone();
+            let sent_at = SentAt::default();
+            let timed = sent_at.clone();
             let requests = input.map_while(move |request| {
                 let bytes = encode(&request).ok()?;
                 counted.fetch_add(1, Ordering::Relaxed);
+                timed.sent();
                 Some(bytes)
             });
             let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
@@ -219,7 +227,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Ok(Err(s)) => return Err(status_error(target, s)),
                 Ok(Ok(answers)) => answers.into_inner(),
             };
-            let results = answers_in_order(target, stall, sent, answers);
+            let results = answers_in_order(target, stall, sent, sent_at, answers);
             let results: BoxStream<'s, _> = Box::pin(results);
             Ok(results)
         })
@@ -304,15 +312,39 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 /// The peer's answers to a stream of append requests, in order, ending at the first failure.
 /// Outstanding requests (`sent` counts them) unanswered for `stall` make the peer
 /// unreachable; an idle stream may stay open.
+/// When each request of a replication stream still unanswered went out: the answers come
+/// in order, so each one measures the round trip of the oldest
+/// (`etcd_network_peer_round_trip_time_seconds`, which etcd measures with probes).
+#[derive(Clone, Default)]
+struct SentAt(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>>);
+
+impl SentAt {
+    fn sent(&self) {
+        let mut times = self.0.lock().expect("sent-at lock poisoned");
+        times.push_back(std::time::Instant::now());
+    }
+
+    fn answered(&self, round_trip: &prometheus::Histogram) {
+        let sent = self.0.lock().expect("sent-at lock poisoned").pop_front();
+        if let Some(sent) = sent {
+            round_trip.observe(sent.elapsed().as_secs_f64());
+        }
+    }
+}
+
 fn answers_in_order(
     target: u64,
     stall: std::time::Duration,
     sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sent_at: SentAt,
     mut answers: tonic::Streaming<RaftBytes>,
 ) -> impl tokio_stream::Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>
 {
     use std::sync::atomic::Ordering;
     use tokio_stream::StreamExt;
+    let round_trip = crate::metrics::METRICS
+        .peer_round_trip
+        .with_label_values(&[format!("{target:x}")]);
     async_stream::stream! {
         let mut answered = 0u64;
         loop {
@@ -334,6 +366,7 @@ fn answers_in_order(
                 }
                 Some(Ok(bytes)) => {
                     answered += 1;
+                    sent_at.answered(&round_trip);
                     let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
                     let last = !matches!(result, Ok(Ok(_)));
                     yield result;

@@ -65,3 +65,21 @@ pub async fn monitor_leader(server: Arc<EtcdServer>) {
         });
     }
 }
+
+/// Counts the leaders this member comes to know (`etcd_server_leader_changes_seen_total`):
+/// each time raft reports a leader other than the last one it knew.
+pub async fn count_leader_changes(server: Arc<EtcdServer>) {
+    let mut metrics = server.raft.metrics();
+    drop(server);
+    let mut last = None;
+    loop {
+        let leader = metrics.borrow_watched().current_leader;
+        if leader.is_some() && leader != last {
+            crate::metrics::METRICS.leader_changes.inc();
+            last = leader;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -13,6 +13,7 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::metrics::METRICS;
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
@@ -123,15 +124,26 @@ impl EtcdServer {
         if cmd.encoded_len() > self.limits.max_request_bytes {
             return Err(Error::RequestTooLarge);
         }
+        let _pending = Pending::start();
         let deadline = Instant::now() + self.request_timeout;
-        loop {
+        let result = loop {
             let attempt = tokio::time::timeout_at(deadline.into(), self.propose_once(&cmd));
             match attempt.await {
-                Err(_) => return Err(Error::Timeout),
-                Ok(Err(Error::NoLeader)) => self.pause_for_leader(deadline).await?,
-                Ok(result) => return result,
+                Err(_) => break Err(Error::Timeout),
+                Ok(Err(Error::NoLeader)) => {
+                    if let Err(e) = self.pause_for_leader(deadline).await {
+                        break Err(e);
+                    }
+                }
+                Ok(result) => break result,
             }
+        };
+        // Failed to commit, as etcd counts them (not a request that applying refused).
+        if let Err(Error::Timeout | Error::NoLeader | Error::Stopped | Error::Internal(_)) = &result
+        {
+            METRICS.proposals_failed.inc();
         }
+        result
     }
 
     /// Proposes `request` and returns the response applying it produced, as the type the
@@ -381,5 +393,21 @@ mod tests {
                 message: Error::Timeout.to_string()
             }
         );
+    }
+}
+
+/// A proposal in flight, counted in `etcd_server_proposals_pending` until dropped.
+struct Pending;
+
+impl Pending {
+    fn start() -> Pending {
+        METRICS.proposals_pending.inc();
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        METRICS.proposals_pending.dec();
     }
 }

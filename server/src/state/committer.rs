@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
+use crate::metrics::{self, METRICS};
 use crate::storage::{BufferedBackend, COMMIT_INTERVAL};
 
 use super::{AppliedState, StateStore};
@@ -46,7 +47,9 @@ impl Committer {
                         let _between_groups = inner.read().expect("state lock poisoned");
                         backend.begin_commit()
                     };
-                    if let Some(Err(e)) = commit.map(|c| c.finish()) {
+                    if let Some(Err(e)) =
+                        commit.map(|c| metrics::timed(&METRICS.backend_commit, || c.finish()))
+                    {
                         tracing::error!("committing the state's write buffer to sled: {e}");
                     }
                 }

@@ -173,10 +173,12 @@ impl StateStore {
             let _between_groups = self.read();
             self.backend.begin_commit()
         };
-        if let Some(commit) = commit {
-            commit.finish()?;
-        }
-        self.backend.written().flush()
+        crate::metrics::timed(&crate::metrics::METRICS.backend_commit, || {
+            if let Some(commit) = commit {
+                commit.finish()?;
+            }
+            self.backend.written().flush()
+        })
     }
 
     /// [`StateStore::flush`] on the committer thread: what has been applied is in sled and

@@ -12,6 +12,7 @@ mod etcdctl_cluster;
 mod http;
 mod kv;
 mod lease;
+mod metrics;
 mod modules;
 mod quota;
 mod recipes;
