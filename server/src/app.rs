@@ -91,11 +91,16 @@ pub async fn serve(
             let _ = peers_stopped.await;
         },
     ));
-    let removed = server.clone();
+    let watched = server.clone();
+    let (raft_failed_tx, mut raft_failed) = tokio::sync::oneshot::channel();
     let stop = async move {
         tokio::select! {
             _ = shutdown => {}
-            _ = removed.removed() => {}
+            _ = watched.removed() => {}
+            fatal = watched.raft_failed() => {
+                tracing::error!("storage failed: {fatal}; stopping so that the member restarts from what is durable");
+                let _ = raft_failed_tx.send(fatal);
+            }
         }
     };
     let client_port = PortOptions {
@@ -109,6 +114,9 @@ pub async fn serve(
         stop,
     )
     .await;
+    if let Ok(fatal) = raft_failed.try_recv() {
+        return Err(Error::Internal(format!("storage failed: {fatal}")));
+    }
     // The peer port outlives the client port until raft has stopped: other members may be
     // in the middle of replicating to this one.
     server.raft.shutdown().await.map_err(Error::internal)?;
@@ -182,6 +190,11 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     tokio::spawn(crate::server::track_db_size(server.clone()));
     tokio::spawn(crate::server::leader::monitor_leader(server.clone()));
     tokio::spawn(crate::server::leader::count_leader_changes(server.clone()));
+    let member_dir = PathBuf::from(&cfg.member.data_dir).join("member");
+    let disks = std::iter::once(member_dir)
+        .chain(cfg.wal_dir_path())
+        .collect();
+    tokio::spawn(crate::server::disk::watch_disk(server.clone(), disks));
     crate::metrics::set_extensive(cfg.monitoring.metrics == crate::config::MetricsLevel::Extensive);
     tokio::spawn(crate::server::corruption::run_corruption_check(
         server.clone(),

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub db_in_use: IntGauge,
     pub quota_bytes: IntGauge,
     pub keys_total: IntGauge,
+    pub disk_free: IntGauge,
+    pub disk_low: IntGauge,
     pub peer_round_trip: HistogramVec,
     pub grpc_started: IntCounterVec,
     pub grpc_handled: IntCounterVec,
@@ -143,6 +145,14 @@ impl Metrics {
                 "Current backend storage quota size in bytes.",
             ),
             keys_total: gauge("etcd_debugging_mvcc_keys_total", "Total number of keys."),
+            disk_free: gauge(
+                "oxcd_disk_free_bytes",
+                "Free bytes of the fullest filesystem holding the data dir or the WAL.",
+            ),
+            disk_low: gauge(
+                "oxcd_disk_space_low",
+                "Whether free disk space is below the reserve, so that writes growing the database are refused. 1 if it is.",
+            ),
             peer_round_trip: {
                 let opts = HistogramOpts::new(
                     "etcd_network_peer_round_trip_time_seconds",

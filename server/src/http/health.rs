@@ -38,6 +38,8 @@ enum Check {
     LinearizableRead,
     /// This member is not a learner (learners serve almost nothing).
     NonLearner,
+    /// The member's disk has room for writes (see `server::disk`).
+    DiskSpace,
 }
 
 /// What `/livez` checks: that the process serves, whatever the cluster's state.
@@ -48,6 +50,7 @@ const READYZ: &[Check] = &[
     Check::SerializableRead,
     Check::LinearizableRead,
     Check::NonLearner,
+    Check::DiskSpace,
 ];
 
 impl Check {
@@ -57,6 +60,7 @@ impl Check {
             Check::SerializableRead => "serializable_read",
             Check::LinearizableRead => "linearizable_read",
             Check::NonLearner => "non_learner",
+            Check::DiskSpace => "disk_space",
         }
     }
 
@@ -79,6 +83,11 @@ impl Check {
                 Err("not supported for learner".to_string())
             }
             Check::NonLearner => Ok(()),
+            Check::DiskSpace if core.server.disk_low() => Err(format!(
+                "disk space low: {} bytes free",
+                core.server.disk_free()
+            )),
+            Check::DiskSpace => Ok(()),
         }
     }
 }
@@ -124,8 +133,14 @@ impl Query {
 /// makes the member unhealthy. With `?serializable=true` only this member's own read counts.
 async fn health(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Response {
     let query = Query::parse(raw.as_deref());
+    let disk_counts = !query.exclude.iter().any(|e| e == "NOSPACE");
     let reason = if let Some(alarm) = active_alarm(&core, &query.exclude) {
         Some(format!("ALARM {alarm}"))
+    } else if disk_counts && core.server.disk_low() {
+        Some(format!(
+            "DISK SPACE LOW: {} bytes free",
+            core.server.disk_free()
+        ))
     } else if !query.serializable && !core.server.has_leader() {
         Some("RAFT NO LEADER".to_string())
     } else {

@@ -48,6 +48,10 @@ fn refresh(server: &EtcdServer) {
         .keys_total
         .set(server.state.read().kv.mvcc.key_count() as i64);
     METRICS
+        .disk_free
+        .set(i64::try_from(server.disk_free()).unwrap_or(i64::MAX));
+    METRICS.disk_low.set(i64::from(server.disk_low()));
+    METRICS
         .server_version
         .with_label_values(&[ETCD_API_VERSION])
         .set(1);

@@ -14,6 +14,7 @@
 //!   comparison of every member's HashKV, which raises the CORRUPT alarm.
 
 pub mod corruption;
+pub mod disk;
 pub mod hash;
 pub mod leader;
 pub mod lease;
@@ -101,6 +102,9 @@ pub struct EtcdServer {
     pub strict_reconfig_check: bool,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
+    /// See [`disk`].
+    disk_low: std::sync::atomic::AtomicBool,
+    disk_free: AtomicU64,
 }
 
 impl EtcdServer {
@@ -147,6 +151,8 @@ impl EtcdServer {
             election_timeout,
             strict_reconfig_check,
             raft_db,
+            disk_low: std::sync::atomic::AtomicBool::new(false),
+            disk_free: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -157,6 +163,30 @@ impl EtcdServer {
 
     pub fn is_removed(&self) -> bool {
         *self.removed.borrow()
+    }
+
+    /// Resolves with the error once the raft core has stopped on a fatal one (a failed write
+    /// or fsync of the log, the vote or the state it applies), or the applied state can no
+    /// longer be made durable: a member in that state must not stay up answering nothing,
+    /// so the server stops and exits non-zero, and its supervisor restarts it from what is
+    /// durable. Never resolves otherwise.
+    pub async fn raft_failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        let raft = async {
+            loop {
+                let fatal = metrics.borrow_watched().running_state.clone().err();
+                if let Some(fatal) = fatal {
+                    return fatal.to_string();
+                }
+                if metrics.changed().await.is_err() {
+                    return "the raft core stopped".to_string();
+                }
+            }
+        };
+        tokio::select! {
+            fatal = raft => fatal,
+            failed = self.state.failed() => failed,
+        }
     }
 
     /// Resolves once this member has been removed from the cluster.

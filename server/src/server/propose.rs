@@ -83,9 +83,14 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<internal_response::Response> {
-        if self.over_quota() && crate::apply::grows_database(&request) {
-            self.raise_nospace().await;
-            return Err(Error::NoSpace);
+        if crate::apply::grows_database(&request) {
+            if self.over_quota() {
+                self.raise_nospace().await;
+                return Err(Error::NoSpace);
+            }
+            if self.disk_low() {
+                return Err(Error::NoSpace);
+            }
         }
         self.propose_unchecked(request).await
     }
@@ -207,6 +212,9 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<(internal_response::Response, u64)> {
+        if self.disk_low() && crate::apply::grows_database(&request) {
+            return Err(Error::NoSpace);
+        }
         let write = self.raft.client_write(Command(InternalRequest {
             request: Some(request),
         }));

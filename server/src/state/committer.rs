@@ -28,6 +28,7 @@ impl Committer {
     pub(super) fn spawn(
         backend: Arc<BufferedBackend>,
         inner: Arc<RwLock<AppliedState>>,
+        failed: tokio::sync::watch::Sender<Option<String>>,
     ) -> Result<Committer> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
@@ -47,10 +48,15 @@ impl Committer {
                         let _between_groups = inner.read().expect("state lock poisoned");
                         backend.begin_commit()
                     };
-                    if let Some(Err(e)) =
-                        commit.map(|c| metrics::timed(&METRICS.backend_commit, || c.finish()))
-                    {
-                        tracing::error!("committing the state's write buffer to sled: {e}");
+                    let Some(commit) = commit else { continue };
+                    // sled fails every later write once one has failed (out of space, an I/O
+                    // error), so the state can no longer be made durable: the member stops,
+                    // and restarts from the raft log, which holds everything acknowledged.
+                    if let Err(e) = metrics::timed(&METRICS.backend_commit, || commit.finish()) {
+                        failed.send_replace(Some(format!(
+                            "committing the state's write buffer to sled: {e}"
+                        )));
+                        return;
                     }
                 }
             })?;

@@ -68,6 +68,8 @@ pub struct StateStore {
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// The thread that commits the write buffer to sled.
     committer: Committer,
+    /// Set when the state can no longer be made durable (a commit to sled failed).
+    failed: tokio::sync::watch::Sender<Option<String>>,
     /// Held shared while a snapshot reads revisions without the state lock, and exclusively
     /// by whatever removes revisions (applying a compaction, installing a snapshot,
     /// defragmenting). Taken before the state lock.
@@ -145,7 +147,8 @@ impl StateStore {
         lease_clock.restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let applied_index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);
         let inner = Arc::new(RwLock::new(inner));
-        let committer = Committer::spawn(backend.clone(), inner.clone())?;
+        let failed = tokio::sync::watch::channel(None).0;
+        let committer = Committer::spawn(backend.clone(), inner.clone(), failed.clone())?;
         Ok(Arc::new(StateStore {
             backend,
             inner,
@@ -158,6 +161,7 @@ impl StateStore {
             applied_tx: tokio::sync::watch::channel(applied_index).0,
             committer,
             removals: RwLock::new(()),
+            failed,
         }))
     }
 
@@ -252,6 +256,20 @@ impl StateStore {
     pub fn applied_state(&self) -> (Option<LogId>, StoredMembership) {
         let inner = self.read();
         (inner.applied, inner.membership.clone())
+    }
+
+    /// Resolves with the error once the state can no longer be made durable: a commit of
+    /// the write buffer to sled failed (sled fails every write after one has failed).
+    pub async fn failed(&self) -> String {
+        let mut failed = self.failed.subscribe();
+        let why = match failed.wait_for(Option::is_some).await {
+            Ok(why) => why.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
     }
 
     /// Watches the applied index.

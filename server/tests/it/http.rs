@@ -36,6 +36,7 @@ async fn a_healthy_member_answers_every_health_endpoint_as_etcd_does() {
         lines,
         [
             "[+]data_corruption ok",
+            "[+]disk_space ok",
             "[+]linearizable_read ok",
             "[+]non_learner ok",
             "[+]serializable_read ok"
@@ -44,7 +45,7 @@ async fn a_healthy_member_answers_every_health_endpoint_as_etcd_does() {
     assert_eq!(
         http_get(
             &endpoint,
-            "/readyz?verbose&exclude=linearizable_read&exclude=non_learner"
+            "/readyz?verbose&exclude=linearizable_read&exclude=non_learner&exclude=disk_space"
         )
         .1,
         "[+]data_corruption ok\n[+]serializable_read ok\nok\n"

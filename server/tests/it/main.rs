@@ -5,6 +5,7 @@ mod calls;
 
 mod cluster;
 mod corruption;
+mod disk_full;
 mod durability;
 mod errors;
 mod etcdctl;
