@@ -7,6 +7,8 @@
 //! - [`oxcd_failpoints`]: `oxcd-failpoints`, the server built with the `failpoints` feature,
 //!   so that every robustness scenario can arm fail points. Always built here, unless
 //!   `OXCD_E2E_BINARY=/path/to/oxcd-failpoints` names one.
+//! - [`oxcdctl`]: the command-line client, built here unless cargo set
+//!   `CARGO_BIN_EXE_oxcdctl` (the tests of its own package).
 //! - [`ETCD`]: Debian's etcd 3.4, the reference that tests compare oxcd against.
 //!
 //! Building happens once per process: `cargo build -p oxcd --bin <name>` (with
@@ -44,6 +46,18 @@ pub fn oxcd_failpoints() -> Result<PathBuf> {
     once(&BINARY, || match std::env::var_os(FAILPOINTS_BINARY_VAR) {
         Some(path) => Ok(PathBuf::from(path)),
         None => build("oxcd-failpoints", &["--features", "failpoints"]),
+    })
+}
+
+/// `oxcdctl`, the command-line client (package `oxcdctl`), built on first use: its tests
+/// and the server's compare it with Debian's etcdctl.
+pub fn oxcdctl() -> Result<PathBuf> {
+    static BINARY: Mutex<Option<PathBuf>> = Mutex::new(None);
+    once(&BINARY, || {
+        match std::env::var_os("CARGO_BIN_EXE_oxcdctl") {
+            Some(path) => Ok(PathBuf::from(path)),
+            None => build_in("oxcdctl", "oxcdctl", &[]),
+        }
     })
 }
 
@@ -89,6 +103,11 @@ fn target_layout() -> Result<(PathBuf, String)> {
 }
 
 fn build(name: &str, features: &[&str]) -> Result<PathBuf> {
+    build_in("oxcd", name, features)
+}
+
+/// Builds the binary `name` of `package`.
+fn build_in(package: &str, name: &str, features: &[&str]) -> Result<PathBuf> {
     let (target, profile) = target_layout()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Cargo sets CARGO_MANIFEST_DIR for the tests it runs. It is read at run time first:
@@ -102,7 +121,7 @@ fn build(name: &str, features: &[&str]) -> Result<PathBuf> {
     let output = Command::new(&cargo)
         .current_dir(&manifest_dir)
         .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--quiet", "-p", "oxcd", "--bin", name])
+        .args(["build", "--quiet", "-p", package, "--bin", name])
         .args(features)
         .args(["--profile", cargo_profile])
         .output()

@@ -22,7 +22,7 @@ const ETCDCTL: &str = "/usr/bin/etcdctl";
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One step of a comparison script.
-enum Step {
+pub enum Step {
     /// `etcdctl <args>`, fed `stdin`.
     Run {
         args: &'static [&'static str],
@@ -82,6 +82,11 @@ struct Output {
 /// One server under comparison: where it listens and what its outputs may differ in.
 struct Side {
     client_port: u16,
+    /// The CLI this side runs: Debian's etcdctl, or oxcdctl.
+    cli: std::path::PathBuf,
+    /// Whether clientv3's JSON log lines are left out of stderr (when etcdctl is compared
+    /// with oxcdctl, which has no such logger).
+    drop_client_logs: bool,
     /// Exact strings replaced by placeholders, in this order.
     literals: Vec<(String, String)>,
     /// Lease ids in order of appearance; `{leaseN}` in arguments stands for the N-th one.
@@ -89,9 +94,17 @@ struct Side {
 }
 
 impl Side {
-    async fn new(label: &'static str, client_port: u16, peer_port: u16) -> Side {
+    async fn new(
+        label: &'static str,
+        client_port: u16,
+        peer_port: u16,
+        cli: std::path::PathBuf,
+        drop_client_logs: bool,
+    ) -> Side {
         let mut side = Side {
             client_port,
+            cli,
+            drop_client_logs,
             literals: Vec::new(),
             leases: Vec::new(),
         };
@@ -147,7 +160,7 @@ impl Side {
 
     fn spawn(&self, args: &[&str]) -> Child {
         let args: Vec<String> = args.iter().map(|a| self.expand(a)).collect();
-        Command::new(ETCDCTL)
+        Command::new(&self.cli)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints=http://127.0.0.1:{}", self.client_port))
             .args(["--command-timeout=5s", "--dial-timeout=2s"])
@@ -157,9 +170,7 @@ impl Side {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("spawn {ETCDCTL} (install Debian's etcd-client package): {e}")
-            })
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.cli.display()))
     }
 
     /// Replaces `{leaseN}` by this side's N-th lease id, as etcdctl takes it (hex).
@@ -238,10 +249,19 @@ impl Side {
             Some(c) => format!("exit {c}"),
             None => "killed".to_string(),
         };
+        let stderr = if self.drop_client_logs {
+            out.stderr
+                .lines()
+                .filter(|l| !l.starts_with("{\"level\":"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            out.stderr.clone()
+        };
         format!(
             "{code}\n--- stdout\n{}--- stderr\n{}",
             self.mask(&out.stdout),
-            self.mask(&out.stderr)
+            self.mask(&stderr)
         )
     }
 
@@ -435,9 +455,15 @@ impl Collector {
     }
 }
 
-/// Starts etcd and oxcd, runs `script` against both and fails listing every step whose
-/// masked transcripts differ.
+/// Starts etcd and oxcd, runs `script` with Debian's etcdctl against both and fails listing
+/// every step whose masked transcripts differ.
 async fn compare(script: &[Step]) {
+    compare_with(script, ETCDCTL.into(), false).await
+}
+
+/// [`compare`], with `cli` (etcdctl or oxcdctl) against oxcd; etcdctl against etcd is the
+/// reference. `drop_client_logs` leaves clientv3's JSON log lines out of stderr.
+pub async fn compare_with(script: &[Step], cli: std::path::PathBuf, drop_client_logs: bool) {
     assert!(
         std::path::Path::new(ETCDCTL).exists(),
         "{ETCDCTL} is missing: install Debian's etcd-client package (apt-get install etcd-client)"
@@ -446,8 +472,20 @@ async fn compare(script: &[Step]) {
     let oxcd = Member::start();
     tokio::join!(etcd.client(), oxcd.client());
     let (mut reference, mut subject) = tokio::join!(
-        Side::new("etcd", etcd.client_port, etcd.peer_port),
-        Side::new("oxcd", oxcd.client_port, oxcd.peer_port),
+        Side::new(
+            "etcd",
+            etcd.client_port,
+            etcd.peer_port,
+            ETCDCTL.into(),
+            drop_client_logs
+        ),
+        Side::new(
+            "oxcd",
+            oxcd.client_port,
+            oxcd.peer_port,
+            cli,
+            drop_client_logs
+        ),
     );
     let mut diffs = Vec::new();
     for step in script {
@@ -476,7 +514,12 @@ async fn compare(script: &[Step]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_kv_txn_and_watch_match_etcd() {
-    compare(&[
+    compare(&kv_txn_and_watch()).await;
+}
+
+/// put, get, del, txn, watch and compaction in every output format, errors included.
+pub fn kv_txn_and_watch() -> Vec<Step> {
+    vec![
         // put, --prev-kv, --ignore-value (revision 1 is the empty store on both).
         run(&["put", "k1", "v1"]),
         run(&["put", "k2", "v2", "-w", "json"]),
@@ -504,10 +547,30 @@ async fn etcdctl_kv_txn_and_watch_match_etcd() {
         run(&["get", "k1", "--from-key", "--keys-only", "--limit=2"]),
         run(&["get", "a/x", "a/z"]),
         run(&["get", "k", "--prefix", "--order=DESCEND"]),
-        run(&["get", "k", "--prefix", "--sort-by=MODIFY", "--order=DESCEND"]),
-        run(&["get", "k", "--prefix", "--sort-by=VALUE", "--order=DESCEND", "-w", "json"]),
+        run(&[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by=MODIFY",
+            "--order=DESCEND",
+        ]),
+        run(&[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by=VALUE",
+            "--order=DESCEND",
+            "-w",
+            "json",
+        ]),
         run(&["get", "", "--prefix", "--sort-by=CREATE", "--keys-only"]),
-        run(&["get", "k", "--prefix", "--sort-by=VERSION", "--order=DESCEND"]),
+        run(&[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by=VERSION",
+            "--order=DESCEND",
+        ]),
         run(&["get", "k1", "--consistency=s", "-w", "json"]),
         run(&["get", "missing"]),
         run(&["get", "missing", "-w", "json"]),
@@ -543,12 +606,30 @@ async fn etcdctl_kv_txn_and_watch_match_etcd() {
         ),
         // The history of one key, of a prefix and of a deleted key.
         watch(&["watch", "k1", "--rev=2", "--prev-kv"], 4, &[], 4),
-        watch(&["watch", "--prefix", "a/", "--rev=1", "-w", "json"], 4, &[], 4),
-        watch(&["watch", "k2", "--rev=3", "--prev-kv", "-w", "json"], 3, &[], 3),
+        watch(
+            &["watch", "--prefix", "a/", "--rev=1", "-w", "json"],
+            4,
+            &[],
+            4,
+        ),
+        watch(
+            &["watch", "k2", "--rev=3", "--prev-kv", "-w", "json"],
+            3,
+            &[],
+            3,
+        ),
         // Live events after a replayed one: puts, deletes, a multi-key delete.
         run(&["put", "w/0", "zero"]),
         watch(
-            &["watch", "--prefix", "w/", "--rev=18", "--prev-kv", "-w", "json"],
+            &[
+                "watch",
+                "--prefix",
+                "w/",
+                "--rev=18",
+                "--prev-kv",
+                "-w",
+                "json",
+            ],
             1,
             &[
                 &["put", "w/1", "a"],
@@ -562,11 +643,20 @@ async fn etcdctl_kv_txn_and_watch_match_etcd() {
         watch(
             &["watch", "w/a", "w/c", "--rev=24"],
             0,
-            &[&["put", "w/b", "1"], &["put", "w/c", "2"], &["put", "w/a", "3"]],
+            &[
+                &["put", "w/b", "1"],
+                &["put", "w/c", "2"],
+                &["put", "w/a", "3"],
+            ],
             2,
         ),
         // The whole history, one batch.
-        watch(&["watch", "", "--prefix", "--rev=2", "-w", "json"], 28, &[], 28),
+        watch(
+            &["watch", "", "--prefix", "--rev=2", "-w", "json"],
+            28,
+            &[],
+            28,
+        ),
         run(&["get", "", "--from-key", "--keys-only"]),
         // Compaction, and reads and watches below it.
         run(&["compaction", "5"]),
@@ -588,13 +678,17 @@ async fn etcdctl_kv_txn_and_watch_match_etcd() {
         run(&["get", "", "--prefix", "-w", "json"]),
         run(&["del", "", "--prefix"]),
         run(&["get", "", "--prefix", "-w", "json"]),
-    ])
-    .await;
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_lease_and_maintenance_match_etcd() {
-    compare(&[
+    compare(&lease_and_maintenance()).await;
+}
+
+/// Leases, then member list, endpoint health/status/hashkv, defrag and alarms.
+pub fn lease_and_maintenance() -> Vec<Step> {
+    vec![
         run(&["put", "k", "v"]),
         // Granted in expiry order: etcd lists leases by expiry.
         run(&["lease", "grant", "100"]),
@@ -646,14 +740,17 @@ async fn etcdctl_lease_and_maintenance_match_etcd() {
         run(&["defrag"]),
         run(&["alarm", "list"]),
         run(&["get", "", "--prefix", "-w", "json"]),
-    ])
-    .await;
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_edge_cases_match_etcd() {
+    compare(&edge_cases()).await;
 }
 
 /// Corners where oxcd is known to have differed from etcd.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcdctl_edge_cases_match_etcd() {
-    compare(&[
+pub fn edge_cases() -> Vec<Step> {
+    vec![
         // The store starts at revision 1 with compactMainRev -1: compacting at 0 succeeds.
         run(&["compaction", "0"]),
         run(&["put", "k", "v"]),
@@ -663,6 +760,26 @@ async fn etcdctl_edge_cases_match_etcd() {
         run(&["lease", "grant", "100"]),
         run(&["lease", "grant", "200"]),
         run(&["lease", "list"]),
-    ])
-    .await;
+    ]
+}
+
+// oxcdctl against oxcd prints what etcdctl prints against etcd, for the same scripts.
+
+fn oxcdctl() -> std::path::PathBuf {
+    oxcd_testkit::binary::oxcdctl().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oxcdctl_kv_txn_and_watch_match_etcdctl() {
+    compare_with(&kv_txn_and_watch(), oxcdctl(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oxcdctl_lease_and_maintenance_match_etcdctl() {
+    compare_with(&lease_and_maintenance(), oxcdctl(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oxcdctl_edge_cases_match_etcdctl() {
+    compare_with(&edge_cases(), oxcdctl(), true).await;
 }
