@@ -55,7 +55,7 @@ impl Printer {
 
 /// The fields format's header lines.
 pub fn fields_header(h: &Option<PbResponseHeader>) {
-    let h = h.clone().unwrap_or_default();
+    let h = (*h).unwrap_or_default();
     println!("\"ClusterID\" : {}", h.cluster_id);
     println!("\"MemberID\" : {}", h.member_id);
     println!("\"Revision\" : {}", h.revision);

@@ -11,7 +11,7 @@ use crate::output::{Printer, fields_header, go_quote, table};
 
 fn member_id(s: &str) -> Result<u64> {
     parse_hex_u64(s)
-        .ok_or_else(|| CtlError::bad_args(format!("bad member ID arg ({s}), expecting ID in Hex")))
+        .map_err(|e| CtlError::bad_args(format!("bad member ID arg ({e}), expecting ID in Hex")))
 }
 
 pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             let opts = learner.then(|| MemberAddOptions::new().with_is_learner());
             let r = ctx.timed(c.member_add(urls, opts)).await?.0;
             let new_id = r.member.as_ref().map_or(0, |m| m.id);
-            let cluster = r.header.clone().unwrap_or_default().cluster_id;
+            let cluster = r.header.unwrap_or_default().cluster_id;
             match p.format {
                 Format::Json => println!("{}", json::member_add(&r)),
                 Format::Fields => fields_header(&r.header),
@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             p.no_table()?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_remove(id)).await?.0;
-            let cluster = r.header.clone().unwrap_or_default().cluster_id;
+            let cluster = r.header.unwrap_or_default().cluster_id;
             match p.format {
                 Format::Json => println!("{}", json::member_remove(&r)),
                 Format::Fields => fields_header(&r.header),
@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_update(id, urls)).await?.0;
-            let cluster = r.header.clone().unwrap_or_default().cluster_id;
+            let cluster = r.header.unwrap_or_default().cluster_id;
             match p.format {
                 Format::Json => println!("{}", json::member_update(&r)),
                 Format::Fields => fields_header(&r.header),
@@ -96,7 +96,7 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             p.no_table()?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_promote(id)).await?.0;
-            let cluster = r.header.clone().unwrap_or_default().cluster_id;
+            let cluster = r.header.unwrap_or_default().cluster_id;
             match p.format {
                 Format::Json => println!("{}", json::member_promote(&r)),
                 Format::Fields => fields_header(&r.header),

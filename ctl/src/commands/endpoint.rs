@@ -31,10 +31,10 @@ async fn check_health(ctx: &Ctx, ep: &str) -> (bool, String, String) {
     };
     let read = ctx.timed(c.get("health", None)).await;
     let took = go_duration(started.elapsed());
-    if let Err(e) = read {
-        if e.message != "etcdserver: permission denied" {
-            return (false, took, e.message);
-        }
+    if let Err(e) = read
+        && e.message != "etcdserver: permission denied"
+    {
+        return (false, took, e.message);
     }
     match ctx
         .timed(c.alarm(
@@ -165,7 +165,7 @@ async fn status(ctx: &Ctx, eps: &[String]) -> Result<()> {
             let rows: Vec<Vec<String>> = statuses
                 .iter()
                 .map(|(ep, s)| {
-                    let id = s.header.clone().unwrap_or_default().member_id;
+                    let id = s.header.unwrap_or_default().member_id;
                     vec![
                         ep.clone(),
                         format!("{id:x}"),

@@ -21,7 +21,7 @@ fn lease_id(s: &str) -> Result<i64> {
 /// The header's fields inline, as clientv3's lease responses (which embed the header)
 /// marshal.
 fn inline_header(obj: Obj, h: &Option<etcd_client::proto::PbResponseHeader>) -> Obj {
-    let h = h.clone().unwrap_or_default();
+    let h = (*h).unwrap_or_default();
     obj.int("cluster_id", h.cluster_id)
         .int("member_id", h.member_id)
         .int("revision", h.revision)

@@ -164,17 +164,14 @@ fn print_alarms(p: &Printer, r: &PbAlarmResponse) {
 }
 
 pub async fn move_leader(ctx: &Ctx, a: MoveLeaderArgs) -> Result<()> {
-    let target = parse_hex_u64(&a.transferee).ok_or_else(|| {
-        CtlError::bad_args(format!(
-            "bad transferee ID arg ({}), expecting ID in Hex",
-            a.transferee
-        ))
+    let target = parse_hex_u64(&a.transferee).map_err(|e| {
+        CtlError::bad_args(format!("bad transferee ID arg ({e}), expecting ID in Hex"))
     })?;
     // The leader must be among the endpoints: it is the one that hands over.
     for ep in &ctx.global.endpoints {
         let mut c = client::connect_to(&ctx.global, std::slice::from_ref(ep)).await?;
         let status = ctx.timed(c.status()).await?.0;
-        let me = status.header.clone().unwrap_or_default().member_id;
+        let me = status.header.unwrap_or_default().member_id;
         if me != status.leader {
             continue;
         }

@@ -72,9 +72,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// An id given in hex, as etcdctl takes lease and member ids.
-pub fn parse_hex_u64(s: &str) -> Option<u64> {
-    u64::from_str_radix(s, 16).ok()
+/// An id given in hex, as etcdctl takes member ids; the error is Go's strconv error.
+pub fn parse_hex_u64(s: &str) -> std::result::Result<u64, String> {
+    u64::from_str_radix(s, 16)
+        .map_err(|_| format!("strconv.ParseUint: parsing {s:?}: invalid syntax"))
 }
 
 /// The cluster's client URLs, from its member list (`--cluster`).

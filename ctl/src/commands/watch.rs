@@ -126,7 +126,7 @@ fn run_for_events(command: &[String], r: &PbWatchResponse) -> Result<()> {
             .args(&command[1..])
             .env(
                 "ETCD_WATCH_REVISION",
-                r.header.clone().unwrap_or_default().revision.to_string(),
+                r.header.unwrap_or_default().revision.to_string(),
             )
             .env("ETCD_WATCH_EVENT_TYPE", event_type(e.r#type))
             .env("ETCD_WATCH_KEY", String::from_utf8_lossy(&kv.key).as_ref())

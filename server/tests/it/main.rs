@@ -15,6 +15,7 @@ mod kv;
 mod lease;
 mod metrics;
 mod modules;
+mod oxcdctl;
 mod quota;
 mod recipes;
 mod restart;

@@ -1,5 +1,5 @@
 //! Snapshots in etcd's format, as an operator uses them: Debian's `etcdctl snapshot save`
-//! from a live oxcd cluster under writes, `oxcd snapshot restore` of that file into a new
+//! and `oxcdctl snapshot save` from a live oxcd cluster under writes, `oxcd snapshot restore` of that file into a new
 //! 3-member oxcd cluster and `etcdctl snapshot restore` into a real etcd 3.4, an etcd 3.4
 //! snapshot restored into oxcd (migration), and damaged files refused. Every restored store
 //! is compared key by key (value, create and mod revision, version, lease) with the source at
@@ -182,10 +182,31 @@ async fn a_live_clusters_snapshot_restores_into_oxcd_and_into_etcd() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oxcd.db");
     save(source.members[2].endpoint(), &file).await;
+    // oxcdctl's snapshot save too, from another member, writes still going on.
+    let by_oxcdctl = dir.path().join("oxcdctl.db");
+    let out = Command::new(binary::oxcdctl().unwrap())
+        .arg(format!("--endpoints={}", source.members[1].endpoint()))
+        .args(["snapshot", "save"])
+        .arg(&by_oxcdctl)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Snapshot saved at {}\n", by_oxcdctl.display())
+    );
     writing.abort();
     let rev = same_status(&file).await;
     let (expected, _) = all_keys(&mut c, rev).await;
     assert!(expected.iter().any(|kv| kv.0.starts_with(b"live/")));
+    let oxcdctl_rev = same_status(&by_oxcdctl).await;
+    let (from_oxcdctl, _) = all_keys(&mut c, oxcdctl_rev).await;
+    let (_one, mut o) = restored_cluster(&by_oxcdctl, binary::oxcd().unwrap(), 1).await;
+    assert_eq!(all_keys(&mut o, 0).await, (from_oxcdctl, oxcdctl_rev));
 
     let (restored, mut r) = restored_cluster(&file, binary::oxcd().unwrap(), 3).await;
     assert_eq!(all_keys(&mut r, 0).await, (expected.clone(), rev));
