@@ -9,6 +9,8 @@
 #   bench/compare.sh --quick      smoke test: 1 member, ~2 s per workload, 10k keys
 #   bench/compare.sh --out FILE   write the Markdown to FILE instead
 #   bench/compare.sh --members "3"  only these cluster sizes (with --quick: smoke-test 3)
+#   bench/compare.sh --scale-keys N  keys for the scale rows (1,000,000; --quick: 20,000;
+#                                    0 leaves the scale rows out)
 #
 # Builds oxcd and oxcd-bench in release (CARGO_TARGET_DIR is honoured); installs
 # etcd-server, etcd-client and jq with apt-get if they are missing. Run it on a quiet
@@ -18,12 +20,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=full
 MEMBERS=()
+SCALE_KEYS=
 OUT=$ROOT/docs/benchmarks.md
 while (($#)); do
     case $1 in
         --quick) MODE=quick ;;
         --out) OUT=$2; shift ;;
         --members) read -r -a MEMBERS <<<"$2"; shift ;;
+        --scale-keys) SCALE_KEYS=$2; shift ;;
         -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -31,9 +35,9 @@ while (($#)); do
 done
 
 if [[ $MODE == quick ]]; then
-    DURATION=2s SIZES=(1) LOAD_KEYS=10000
+    DURATION=2s SIZES=(1) LOAD_KEYS=10000 SCALE_KEYS=${SCALE_KEYS:-20000}
 else
-    DURATION=12s SIZES=(1 3) LOAD_KEYS=100000
+    DURATION=12s SIZES=(1 3) LOAD_KEYS=100000 SCALE_KEYS=${SCALE_KEYS:-1000000}
 fi
 ((${#MEMBERS[@]})) && SIZES=("${MEMBERS[@]}")
 VAL=256             # value size for every workload
@@ -114,6 +118,7 @@ start_cluster() {
             --initial-cluster-token "bench-$kind-$RUN")
         "$bin" "${args[@]}" >"$CLUSTER_DIR/m$i.log" 2>&1 &
         PIDS+=($!)
+        ((i == 0)) && LAUNCH=("$bin" "${args[@]}")
         DATA_DIRS+=("$CLUSTER_DIR/m$i.etcd")
         if ((i == 0)) && ! grep -q "^$kind $n member(s)" "$COMMANDS"; then
             echo "$kind $n member(s), member m0: $bin ${args[*]}" >>"$COMMANDS"
@@ -135,6 +140,35 @@ start_cluster() {
         fi
         ((SECONDS < deadline)) || die "$kind cluster of $n not ready within 60 s (logs in $CLUSTER_DIR)"
         sleep 0.2
+    done
+}
+
+# Starts the single member again on its data dir after SIGTERM; sets RESTART_S to the seconds
+# from its start to its first answered linearizable read (each try an etcdctl process: the
+# same cost for both servers), or null. Not called in a subshell: it replaces PIDS.
+restart_member() {
+    local pid=${PIDS[0]} started
+    RESTART_S=null
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+    wait "$pid" 2>/dev/null || true
+    started=$EPOCHREALTIME
+    "${LAUNCH[@]}" >>"$CLUSTER_DIR/m0.log" 2>&1 &
+    PIDS=($!)
+    local deadline=$((SECONDS + 300))
+    until etcdctl --endpoints="$ENDPOINTS" --command-timeout=2s get bench-ready >/dev/null 2>&1; do
+        kill -0 "${PIDS[0]}" 2>/dev/null || { log "restart failed: $(tail -3 "$CLUSTER_DIR/m0.log")"; return; }
+        ((SECONDS < deadline)) || return
+        sleep 0.02
+    done
+    RESTART_S=$(echo "$started $EPOCHREALTIME" | awk '{printf "%.3f", $2 - $1}')
+}
+
+# Prints the member's RSS (KiB) every 50 ms until killed.
+sample_rss() {
+    while :; do
+        awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true
+        sleep 0.05
     done
 }
 
@@ -257,6 +291,8 @@ ARGS[watch]="--target all --conns 10 --clients 1 --rate $WATCH_RATE $D watch --w
 LABEL[load]="load $LOAD_KEYS keys × $VAL B, 64 clients"
 ARGS[load]="--target leader --conns 8 --clients 64 load --keys $LOAD_KEYS --val-size $VAL --no-scan"
 ARGS[scan]="--target leader load --keys $LOAD_KEYS --scan-only --page-limit 500"
+ARGS[scale-load]="--target leader --conns 8 --clients 64 load --keys $SCALE_KEYS --val-size $VAL --no-scan"
+ARGS[scale-scan]="--target leader load --keys $SCALE_KEYS --scan-only --page-limit 500"
 
 # workload KIND SIZE NAME: a fresh cluster, the setup step unmeasured, the workload measured.
 workload() {
@@ -306,6 +342,43 @@ storage() {
     stop_cluster
 }
 
+# scale KIND: one member loaded with SCALE_KEYS keys, then its memory, database and data dir
+# size, `etcdctl snapshot save` (time, file size, the server's peak RSS meanwhile), a full
+# paged scan, and a restart to the first linearizable read.
+scale() {
+    local kind=$1 t
+    start_cluster "$kind" 1
+    # shellcheck disable=SC2086
+    if bench "$kind" 1 scale-load ${ARGS[scale-load]}; then
+        local rss_loaded db disk snap_s snap_mib snap_rss restart_s
+        rss_loaded=$(peak_rss_kib | awk '{printf "%.1f", $1 / 1024}')
+        sleep 2 # oxcd measures its database once a second
+        db=$(db_size_mib) disk=$(disk_mib)
+        sample_rss "${PIDS[0]}" >"$WORK/rss.samples" &
+        local sampler=$!
+        snap_s=$(timed etcdctl --endpoints="$ENDPOINTS" --command-timeout=600s snapshot save "$WORK/scale.db")
+        kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+        snap_rss=$(sort -n "$WORK/rss.samples" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
+        snap_mib=$(stat -c %s "$WORK/scale.db" 2>/dev/null | awk '{printf "%.1f", $1 / 1048576}')
+        rm -f "$WORK/scale.db"
+        # shellcheck disable=SC2086
+        bench "$kind" 1 scale-scan ${ARGS[scale-scan]} || true
+        restart_member
+        restart_s=$RESTART_S
+        if ! grep -q "^scale:" "$COMMANDS"; then
+            echo "scale: etcdctl snapshot save <file> (RSS sampled every 50 ms); SIGTERM, start again, etcdctl get until it answers" >>"$COMMANDS"
+        fi
+        jq -nc --arg kind "$kind" --argjson rss_loaded "$rss_loaded" --argjson db "$db" \
+            --argjson disk "$disk" --argjson snap_s "$snap_s" --argjson snap_mib "${snap_mib:-null}" \
+            --argjson snap_rss "${snap_rss:-null}" --argjson restart_s "$restart_s" \
+            '{kind: $kind, size: 1, workload: "scale", rss_loaded: $rss_loaded, db: $db,
+              disk: $disk, snap_s: $snap_s, snap_mib: $snap_mib, snap_rss: $snap_rss,
+              restart_s: $restart_s}' >>"$RESULTS"
+        log "scale $kind: rss $rss_loaded MiB, db $db MiB, disk $disk MiB, snapshot $snap_s s (peak rss $snap_rss MiB), restart $restart_s s"
+    fi
+    stop_cluster
+}
+
 # Seconds a command took (its output discarded; a failure is logged and gives null).
 timed() {
     local started=$EPOCHREALTIME
@@ -339,6 +412,9 @@ for size in "${SIZES[@]}"; do
     done
     for kind in oxcd etcd; do storage "$kind" "$size"; done
 done
+if ((SCALE_KEYS > 0)); then
+    for kind in oxcd etcd; do scale "$kind"; done
+fi
 
 # --- the report ------------------------------------------------------------------------
 
@@ -382,6 +458,16 @@ EOF
         jq -rs --argjson size "$size" -f <(storage_rows_jq) "$RESULTS"
         echo
     done
+    if ((SCALE_KEYS > 0)); then
+        echo "## Scale: 1 member, $SCALE_KEYS keys × $VAL B"
+        echo
+        echo "Loaded by 64 clients; then peak RSS (VmHWM), dbSize (Status) and the data dir (du); etcdctl snapshot save (time, file size, the server's peak RSS while it runs, sampled every 50 ms); a full scan in pages of 500; SIGTERM and a restart on the same data dir, timed to the first answered linearizable read."
+        echo
+        echo "| | oxcd | etcd | × |"
+        echo "| --- | ---: | ---: | ---: |"
+        jq -rs --argjson size 1 -f <(scale_rows_jq) "$RESULTS"
+        echo
+    fi
     echo "## Failures"
     echo
     jq -rs '[.[] | select(.failed)] | if length == 0 then "none" else .[] | "- \(.size) member(s) \(.workload) on \(.kind): \(.failed)" end' "$RESULTS"
@@ -442,6 +528,28 @@ row("compact --physical, s"; "storage"; .compact_s),
 row("defrag, s"; "storage"; .defrag_s),
 row("data dir after delete + compact + defrag, MiB (du)"; "storage"; .disk_deleted),
 row("dbSize after delete + compact + defrag, MiB (Status)"; "storage"; .db_deleted)
+JQ
+}
+
+# jq program: the scale table's rows.
+scale_rows_jq() {
+    storage_rows_jq | sed -n '1,10p' | grep -v '^row('
+    cat <<'JQ'
+def pick1(kind; w): [.[] | select(.size == 1 and .workload == w and .kind == kind and (.failed | not))] | last;
+def row1(title; w; get):
+  (pick1("oxcd"; w) | if . == null then null else get end) as $o
+  | (pick1("etcd"; w) | if . == null then null else get end) as $e
+  | "| \(title) | \($o | num) | \($e | num) | \(ratio($o; $e)) |";
+row1("load, keys/s"; "scale-load"; .ops_per_s),
+row1("peak RSS after load, MiB"; "scale"; .rss_loaded),
+row1("dbSize after load, MiB (Status)"; "scale"; .db),
+row1("data dir after load, MiB (du)"; "scale"; .disk),
+row1("snapshot save, s"; "scale"; .snap_s),
+row1("snapshot file, MiB"; "scale"; .snap_mib),
+row1("peak RSS during snapshot save, MiB"; "scale"; .snap_rss),
+row1("full scan, s"; "scale-scan"; .extra.scan_s),
+row1("full scan, keys/s"; "scale-scan"; .extra.scan_keys_per_s),
+row1("restart to first linearizable read, s"; "scale"; .restart_s)
 JQ
 }
 
