@@ -7,8 +7,7 @@ use base64::Engine;
 use etcd_client::proto::{
     PbAlarmResponse, PbCompactionResponse, PbDeleteResponse, PbEvent, PbHashKvResponse, PbKeyValue,
     PbLeaseGrantResponse, PbLeaseKeepAliveResponse, PbLeaseLeasesResponse, PbLeaseRevokeResponse,
-    PbLeaseTimeToLiveResponse, PbMember, PbMemberAddResponse, PbMemberListResponse,
-    PbMemberPromoteResponse, PbMemberRemoveResponse, PbMemberUpdateResponse, PbPutResponse,
+    PbLeaseTimeToLiveResponse, PbMember, PbMemberAddResponse, PbMemberListResponse, PbPutResponse,
     PbRangeResponse, PbResponseHeader, PbResponseOp, PbStatusResponse, PbTxnOpResponse,
     PbTxnResponse, PbWatchResponse,
 };
@@ -293,24 +292,11 @@ pub fn member_add(r: &PbMemberAddResponse) -> String {
         .finish()
 }
 
-pub fn member_remove(r: &PbMemberRemoveResponse) -> String {
+/// A member remove, update or promote response: the header and the members.
+pub fn members_changed(h: &Option<PbResponseHeader>, ms: &[PbMember]) -> String {
     Obj::new()
-        .obj("header", header(&r.header))
-        .list("members", members(&r.members))
-        .finish()
-}
-
-pub fn member_update(r: &PbMemberUpdateResponse) -> String {
-    Obj::new()
-        .obj("header", header(&r.header))
-        .list("members", members(&r.members))
-        .finish()
-}
-
-pub fn member_promote(r: &PbMemberPromoteResponse) -> String {
-    Obj::new()
-        .obj("header", header(&r.header))
-        .list("members", members(&r.members))
+        .obj("header", header(h))
+        .list("members", members(ms))
         .finish()
 }
 

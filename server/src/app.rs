@@ -58,6 +58,9 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
         storage.raft_db,
     ));
     spawn_tasks(&server, cfg)?;
+    if cfg.experimental.experimental_initial_corrupt_check {
+        server.initial_corruption_check().await?;
+    }
     Ok(server)
 }
 

@@ -7,7 +7,7 @@
 //! ```text
 //! app, offline ─▶ transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
 //!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, watch ─▶ storage, bolt
-//!                                 (beside all: typ, config, error, proto, metrics)
+//!                       (beside all: typ, config, error, proto, metrics, checksum)
 //! ```
 //!
 //! - [`app`]: start-up wiring: opens storage, builds raft, spawns the loops, serves the ports;
@@ -32,13 +32,14 @@
 //! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
 //!   flags, `ETCD_*` variables and config file; [`error`]: internal errors and their etcd
 //!   wire form; [`proto`]: generated etcd wire types; [`metrics`]: Prometheus metrics under
-//!   etcd's names.
+//!   etcd's names; [`checksum`]: CRC-32C.
 
 pub mod alarm;
 pub mod app;
 pub mod apply;
 pub mod backup;
 pub mod bolt;
+pub mod checksum;
 pub mod compactor;
 pub mod config;
 pub mod error;

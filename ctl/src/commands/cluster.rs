@@ -1,7 +1,7 @@
 //! member list, add, remove, update, promote.
 
 use etcd_client::MemberAddOptions;
-use etcd_client::proto::PbMemberListResponse;
+use etcd_client::proto::{PbMember, PbMemberListResponse, PbResponseHeader};
 
 use super::{Ctx, parse_hex_u64};
 use crate::cli::{Format, MemberCommand};
@@ -68,12 +68,7 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             p.no_table()?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_remove(id)).await?.0;
-            let cluster = r.header.unwrap_or_default().cluster_id;
-            match p.format {
-                Format::Json => println!("{}", json::member_remove(&r)),
-                Format::Fields => fields_header(&r.header),
-                _ => println!("Member {id:16x} removed from cluster {cluster:16x}"),
-            }
+            print_changed(&p, &r.header, &r.members, id, "removed from");
         }
         MemberCommand::Update { id, peer_urls } => {
             let id = member_id(&id)?;
@@ -84,27 +79,35 @@ pub async fn run(ctx: &Ctx, cmd: MemberCommand) -> Result<()> {
             let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_update(id, urls)).await?.0;
-            let cluster = r.header.unwrap_or_default().cluster_id;
-            match p.format {
-                Format::Json => println!("{}", json::member_update(&r)),
-                Format::Fields => fields_header(&r.header),
-                _ => println!("Member {id:16x} updated in cluster {cluster:16x}"),
-            }
+            print_changed(&p, &r.header, &r.members, id, "updated in");
         }
         MemberCommand::Promote { id } => {
             let id = member_id(&id)?;
             p.no_table()?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.member_promote(id)).await?.0;
-            let cluster = r.header.unwrap_or_default().cluster_id;
-            match p.format {
-                Format::Json => println!("{}", json::member_promote(&r)),
-                Format::Fields => fields_header(&r.header),
-                _ => println!("Member {id:16x} promoted in cluster {cluster:16x}"),
-            }
+            print_changed(&p, &r.header, &r.members, id, "promoted in");
         }
     }
     Ok(())
+}
+
+/// What remove, update and promote print: the header and the members left, or one line.
+fn print_changed(
+    p: &Printer,
+    header: &Option<PbResponseHeader>,
+    members: &[PbMember],
+    id: u64,
+    done: &str,
+) {
+    match p.format {
+        Format::Json => println!("{}", json::members_changed(header, members)),
+        Format::Fields => fields_header(header),
+        _ => {
+            let cluster = header.unwrap_or_default().cluster_id;
+            println!("Member {id:16x} {done} cluster {cluster:16x}");
+        }
+    }
 }
 
 fn print_member_list(p: &Printer, r: &PbMemberListResponse) {

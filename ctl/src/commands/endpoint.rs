@@ -116,23 +116,41 @@ async fn health(ctx: &Ctx, eps: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn status(ctx: &Ctx, eps: &[String]) -> Result<()> {
-    let mut statuses = Vec::new();
+/// Asks every endpoint, each on a connection of its own, with `ask`. A failure is printed
+/// as etcdctl prints it (`Failed to get the <what> of endpoint ...`); the answers come with
+/// the last failure, which etcdctl exits with once it has printed the others.
+async fn ask_each<T, Fut>(
+    ctx: &Ctx,
+    eps: &[String],
+    what: &str,
+    ask: impl Fn(etcd_client::Client) -> Fut,
+) -> (Vec<(String, T)>, Option<CtlError>)
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut answers = Vec::new();
     let mut failed = None;
     for ep in eps {
-        let got = async {
-            let mut c = client::connect_to(&ctx.global, std::slice::from_ref(ep)).await?;
-            ctx.timed(c.status()).await
-        }
-        .await;
+        let got = match client::connect_to(&ctx.global, std::slice::from_ref(ep)).await {
+            Ok(c) => ask(c).await,
+            Err(e) => Err(e),
+        };
         match got {
-            Ok(s) => statuses.push((shown(ep), s.0)),
+            Ok(answer) => answers.push((shown(ep), answer)),
             Err(e) => {
-                eprintln!("Failed to get the status of endpoint {ep} ({})", e.message);
+                eprintln!("Failed to get the {what} of endpoint {ep} ({})", e.message);
                 failed = Some(CtlError::new(EXIT_ERROR, e.message));
             }
         }
     }
+    (answers, failed)
+}
+
+async fn status(ctx: &Ctx, eps: &[String]) -> Result<()> {
+    let (statuses, failed) = ask_each(ctx, eps, "status", |mut c| async move {
+        Ok(ctx.timed(c.status()).await?.0)
+    })
+    .await;
     match ctx.printer.format {
         Format::Json => {
             let items = statuses
@@ -206,22 +224,10 @@ async fn status(ctx: &Ctx, eps: &[String]) -> Result<()> {
 }
 
 async fn hashkv(ctx: &Ctx, eps: &[String], rev: i64) -> Result<()> {
-    let mut hashes = Vec::new();
-    let mut failed = None;
-    for ep in eps {
-        let got = async {
-            let mut c = client::connect_to(&ctx.global, std::slice::from_ref(ep)).await?;
-            ctx.timed(c.hash_kv(rev)).await
-        }
-        .await;
-        match got {
-            Ok(h) => hashes.push((shown(ep), h.0)),
-            Err(e) => {
-                eprintln!("Failed to get the hash of endpoint {ep} ({})", e.message);
-                failed = Some(CtlError::new(EXIT_ERROR, e.message));
-            }
-        }
-    }
+    let (hashes, failed) = ask_each(ctx, eps, "hash", |mut c| async move {
+        Ok(ctx.timed(c.hash_kv(rev)).await?.0)
+    })
+    .await;
     match ctx.printer.format {
         Format::Json => {
             let items = hashes

@@ -15,6 +15,51 @@ const NO_PREFIX_AND_FROM_KEY: &str =
 const ONE_ARG_WITH_PREFIX: &str =
     "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.";
 
+/// Which keys an operation covers.
+pub enum Span {
+    Key,
+    Range(Vec<u8>),
+    Prefix,
+    FromKey,
+}
+
+/// etcdctl's reading of `key [range_end]` with `--prefix` and `--from-key` (at most one of
+/// them, and then no range end): an empty key with either means every key, from `\0`.
+pub fn span(
+    key: &str,
+    range_end: Option<&String>,
+    prefix: bool,
+    from_key: bool,
+) -> Result<(Vec<u8>, Span)> {
+    if prefix && from_key {
+        return Err(CtlError::bad_args(NO_PREFIX_AND_FROM_KEY));
+    }
+    if range_end.is_some() && (prefix || from_key) {
+        return Err(CtlError::bad_args(ONE_ARG_WITH_PREFIX));
+    }
+    let key = key.as_bytes().to_vec();
+    Ok(match range_end {
+        Some(end) => (key, Span::Range(end.as_bytes().to_vec())),
+        None if (prefix || from_key) && key.is_empty() => (vec![0], Span::FromKey),
+        None if prefix => (key, Span::Prefix),
+        None if from_key => (key, Span::FromKey),
+        None => (key, Span::Key),
+    })
+}
+
+/// Options (`GetOptions`, `DeleteOptions`, `WatchOptions`) covering a [`Span`].
+#[macro_export]
+macro_rules! with_span {
+    ($opts:expr, $span:expr) => {
+        match $span {
+            $crate::commands::kv::Span::Key => $opts,
+            $crate::commands::kv::Span::Range(end) => $opts.with_range(end),
+            $crate::commands::kv::Span::Prefix => $opts.with_prefix(),
+            $crate::commands::kv::Span::FromKey => $opts.with_from_key(),
+        }
+    };
+}
+
 /// A get's key and options, as etcdctl builds them (also for `get` in a txn).
 pub fn get_op(a: &GetArgs) -> Result<(Vec<u8>, GetOptions)> {
     let Some(key) = &a.key else {
@@ -22,17 +67,8 @@ pub fn get_op(a: &GetArgs) -> Result<(Vec<u8>, GetOptions)> {
             "get command needs one argument as key and an optional argument as range_end",
         ));
     };
-    if a.prefix && a.from_key {
-        return Err(CtlError::bad_args(NO_PREFIX_AND_FROM_KEY));
-    }
-    let mut key = key.as_bytes().to_vec();
-    let mut opts = GetOptions::new();
-    if let Some(end) = &a.range_end {
-        if a.prefix || a.from_key {
-            return Err(CtlError::bad_args(ONE_ARG_WITH_PREFIX));
-        }
-        opts = opts.with_range(end.as_bytes());
-    }
+    let (key, span) = span(key, a.range_end.as_ref(), a.prefix, a.from_key)?;
+    let mut opts = with_span!(GetOptions::new(), span);
     match a.consistency.as_str() {
         "l" => {}
         "s" => opts = opts.with_serializable(),
@@ -74,20 +110,6 @@ pub fn get_op(a: &GetArgs) -> Result<(Vec<u8>, GetOptions)> {
         (_, order) => order,
     };
     opts = opts.with_sort(target, order);
-    if a.prefix {
-        if key.is_empty() {
-            key = vec![0];
-            opts = opts.with_from_key();
-        } else {
-            opts = opts.with_prefix();
-        }
-    }
-    if a.from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        opts = opts.with_from_key();
-    }
     if a.keys_only {
         opts = opts.with_keys_only();
     }
@@ -202,33 +224,10 @@ pub fn del_op(a: &DelArgs) -> Result<(Vec<u8>, DeleteOptions)> {
             "del command needs one argument as key and an optional argument as range_end",
         ));
     };
-    if a.prefix && a.from_key {
-        return Err(CtlError::bad_args(NO_PREFIX_AND_FROM_KEY));
-    }
-    let mut key = key.as_bytes().to_vec();
-    let mut opts = DeleteOptions::new();
-    if let Some(end) = &a.range_end {
-        if a.prefix || a.from_key {
-            return Err(CtlError::bad_args(ONE_ARG_WITH_PREFIX));
-        }
-        opts = opts.with_range(end.as_bytes());
-    }
-    if a.prefix {
-        if key.is_empty() {
-            key = vec![0];
-            opts = opts.with_from_key();
-        } else {
-            opts = opts.with_prefix();
-        }
-    }
+    let (key, span) = span(key, a.range_end.as_ref(), a.prefix, a.from_key)?;
+    let mut opts = with_span!(DeleteOptions::new(), span);
     if a.prev_kv {
         opts = opts.with_prev_key();
-    }
-    if a.from_key {
-        if key.is_empty() {
-            key = vec![0];
-        }
-        opts = opts.with_from_key();
     }
     Ok((key, opts))
 }

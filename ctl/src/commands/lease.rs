@@ -28,6 +28,19 @@ fn inline_header(obj: Obj, h: &Option<etcd_client::proto::PbResponseHeader>) -> 
         .int("raft_term", h.raft_term)
 }
 
+/// A lease grant's or keep-alive's JSON: the header inline, then the id and TTL.
+fn id_ttl_json(h: &Option<etcd_client::proto::PbResponseHeader>, id: i64, ttl: i64) -> Obj {
+    inline_header(Obj::new(), h)
+        .raw("ID", &id.to_string())
+        .raw("TTL", &ttl.to_string())
+}
+
+fn id_ttl_fields(h: &Option<etcd_client::proto::PbResponseHeader>, id: i64, ttl: i64) {
+    fields_header(h);
+    println!("\"ID\" : {id}");
+    println!("\"TTL\" : {ttl}");
+}
+
 pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
     ctx.printer.no_table()?;
     let p = ctx.printer;
@@ -47,17 +60,11 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
             match p.format {
                 Format::Json => println!(
                     "{}",
-                    inline_header(Obj::new(), &r.header)
-                        .raw("ID", &r.id.to_string())
-                        .raw("TTL", &r.ttl.to_string())
+                    id_ttl_json(&r.header, r.id, r.ttl)
                         .str_always("Error", &r.error)
                         .finish()
                 ),
-                Format::Fields => {
-                    fields_header(&r.header);
-                    println!("\"ID\" : {}", r.id);
-                    println!("\"TTL\" : {}", r.ttl);
-                }
+                Format::Fields => id_ttl_fields(&r.header, r.id, r.ttl),
                 _ => println!("lease {:016x} granted with TTL({}s)", r.id, r.ttl),
             }
         }
@@ -201,18 +208,8 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
                     break;
                 }
                 match p.format {
-                    Format::Json => println!(
-                        "{}",
-                        inline_header(Obj::new(), &r.header)
-                            .raw("ID", &r.id.to_string())
-                            .raw("TTL", &r.ttl.to_string())
-                            .finish()
-                    ),
-                    Format::Fields => {
-                        fields_header(&r.header);
-                        println!("\"ID\" : {}", r.id);
-                        println!("\"TTL\" : {}", r.ttl);
-                    }
+                    Format::Json => println!("{}", id_ttl_json(&r.header, r.id, r.ttl).finish()),
+                    Format::Fields => id_ttl_fields(&r.header, r.id, r.ttl),
                     _ => println!("lease {:016x} keepalived with TTL({})", r.id, r.ttl),
                 }
                 if once {

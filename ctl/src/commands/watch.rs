@@ -40,19 +40,8 @@ pub async fn watch(ctx: &Ctx, a: WatchArgs) -> Result<()> {
         ));
     }
     ctx.printer.no_table()?;
-    let mut opts = WatchOptions::new().with_start_revision(a.rev);
-    if let Some(end) = range_end {
-        opts = opts.with_range(end);
-    }
-    let mut key = key.into_bytes();
-    if a.prefix {
-        if key.is_empty() {
-            key = vec![0];
-            opts = opts.with_from_key();
-        } else {
-            opts = opts.with_prefix();
-        }
-    }
+    let (key, span) = super::kv::span(&key, range_end.as_ref(), a.prefix, false)?;
+    let mut opts = crate::with_span!(WatchOptions::new().with_start_revision(a.rev), span);
     if a.prev_kv {
         opts = opts.with_prev_key();
     }

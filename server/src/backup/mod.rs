@@ -21,6 +21,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::bolt::BoltReader;
+use crate::checksum::crc32c;
 use crate::error::{Error, Result};
 
 pub use restore::{RestoreOptions, restore};
@@ -113,13 +114,12 @@ pub fn status(path: &Path) -> Result<Summary> {
         total_size: file.db.size(),
         ..Summary::default()
     };
-    let mut crc = Crc32c::default();
+    let mut crc = 0;
     for (name, bucket) in file.db.buckets()? {
-        crc.update(&name);
+        crc = crc32c(crc, &name);
         let is_key = name == layout::KEY;
         file.db.for_each(&bucket, |k, v| {
-            crc.update(k);
-            crc.update(v);
+            crc = crc32c(crc32c(crc, k), v);
             if is_key {
                 summary.revision = layout::parse_rev_key(k)?.0.main;
             }
@@ -127,55 +127,6 @@ pub fn status(path: &Path) -> Result<Summary> {
             Ok::<_, Error>(())
         })?;
     }
-    summary.hash = crc.finish();
+    summary.hash = crc;
     Ok(summary)
-}
-
-/// CRC-32 with the Castagnoli polynomial, the hash etcd's `snapshot status` reports.
-struct Crc32c {
-    table: [u32; 256],
-    crc: u32,
-}
-
-impl Default for Crc32c {
-    fn default() -> Self {
-        let mut table = [0u32; 256];
-        for (i, slot) in table.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82F6_3B78
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        Crc32c { table, crc: !0 }
-    }
-}
-
-impl Crc32c {
-    fn update(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.crc = self.table[((self.crc ^ u32::from(*b)) & 0xff) as usize] ^ (self.crc >> 8);
-        }
-    }
-
-    fn finish(&self) -> u32 {
-        !self.crc
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32c_matches_the_standard_check_value() {
-        let mut crc = Crc32c::default();
-        crc.update(b"1234");
-        crc.update(b"56789");
-        assert_eq!(crc.finish(), 0xE306_9283);
-    }
 }

@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`health`]: `/health`, `/livez`, `/readyz`;
-//! - [`metrics`]: `/metrics`;
+//! - [`metrics`]: the `/metrics` endpoint;
 //! - [`version`]: the `/version` endpoint.
 
 pub mod health;

@@ -1,4 +1,6 @@
-//! etcd's periodic corruption check (`--experimental-corrupt-check-time`): the leader
+//! etcd's corruption checks. At start (`--experimental-initial-corrupt-check`), a member
+//! compares its hash with its peers' and refuses to start on a mismatch. Periodically
+//! (`--experimental-corrupt-check-time`), the leader
 //! computes its HashKV and asks every other member for theirs at the same revision; a member
 //! that hashed the same history (same compaction) to a different value holds a state that is
 //! not the cluster's, and the leader raises the CORRUPT alarm for it. While CORRUPT is up,
@@ -65,6 +67,44 @@ impl EtcdServer {
                     "hash mismatch: raising the CORRUPT alarm"
                 );
                 self.raise_corrupt(id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// etcd's `--experimental-initial-corrupt-check`: before this member serves clients, its
+    /// HashKV at its applied revision is compared with every reachable member's at the same
+    /// revision; one that hashed the same history (same compaction) to another value means
+    /// this member's state is not the cluster's, and it must not start. Members that cannot
+    /// be reached (a cluster starting all at once) are skipped with a warning, as in etcd.
+    pub async fn initial_corruption_check(&self) -> Result<()> {
+        let mine = self.hash_kv(0).await?;
+        for (id, client_urls) in self.other_members_client_urls() {
+            let Some(url) = client_urls.first() else {
+                continue;
+            };
+            match peer_hash_kv(url, mine.hash_revision).await {
+                Ok(theirs)
+                    if theirs.compact_revision == mine.compact_revision
+                        && theirs.hash_revision == mine.hash_revision
+                        && theirs.hash != mine.hash =>
+                {
+                    tracing::error!(
+                        peer = %format!("{id:x}"),
+                        revision = mine.hash_revision,
+                        local_hash = mine.hash,
+                        peer_hash = theirs.hash,
+                        "found data inconsistency with peers"
+                    );
+                    return Err(Error::Internal(format!(
+                        "{:x} found data inconsistency with peers",
+                        self.member_id
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(peer = %format!("{id:x}"), error = %e, "cannot fetch hash from peer")
+                }
             }
         }
         Ok(())

@@ -1,27 +1,12 @@
 //! Hashes of the applied state as etcd computes them (CRC-32C), for Maintenance.Hash and
 //! HashKV and for the leader's corruption check.
 
+use crate::checksum::crc32c;
 use crate::error::{Error, Result};
 use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::{HashKvResponse, HashResponse};
 
 use super::EtcdServer;
-
-/// CRC-32 (Castagnoli, as etcd) over `data`, continuing from `crc`.
-fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
-    crc = !crc;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
 
 impl EtcdServer {
     /// etcd's Hash: every replicated pair of the state, at one applied position.
@@ -66,13 +51,5 @@ impl EtcdServer {
             compact_revision,
             hash_revision,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crc32c_known_vector() {
-        assert_eq!(super::crc32c(0, b"123456789"), 0xe306_9283);
     }
 }

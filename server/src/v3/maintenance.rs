@@ -70,7 +70,7 @@ fn stream_snapshot(
         hasher.update(&blob);
         sent += blob.len() as u64;
         let chunk = SnapshotResponse {
-            header: Some(header.clone()),
+            header: Some(header),
             remaining_bytes: size - sent,
             // The version that wrote the snapshot, on the first message as etcd does.
             version: if blob.len() as u64 == sent {

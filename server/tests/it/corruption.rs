@@ -12,6 +12,53 @@ use tonic::Code;
 
 use crate::calls::status;
 
+/// Alters one stored value of the stopped `member`, the version written at `rev`: its last
+/// byte, so that the record stays valid.
+fn alter(member: &oxcd_testkit::Member, rev: i64) {
+    let dir = member.data_dir.join("member/state/db.0");
+    let db = SledBackend::open_db(&dir).unwrap();
+    let state = SledBackend::new(&db, "state").unwrap();
+    let key = rev_key(Revision { main: rev, sub: 0 });
+    let mut record = state.get(&key).unwrap().expect("the record");
+    *record.last_mut().unwrap() ^= 1;
+    let mut batch = WriteBatch::default();
+    batch.put(key, record);
+    state.write(batch).unwrap();
+    state.flush().unwrap();
+}
+
+#[tokio::test]
+async fn a_member_altered_on_disk_refuses_to_start_with_the_initial_check() {
+    let mut cluster = Cluster::start_with(3, &["--experimental-initial-corrupt-check"]);
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let mut c = cluster.client(leader).await;
+    let rev = c
+        .put("k", "value", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    for i in 0..3 {
+        cluster.client(i).await.get("k", None).await.unwrap();
+    }
+    // Restarted as it was, the follower agrees with its peers and starts.
+    cluster.members[follower].stop();
+    cluster.members[follower].restart();
+    cluster.client(follower).await.get("k", None).await.unwrap();
+    // Altered, it does not.
+    cluster.members[follower].stop();
+    alter(&cluster.members[follower], rev);
+    cluster.members[follower].restart();
+    let code = cluster.members[follower].wait_exit(Duration::from_secs(60));
+    let log = cluster.members[follower].log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("found data inconsistency with peers"), "{log}");
+    // The others serve on.
+    c.put("after", "v", None).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_member_altered_on_disk_is_found_and_the_cluster_stops_writing() {
     let mut cluster = Cluster::start_with(3, &["--experimental-corrupt-check-time", "1s"]);
@@ -48,23 +95,8 @@ async fn a_member_altered_on_disk_is_found_and_the_cluster_stops_writing() {
         .unwrap()
         .member_id();
 
-    // Alter one stored value of the stopped follower: its last byte, still a valid record.
     cluster.members[follower].stop();
-    {
-        let dir = cluster.members[follower].data_dir.join("member/state/db.0");
-        let db = SledBackend::open_db(&dir).unwrap();
-        let state = SledBackend::new(&db, "state").unwrap();
-        let key = rev_key(Revision {
-            main: altered_rev,
-            sub: 0,
-        });
-        let mut record = state.get(&key).unwrap().expect("the record of c");
-        *record.last_mut().unwrap() ^= 1;
-        let mut batch = WriteBatch::default();
-        batch.put(key, record);
-        state.write(batch).unwrap();
-        state.flush().unwrap();
-    }
+    alter(&cluster.members[follower], altered_rev);
     cluster.members[follower].restart();
 
     wait_for(Duration::from_secs(60), "the CORRUPT alarm", || {

@@ -45,8 +45,10 @@ impl Cli {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.path);
+        // Generous timeouts: the machine may be busy (check perf dials 50 clients at once).
         c.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoints))
+            .args(["--dial-timeout=20s", "--command-timeout=20s"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -127,6 +129,31 @@ async fn read_lines(child: &mut Child, lines: usize) -> String {
     text
 }
 
+/// `stdout`, masked, with what depends on the order of member ids sorted: the members of a
+/// JSON answer (by name, before masking), the lines of a list and the parts of
+/// `ETCD_INITIAL_CLUSTER` (after).
+fn in_id_order_independent_form(stdout: &str, mask: impl Fn(&str) -> String) -> String {
+    if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(stdout) {
+        if let Some(members) = json.get_mut("members").and_then(|m| m.as_array_mut()) {
+            members.sort_by_key(|m| m["name"].to_string());
+        }
+        return mask(&json.to_string());
+    }
+    let mut lines: Vec<String> = mask(stdout)
+        .lines()
+        .map(|l| match l.strip_prefix("ETCD_INITIAL_CLUSTER=") {
+            Some(v) => {
+                let mut parts: Vec<&str> = v.trim_matches('"').split(',').collect();
+                parts.sort();
+                format!("ETCD_INITIAL_CLUSTER={}", parts.join(","))
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_verbs_print_what_etcdctl_prints() {
     let mut cluster = Cluster::start(1);
@@ -161,17 +188,25 @@ async fn member_verbs_print_what_etcdctl_prints() {
         ] {
             transcript.push(cli.run(&args).await);
         }
+        let decimal = u64::from_str_radix(id.trim(), 16).unwrap().to_string();
+        // Printed with `%16x`: a shorter id is padded with spaces.
+        let padded = format!("{id:>16}");
+        let mask = |text: &str| {
+            text.replace(&padded, "<new-id>")
+                .replace(&id, "<new-id>")
+                .replace(&decimal, "<new-id>")
+                .replace(&peer, "<peer>")
+                .replace(&moved, "<moved>")
+        };
         let masked: Vec<String> = transcript
             .into_iter()
             .map(|o| {
+                let o = Out {
+                    stdout: in_id_order_independent_form(&o.stdout, mask),
+                    stderr: mask(&o.stderr),
+                    ..o
+                };
                 format!("{o:?}")
-                    .replace(&id, "<new-id>")
-                    .replace(
-                        &u64::from_str_radix(id.trim(), 16).unwrap().to_string(),
-                        "<new-id>",
-                    )
-                    .replace(&peer, "<peer>")
-                    .replace(&moved, "<moved>")
             })
             .collect();
         transcripts.push(masked);

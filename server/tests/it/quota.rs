@@ -16,6 +16,21 @@ async fn etcdctl_ok(endpoint: String, args: &[&str]) -> String {
     etcdctl(&[endpoint], args).await.ok(&format!("{args:?}"))
 }
 
+/// `oxcdctl --endpoints=<endpoint> <args>`: its standard output; it must succeed.
+fn oxcdctl(endpoint: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(oxcd_testkit::binary::oxcdctl().unwrap())
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oxcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The size of the values that fill the quota.
 const VALUE_BYTES: usize = 64 * 1024;
 
@@ -145,7 +160,13 @@ async fn one_members_nospace_alarm_stops_writes_through_every_member() {
         ci.get("k0000", None).await.unwrap();
         ci.defragment().await.unwrap();
     }
-    etcdctl_ok(cluster.members[other].endpoint(), &["alarm", "disarm"]).await;
+    // oxcdctl lists and disarms as etcdctl does.
+    let endpoint = cluster.members[other].endpoint();
+    let listed = etcdctl_ok(endpoint.clone(), &["alarm", "list"]).await;
+    assert!(listed.contains("alarm:NOSPACE"), "{listed}");
+    assert_eq!(oxcdctl(&endpoint, &["alarm", "list"]), listed);
+    assert_eq!(oxcdctl(&endpoint, &["alarm", "disarm"]), listed);
+    assert_eq!(oxcdctl(&endpoint, &["alarm", "list"]), "");
     for i in 0..3 {
         cluster
             .client(i)
