@@ -116,6 +116,14 @@ async fn over_the_quota_writes_fail_until_the_alarm_is_disarmed() {
     );
     assert_eq!(etcdctl_ok(member.endpoint(), &["alarm", "list"]).await, "");
     c.put("after-disarm", "v", None).await.unwrap();
+    // Disarming an alarm no member has (an unknown member) answers no alarm, as etcd does.
+    let mut unknown = etcd_client::AlarmOptions::new();
+    unknown.with_member(0x1234);
+    let none = c
+        .alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(unknown))
+        .await
+        .unwrap();
+    assert!(none.alarms().is_empty());
     assert_eq!(http_get(&member.endpoint(), "/health").0, 200);
 }
 
