@@ -21,10 +21,10 @@ use std::time::Duration;
 use super::EtcdServer;
 
 /// Free bytes below which writes that grow the database are refused.
-pub const DISK_RESERVE_BYTES: u64 = 48 * 1024 * 1024;
+pub const DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
 /// Free bytes from which they are taken again.
-pub const DISK_RESUME_BYTES: u64 = 64 * 1024 * 1024;
-const CHECK_EVERY: Duration = Duration::from_millis(500);
+pub const DISK_RESUME_BYTES: u64 = 96 * 1024 * 1024;
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The free bytes of the filesystem holding `path`, for an unprivileged process.
 fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
@@ -42,6 +42,17 @@ impl EtcdServer {
     /// The free bytes of the fullest filesystem the member writes to, as last measured.
     pub fn disk_free(&self) -> u64 {
         self.disk_free.load(Ordering::Relaxed)
+    }
+
+    /// Before a write that grows the database: when free space was last seen within twice
+    /// the reserve, it is measured again now (a `statvfs` per directory, microseconds), so
+    /// that a burst of writes between two checks of the loop cannot run past the reserve.
+    pub(crate) fn recheck_disk_if_close(&self) {
+        if self.disk_free() < 2 * DISK_RESERVE_BYTES {
+            if let Some(dirs) = self.disk_dirs.get() {
+                self.check_disk(dirs);
+            }
+        }
     }
 
     /// Measures the free space of `dirs` and updates [`EtcdServer::disk_low`].
@@ -81,6 +92,7 @@ impl EtcdServer {
 
 /// Watches the free space of `dirs` until the server stops.
 pub async fn watch_disk(server: Arc<EtcdServer>, dirs: Vec<PathBuf>) {
+    let _ = server.disk_dirs.set(dirs.clone());
     let weak = Arc::downgrade(&server);
     drop(server);
     loop {

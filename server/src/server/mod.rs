@@ -105,6 +105,8 @@ pub struct EtcdServer {
     /// See [`disk`].
     disk_low: std::sync::atomic::AtomicBool,
     disk_free: AtomicU64,
+    /// The directories whose filesystems [`disk`] watches.
+    disk_dirs: std::sync::OnceLock<Vec<PathBuf>>,
 }
 
 impl EtcdServer {
@@ -153,6 +155,7 @@ impl EtcdServer {
             raft_db,
             disk_low: std::sync::atomic::AtomicBool::new(false),
             disk_free: AtomicU64::new(u64::MAX),
+            disk_dirs: std::sync::OnceLock::new(),
         }
     }
 

@@ -88,6 +88,7 @@ impl EtcdServer {
                 self.raise_nospace().await;
                 return Err(Error::NoSpace);
             }
+            self.recheck_disk_if_close();
             if self.disk_low() {
                 return Err(Error::NoSpace);
             }
@@ -212,8 +213,11 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<(internal_response::Response, u64)> {
-        if self.disk_low() && crate::apply::grows_database(&request) {
-            return Err(Error::NoSpace);
+        if crate::apply::grows_database(&request) {
+            self.recheck_disk_if_close();
+            if self.disk_low() {
+                return Err(Error::NoSpace);
+            }
         }
         let write = self.raft.client_write(Command(InternalRequest {
             request: Some(request),

@@ -135,7 +135,7 @@ async fn low_on_disk_writes_are_refused_reads_go_on_and_writes_resume_when_space
     assert!(metrics.contains("\noxcd_disk_space_low 1\n"));
 
     // More room: writes resume on their own.
-    fs.resize("600m");
+    fs.resize("700m");
     let resumed = || async {
         let mut c = member.client().await;
         c.put("key/after", "v", None).await.ok()
@@ -201,7 +201,7 @@ async fn a_disk_that_fills_under_the_member_stops_it_and_nothing_acknowledged_is
     );
 
     std::fs::remove_file(&ballast).unwrap();
-    fs.resize("600m");
+    fs.resize("700m");
     member.restart();
     let mut c = member.client().await;
     let stored = stored_keys(&mut c).await;
