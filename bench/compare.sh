@@ -533,23 +533,18 @@ JQ
 
 # jq program: the scale table's rows.
 scale_rows_jq() {
-    storage_rows_jq | sed -n '1,10p' | grep -v '^row('
+    storage_rows_jq | sed -n '1,10p' # its definitions: num, ratio, pick, row
     cat <<'JQ'
-def pick1(kind; w): [.[] | select(.size == 1 and .workload == w and .kind == kind and (.failed | not))] | last;
-def row1(title; w; get):
-  (pick1("oxcd"; w) | if . == null then null else get end) as $o
-  | (pick1("etcd"; w) | if . == null then null else get end) as $e
-  | "| \(title) | \($o | num) | \($e | num) | \(ratio($o; $e)) |";
-row1("load, keys/s"; "scale-load"; .ops_per_s),
-row1("peak RSS after load, MiB"; "scale"; .rss_loaded),
-row1("dbSize after load, MiB (Status)"; "scale"; .db),
-row1("data dir after load, MiB (du)"; "scale"; .disk),
-row1("snapshot save, s"; "scale"; .snap_s),
-row1("snapshot file, MiB"; "scale"; .snap_mib),
-row1("peak RSS during snapshot save, MiB"; "scale"; .snap_rss),
-row1("full scan, s"; "scale-scan"; .extra.scan_s),
-row1("full scan, keys/s"; "scale-scan"; .extra.scan_keys_per_s),
-row1("restart to first linearizable read, s"; "scale"; .restart_s)
+row("load, keys/s"; "scale-load"; .ops_per_s),
+row("peak RSS after load, MiB"; "scale"; .rss_loaded),
+row("dbSize after load, MiB (Status)"; "scale"; .db),
+row("data dir after load, MiB (du)"; "scale"; .disk),
+row("snapshot save, s"; "scale"; .snap_s),
+row("snapshot file, MiB"; "scale"; .snap_mib),
+row("peak RSS during snapshot save, MiB"; "scale"; .snap_rss),
+row("full scan, s"; "scale-scan"; .extra.scan_s),
+row("full scan, keys/s"; "scale-scan"; .extra.scan_keys_per_s),
+row("restart to first linearizable read, s"; "scale"; .restart_s)
 JQ
 }
 
