@@ -197,20 +197,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             return stream_append_sequential(self, input, option);
         }
         Box::pin(async move {
-            use std::sync::Arc;
-            use std::sync::atomic::{AtomicU64, Ordering};
             use tokio_stream::StreamExt;
 
             let (target, ttl) = (self.target, option.hard_ttl());
             let stall = ttl * STREAM_STALL_TTLS;
-            let sent = Arc::new(AtomicU64::new(0));
-            let counted = sent.clone();
-            let sent_at = SentAt::default();
-            let timed = sent_at.clone();
+            let outstanding = Outstanding::default();
+            let sending = outstanding.clone();
             let requests = input.map_while(move |request| {
                 let bytes = encode(&request).ok()?;
-                counted.fetch_add(1, Ordering::Relaxed);
-                timed.sent();
+                sending.sent();
                 Some(bytes)
             });
             let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
@@ -227,7 +222,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Ok(Err(s)) => return Err(status_error(target, s)),
                 Ok(Ok(answers)) => answers.into_inner(),
             };
-            let results = answers_in_order(target, stall, sent, sent_at, answers);
+            let results = answers_in_order(target, stall, outstanding, answers);
             let results: BoxStream<'s, _> = Box::pin(results);
             Ok(results)
         })
@@ -309,48 +304,54 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     }
 }
 
-/// The peer's answers to a stream of append requests, in order, ending at the first failure.
-/// Outstanding requests (`sent` counts them) unanswered for `stall` make the peer
-/// unreachable; an idle stream may stay open.
-/// When each request of a replication stream still unanswered went out: the answers come
-/// in order, so each one measures the round trip of the oldest
+/// The requests of a replication stream not answered yet, by when each went out. Answers come
+/// in order, so each one is the oldest's: it ends that request's round trip
 /// (`etcd_network_peer_round_trip_time_seconds`, which etcd measures with probes).
 #[derive(Clone, Default)]
-struct SentAt(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>>);
+struct Outstanding(
+    std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>>,
+);
 
-impl SentAt {
+impl Outstanding {
+    fn times(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<std::time::Instant>> {
+        self.0.lock().expect("outstanding requests lock poisoned")
+    }
+
     fn sent(&self) {
-        let mut times = self.0.lock().expect("sent-at lock poisoned");
-        times.push_back(std::time::Instant::now());
+        self.times().push_back(std::time::Instant::now());
     }
 
     fn answered(&self, round_trip: &prometheus::Histogram) {
-        let sent = self.0.lock().expect("sent-at lock poisoned").pop_front();
+        let sent = self.times().pop_front();
         if let Some(sent) = sent {
             round_trip.observe(sent.elapsed().as_secs_f64());
         }
     }
+
+    fn is_empty(&self) -> bool {
+        self.times().is_empty()
+    }
 }
 
+/// The peer's answers to a stream of append requests, in order, ending at the first failure.
+/// Outstanding requests unanswered for `stall` make the peer unreachable; an idle stream may
+/// stay open.
 fn answers_in_order(
     target: u64,
     stall: std::time::Duration,
-    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    sent_at: SentAt,
+    outstanding: Outstanding,
     mut answers: tonic::Streaming<RaftBytes>,
 ) -> impl tokio_stream::Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>
 {
-    use std::sync::atomic::Ordering;
     use tokio_stream::StreamExt;
     let round_trip = crate::metrics::METRICS
         .peer_round_trip
         .with_label_values(&[format!("{target:x}")]);
     async_stream::stream! {
-        let mut answered = 0u64;
         loop {
             let next = match tokio::time::timeout(stall, answers.next()).await {
                 Ok(next) => next,
-                Err(_) if sent.load(Ordering::Relaxed) == answered => continue,
+                Err(_) if outstanding.is_empty() => continue,
                 Err(_) => {
                     yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
                         "peer {target:x}: no answer to replication within {stall:?}"
@@ -365,8 +366,7 @@ fn answers_in_order(
                     break;
                 }
                 Some(Ok(bytes)) => {
-                    answered += 1;
-                    sent_at.answered(&round_trip);
+                    outstanding.answered(&round_trip);
                     let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
                     let last = !matches!(result, Ok(Ok(_)));
                     yield result;
