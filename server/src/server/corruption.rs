@@ -46,68 +46,74 @@ impl EtcdServer {
     /// One pass: every other member's HashKV at this member's current revision, compared
     /// with this member's; CORRUPT is raised for each one that disagrees.
     async fn check_hashes(&self) -> Result<()> {
-        let mine = self.hash_kv(0).await?;
-        for (id, client_urls) in self.other_members_client_urls() {
-            let Some(url) = client_urls.first() else {
-                continue;
-            };
-            let theirs = match peer_hash_kv(url, mine.hash_revision).await {
-                Ok(theirs) => theirs,
-                Err(e) => {
-                    tracing::debug!(member = %format!("{id:x}"), error = %e, "no hash from member");
-                    continue;
-                }
-            };
-            let same_history = theirs.compact_revision == mine.compact_revision
-                && theirs.hash_revision == mine.hash_revision;
-            if same_history && theirs.hash != mine.hash {
-                tracing::error!(
-                    member = %format!("{id:x}"),
-                    revision = mine.hash_revision,
-                    "hash mismatch: raising the CORRUPT alarm"
-                );
-                self.raise_corrupt(id).await?;
-            }
+        let (mine, disagreeing) = self
+            .members_disagreeing(|id, e| {
+                tracing::debug!(member = %format!("{id:x}"), error = %e, "no hash from member")
+            })
+            .await?;
+        for (id, _) in disagreeing {
+            tracing::error!(
+                member = %format!("{id:x}"),
+                revision = mine.hash_revision,
+                "hash mismatch: raising the CORRUPT alarm"
+            );
+            self.raise_corrupt(id).await?;
         }
         Ok(())
     }
 
     /// etcd's `--experimental-initial-corrupt-check`: before this member serves clients, its
-    /// HashKV at its applied revision is compared with every reachable member's at the same
-    /// revision; one that hashed the same history (same compaction) to another value means
-    /// this member's state is not the cluster's, and it must not start. Members that cannot
-    /// be reached (a cluster starting all at once) are skipped with a warning, as in etcd.
+    /// HashKV at its applied revision is compared with every reachable member's; one that
+    /// disagrees means this member's state is not the cluster's, and it must not start.
+    /// Members that cannot be reached (a cluster starting all at once) are skipped with a
+    /// warning, as in etcd.
     pub async fn initial_corruption_check(&self) -> Result<()> {
+        let (mine, disagreeing) = self
+            .members_disagreeing(|id, e| {
+                tracing::warn!(peer = %format!("{id:x}"), error = %e, "cannot fetch hash from peer")
+            })
+            .await?;
+        if let Some((id, peer_hash)) = disagreeing.first() {
+            tracing::error!(
+                peer = %format!("{id:x}"),
+                revision = mine.hash_revision,
+                local_hash = mine.hash,
+                peer_hash,
+                "found data inconsistency with peers"
+            );
+            return Err(Error::Internal(format!(
+                "{:x} found data inconsistency with peers",
+                self.member_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// This member's HashKV at its current revision, and the other members (with their hash)
+    /// that hashed the same history (same compaction, same revision) to another value.
+    /// `unreachable` hears of each member that gave no hash.
+    async fn members_disagreeing(
+        &self,
+        unreachable: impl Fn(u64, &Error),
+    ) -> Result<(HashKvResponse, Vec<(u64, u32)>)> {
         let mine = self.hash_kv(0).await?;
+        let mut disagreeing = Vec::new();
         for (id, client_urls) in self.other_members_client_urls() {
             let Some(url) = client_urls.first() else {
                 continue;
             };
             match peer_hash_kv(url, mine.hash_revision).await {
-                Ok(theirs)
-                    if theirs.compact_revision == mine.compact_revision
-                        && theirs.hash_revision == mine.hash_revision
-                        && theirs.hash != mine.hash =>
-                {
-                    tracing::error!(
-                        peer = %format!("{id:x}"),
-                        revision = mine.hash_revision,
-                        local_hash = mine.hash,
-                        peer_hash = theirs.hash,
-                        "found data inconsistency with peers"
-                    );
-                    return Err(Error::Internal(format!(
-                        "{:x} found data inconsistency with peers",
-                        self.member_id
-                    )));
+                Ok(theirs) => {
+                    let same_history = theirs.compact_revision == mine.compact_revision
+                        && theirs.hash_revision == mine.hash_revision;
+                    if same_history && theirs.hash != mine.hash {
+                        disagreeing.push((id, theirs.hash));
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(peer = %format!("{id:x}"), error = %e, "cannot fetch hash from peer")
-                }
+                Err(e) => unreachable(id, &e),
             }
         }
-        Ok(())
+        Ok((mine, disagreeing))
     }
 
     async fn raise_corrupt(&self, member_id: u64) -> Result<()> {
