@@ -44,21 +44,22 @@ impl EtcdServer {
         self.disk_free.load(Ordering::Relaxed)
     }
 
-    /// Before a write that grows the database: when free space was last seen within twice
-    /// the reserve, it is measured again now (a `statvfs` per directory, microseconds), so
-    /// that a burst of writes between two checks of the loop cannot run past the reserve.
-    pub(crate) fn recheck_disk_if_close(&self) {
+    /// Whether a write that grows the database is refused for want of disk space. When free
+    /// space was last seen within twice the reserve, it is measured again first (a `statvfs`
+    /// per directory, microseconds), so that a burst of writes between two checks of the
+    /// loop cannot run past the reserve.
+    pub(crate) fn disk_refuses_growth(&self) -> bool {
         if self.disk_free() < 2 * DISK_RESERVE_BYTES {
-            if let Some(dirs) = self.disk_dirs.get() {
-                self.check_disk(dirs);
-            }
+            self.check_disk();
         }
+        self.disk_low()
     }
 
-    /// Measures the free space of `dirs` and updates [`EtcdServer::disk_low`].
-    fn check_disk(&self, dirs: &[PathBuf]) {
+    /// Measures the free space of the watched directories and updates
+    /// [`EtcdServer::disk_low`].
+    fn check_disk(&self) {
         let mut free = u64::MAX;
-        for dir in dirs {
+        for dir in self.disk_dirs.get().into_iter().flatten() {
             match free_bytes(dir) {
                 Ok(bytes) => free = free.min(bytes),
                 Err(e) => {
@@ -90,15 +91,14 @@ impl EtcdServer {
     }
 }
 
-/// Watches the free space of `dirs` until the server stops.
+/// Watches the free space of the filesystems holding `dirs` until the server stops.
 pub async fn watch_disk(server: Arc<EtcdServer>, dirs: Vec<PathBuf>) {
-    let _ = server.disk_dirs.set(dirs.clone());
+    let _ = server.disk_dirs.set(dirs);
     let weak = Arc::downgrade(&server);
     drop(server);
     loop {
         let Some(server) = weak.upgrade() else { return };
-        let dirs = dirs.clone();
-        let _ = tokio::task::spawn_blocking(move || server.check_disk(&dirs)).await;
+        let _ = tokio::task::spawn_blocking(move || server.check_disk()).await;
         tokio::time::sleep(CHECK_EVERY).await;
     }
 }

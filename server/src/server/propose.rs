@@ -88,8 +88,7 @@ impl EtcdServer {
                 self.raise_nospace().await;
                 return Err(Error::NoSpace);
             }
-            self.recheck_disk_if_close();
-            if self.disk_low() {
+            if self.disk_refuses_growth() {
                 return Err(Error::NoSpace);
             }
         }
@@ -213,11 +212,8 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<(internal_response::Response, u64)> {
-        if crate::apply::grows_database(&request) {
-            self.recheck_disk_if_close();
-            if self.disk_low() {
-                return Err(Error::NoSpace);
-            }
+        if crate::apply::grows_database(&request) && self.disk_refuses_growth() {
+            return Err(Error::NoSpace);
         }
         let write = self.raft.client_write(Command(InternalRequest {
             request: Some(request),
