@@ -53,28 +53,13 @@ impl Metrics {
     fn new() -> Metrics {
         let basic = Registry::new();
         let extensive = Registry::new();
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            basic
-                .register(Box::new(g.clone()))
-                .expect("registered once");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            basic
-                .register(Box::new(c.clone()))
-                .expect("registered once");
-            c
-        };
+        let gauge = |name: &str, help: &str| registered(&basic, IntGauge::new(name, help));
+        let counter = |name: &str, help: &str| registered(&basic, IntCounter::new(name, help));
         let histogram = |name: &str, help: &str, start: f64, count: usize| {
-            let opts = HistogramOpts::new(name, help)
-                .buckets(exponential_buckets(start, 2.0, count).expect("valid buckets"));
-            let h = Histogram::with_opts(opts).expect("valid metric");
-            basic
-                .register(Box::new(h.clone()))
-                .expect("registered once");
-            h
+            registered(
+                &basic,
+                Histogram::with_opts(doubling(HistogramOpts::new(name, help), start, count)),
+            )
         };
         let m = Metrics {
             has_leader: gauge(
@@ -109,17 +94,16 @@ impl Metrics {
                 "etcd_server_proposals_failed_total",
                 "The total number of failed proposals seen.",
             ),
-            server_version: {
-                let opts = Opts::new(
-                    "etcd_server_version",
-                    "Which version is running. 1 for 'server_version' label with current version.",
-                );
-                let g = IntGaugeVec::new(opts, &["server_version"]).expect("valid metric");
-                basic
-                    .register(Box::new(g.clone()))
-                    .expect("registered once");
-                g
-            },
+            server_version: registered(
+                &basic,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "etcd_server_version",
+                        "Which version is running. 1 for 'server_version' label with current version.",
+                    ),
+                    &["server_version"],
+                ),
+            ),
             wal_fsync: histogram(
                 "etcd_disk_wal_fsync_duration_seconds",
                 "The latency distributions of fsync called by WAL.",
@@ -153,53 +137,50 @@ impl Metrics {
                 "oxcd_disk_space_low",
                 "Whether free disk space is below the reserve, so that writes growing the database are refused. 1 if it is.",
             ),
-            peer_round_trip: {
-                let opts = HistogramOpts::new(
-                    "etcd_network_peer_round_trip_time_seconds",
-                    "Round-Trip-Time histogram between peers",
-                )
-                .buckets(exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"));
-                let h = HistogramVec::new(opts, &["To"]).expect("valid metric");
-                basic
-                    .register(Box::new(h.clone()))
-                    .expect("registered once");
-                h
-            },
-            grpc_started: {
-                let opts = Opts::new(
-                    "grpc_server_started_total",
-                    "Total number of RPCs started on the server.",
-                );
-                let c = IntCounterVec::new(opts, &GRPC_LABELS).expect("valid metric");
-                basic
-                    .register(Box::new(c.clone()))
-                    .expect("registered once");
-                c
-            },
-            grpc_handled: {
-                let opts = Opts::new(
-                    "grpc_server_handled_total",
-                    "Total number of RPCs completed on the server, regardless of success or failure.",
-                );
-                let mut labels = GRPC_LABELS.to_vec();
-                labels.push("grpc_code");
-                let c = IntCounterVec::new(opts, &labels).expect("valid metric");
-                basic
-                    .register(Box::new(c.clone()))
-                    .expect("registered once");
-                c
-            },
-            grpc_handling: {
-                let opts = HistogramOpts::new(
-                    "grpc_server_handling_seconds",
-                    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-                );
-                let h = HistogramVec::new(opts, &GRPC_LABELS).expect("valid metric");
-                extensive
-                    .register(Box::new(h.clone()))
-                    .expect("registered once");
-                h
-            },
+            peer_round_trip: registered(
+                &basic,
+                HistogramVec::new(
+                    doubling(
+                        HistogramOpts::new(
+                            "etcd_network_peer_round_trip_time_seconds",
+                            "Round-Trip-Time histogram between peers",
+                        ),
+                        0.0001,
+                        16,
+                    ),
+                    &["To"],
+                ),
+            ),
+            grpc_started: registered(
+                &basic,
+                IntCounterVec::new(
+                    Opts::new(
+                        "grpc_server_started_total",
+                        "Total number of RPCs started on the server.",
+                    ),
+                    &GRPC_LABELS,
+                ),
+            ),
+            grpc_handled: registered(
+                &basic,
+                IntCounterVec::new(
+                    Opts::new(
+                        "grpc_server_handled_total",
+                        "Total number of RPCs completed on the server, regardless of success or failure.",
+                    ),
+                    &[GRPC_LABELS.as_slice(), &["grpc_code"]].concat(),
+                ),
+            ),
+            grpc_handling: registered(
+                &extensive,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "grpc_server_handling_seconds",
+                        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                    ),
+                    &GRPC_LABELS,
+                ),
+            ),
             basic,
             extensive,
         };
@@ -222,6 +203,24 @@ impl Metrics {
             .expect("text encoding into memory");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+/// `metric`, registered in `registry`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+/// Histogram buckets from `start` up, each twice the one before (Prometheus's
+/// ExponentialBuckets, as etcd uses them).
+fn doubling(opts: HistogramOpts, start: f64, count: usize) -> HistogramOpts {
+    opts.buckets(exponential_buckets(start, 2.0, count).expect("valid buckets"))
 }
 
 /// Turns the extensive set on (`--metrics extensive`).
