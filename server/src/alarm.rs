@@ -49,7 +49,8 @@ impl AlarmTable {
     /// Raises `alarm` for `member_id` (again, if it is up already); returns it.
     pub fn activate(&mut self, member_id: u64, alarm: i32, batch: &mut WriteBatch) -> AlarmMember {
         if self.active.insert((member_id, alarm)) {
-            batch.put(alarm_key(member_id, alarm), Vec::new());
+            let (key, value) = alarm_pair(member_id, alarm);
+            batch.put(key, value);
         }
         AlarmMember { member_id, alarm }
     }
