@@ -2,7 +2,8 @@
 //! it (throughput above 90 % of the rate, slowest request under 0.5 s, standard deviation
 //! under 0.1 s, no errors).
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
@@ -61,28 +62,25 @@ async fn perf(ctx: &Ctx, a: PerfArgs) -> Result<()> {
     for _ in 0..cfg.clients.min(8) {
         connections.push(ctx.client().await?);
     }
-    let (tx, rx) = async_channel(cfg.clients);
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(cfg.clients.max(1));
+    // The clients take the keys from one queue; each reports its latencies and errors.
+    let queue = Arc::new(tokio::sync::Mutex::new(rx));
     let started = Instant::now();
     let mut workers = Vec::new();
     for i in 0..cfg.clients {
         let mut client = connections[i % connections.len()].clone();
-        let rx = rx.clone();
-        let latencies = latencies.clone();
-        let errors = errors.clone();
+        let queue = queue.clone();
         workers.push(tokio::spawn(async move {
-            while let Some(key) = next(&rx).await {
+            let mut latencies = Vec::new();
+            let mut errors = BTreeMap::<String, u64>::new();
+            loop {
+                let Some(key) = queue.lock().await.recv().await else {
+                    return (latencies, errors);
+                };
                 let at = Instant::now();
                 match client.put(key, vec![0u8; 1024], None).await {
-                    Ok(_) => latencies
-                        .lock()
-                        .expect("lock")
-                        .push(at.elapsed().as_secs_f64()),
-                    Err(e) => {
-                        let message = crate::client::CtlError::from(e).message;
-                        *errors.lock().expect("lock").entry(message).or_default() += 1;
-                    }
+                    Ok(_) => latencies.push(at.elapsed().as_secs_f64()),
+                    Err(e) => *errors.entry(CtlError::from(e).message).or_default() += 1,
                 }
             }
         }));
@@ -103,8 +101,15 @@ async fn perf(ctx: &Ctx, a: PerfArgs) -> Result<()> {
         }
     }
     drop(tx);
+    let mut latencies = Vec::new();
+    let mut errors = BTreeMap::<String, u64>::new();
     for w in workers {
-        let _ = w.await;
+        if let Ok((l, e)) = w.await {
+            latencies.extend(l);
+            for (message, n) in e {
+                *errors.entry(message).or_default() += n;
+            }
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     let deleted = ctx
@@ -123,8 +128,6 @@ async fn perf(ctx: &Ctx, a: PerfArgs) -> Result<()> {
             ctx.timed(one.defragment()).await?;
         }
     }
-    let latencies = latencies.lock().expect("lock").clone();
-    let errors = errors.lock().expect("lock").clone();
     let rps = latencies.len() as f64 / elapsed;
     let slowest = latencies.iter().copied().fold(0.0, f64::max);
     let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
@@ -164,16 +167,4 @@ async fn perf(ctx: &Ctx, a: PerfArgs) -> Result<()> {
         println!("FAIL");
         Err(CtlError::new(EXIT_ERROR, "check perf failed"))
     }
-}
-
-/// A bounded multi-consumer queue of keys to write.
-type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>>;
-
-fn async_channel(bound: usize) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Queue) {
-    let (tx, rx) = tokio::sync::mpsc::channel(bound.max(1));
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
-}
-
-async fn next(rx: &Queue) -> Option<Vec<u8>> {
-    rx.lock().await.recv().await
 }
