@@ -62,18 +62,6 @@ impl Session {
     }
 }
 
-fn one_kv(
-    kv: etcd_client::proto::PbKeyValue,
-    header: Option<etcd_client::proto::PbResponseHeader>,
-) -> PbRangeResponse {
-    PbRangeResponse {
-        header,
-        kvs: vec![kv],
-        count: 1,
-        ..PbRangeResponse::default()
-    }
-}
-
 pub async fn elect(ctx: &Ctx, a: ElectArgs) -> Result<()> {
     let mut c = ctx.client().await?;
     if a.listen {
@@ -88,7 +76,13 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> Result<()> {
                     version: kv.version(),
                     lease: kv.lease(),
                 };
-                print_get(&ctx.printer, &one_kv(kv, None), false);
+                // Printed as a get of the one key, as etcdctl prints what it observes.
+                let got = PbRangeResponse {
+                    kvs: vec![kv],
+                    count: 1,
+                    ..PbRangeResponse::default()
+                };
+                print_get(&ctx.printer, &got, false);
             }
         }
         return Ok(());
