@@ -5,8 +5,8 @@
 
 use base64::Engine;
 use etcd_client::proto::{
-    PbAlarmResponse, PbCompactionResponse, PbDeleteResponse, PbEvent, PbHashKvResponse, PbKeyValue,
-    PbLeaseGrantResponse, PbLeaseKeepAliveResponse, PbLeaseLeasesResponse, PbLeaseRevokeResponse,
+    PbAlarmResponse, PbDeleteResponse, PbEvent, PbHashKvResponse, PbKeyValue, PbLeaseGrantResponse,
+    PbLeaseKeepAliveResponse, PbLeaseLeasesResponse, PbLeaseRevokeResponse,
     PbLeaseTimeToLiveResponse, PbMember, PbMemberAddResponse, PbMemberListResponse, PbPutResponse,
     PbRangeResponse, PbResponseHeader, PbResponseOp, PbStatusResponse, PbTxnOpResponse,
     PbTxnResponse, PbWatchResponse,
@@ -180,10 +180,6 @@ fn response_op(op: &PbResponseOp) -> String {
     Obj::new().raw("Response", &inner.finish()).finish()
 }
 
-pub fn compaction(r: &PbCompactionResponse) -> String {
-    Obj::new().obj("header", header(&r.header)).finish()
-}
-
 pub fn event(e: &PbEvent) -> String {
     Obj::new()
         .int("type", e.r#type)
@@ -214,12 +210,23 @@ pub fn watch(r: &PbWatchResponse) -> String {
         .finish()
 }
 
-pub fn lease_grant(r: &PbLeaseGrantResponse) -> String {
+/// The header's fields inline: clientv3's lease responses embed the header, so Go writes
+/// its fields at the top level, and the lease's own fields under their Go names.
+fn inline_header(h: &Option<PbResponseHeader>) -> Obj {
+    let h = (*h).unwrap_or_default();
     Obj::new()
-        .obj("header", header(&r.header))
-        .int("ID", r.id)
-        .int("TTL", r.ttl)
-        .str("error", &r.error)
+        .int("cluster_id", h.cluster_id)
+        .int("member_id", h.member_id)
+        .int("revision", h.revision)
+        .int("raft_term", h.raft_term)
+}
+
+/// clientv3's LeaseGrantResponse.
+pub fn lease_grant(r: &PbLeaseGrantResponse) -> String {
+    inline_header(&r.header)
+        .raw("ID", &r.id.to_string())
+        .raw("TTL", &r.ttl.to_string())
+        .str_always("Error", &r.error)
         .finish()
 }
 
@@ -227,38 +234,43 @@ pub fn lease_revoke(r: &PbLeaseRevokeResponse) -> String {
     Obj::new().obj("header", header(&r.header)).finish()
 }
 
+/// clientv3's LeaseKeepAliveResponse.
 pub fn lease_keep_alive(r: &PbLeaseKeepAliveResponse) -> String {
-    Obj::new()
-        .obj("header", header(&r.header))
-        .int("ID", r.id)
-        .int("TTL", r.ttl)
+    inline_header(&r.header)
+        .raw("ID", &r.id.to_string())
+        .raw("TTL", &r.ttl.to_string())
         .finish()
 }
 
+/// clientv3's LeaseTimeToLiveResponse (no keys is Go's `null`).
 pub fn lease_time_to_live(r: &PbLeaseTimeToLiveResponse) -> String {
-    let keys = r
+    let keys: Vec<String> = r
         .keys
         .iter()
         .map(|k| string(&base64::engine::general_purpose::STANDARD.encode(k)))
         .collect();
-    Obj::new()
-        .obj("header", header(&r.header))
-        .int("ID", r.id)
-        .int("TTL", r.ttl)
-        .int("grantedTTL", r.granted_ttl)
-        .list("keys", keys)
+    let keys = if keys.is_empty() {
+        "null".to_string()
+    } else {
+        array(keys)
+    };
+    inline_header(&r.header)
+        .raw("id", &r.id.to_string())
+        .raw("ttl", &r.ttl.to_string())
+        .raw("granted-ttl", &r.granted_ttl.to_string())
+        .raw("keys", &keys)
         .finish()
 }
 
+/// clientv3's LeaseLeasesResponse.
 pub fn lease_leases(r: &PbLeaseLeasesResponse) -> String {
     let leases = r
         .leases
         .iter()
-        .map(|l| Obj::new().int("ID", l.id).finish())
+        .map(|l| Obj::new().raw("id", &l.id.to_string()).finish())
         .collect();
-    Obj::new()
-        .obj("header", header(&r.header))
-        .list("leases", leases)
+    inline_header(&r.header)
+        .raw("leases", &array(leases))
         .finish()
 }
 

@@ -5,34 +5,17 @@ use etcd_client::LeaseTimeToLiveOptions;
 use super::Ctx;
 use crate::cli::{Format, LeaseCommand};
 use crate::client::{CtlError, EXIT_BAD_CONNECTION, EXIT_ERROR, Result};
+use crate::json;
+use crate::output::fields_header;
 
 /// etcdctl's exit for a lease request that failed on the way (timetolive, list, keep-alive).
 fn bad_connection(e: CtlError) -> CtlError {
     CtlError::new(EXIT_BAD_CONNECTION, e.message)
 }
-use crate::json::{self, Obj};
-use crate::output::fields_header;
 
 fn lease_id(s: &str) -> Result<i64> {
     i64::from_str_radix(s, 16)
         .map_err(|_| CtlError::bad_args(format!("bad lease ID arg ({s}), expecting ID in Hex")))
-}
-
-/// The header's fields inline, as clientv3's lease responses (which embed the header)
-/// marshal.
-fn inline_header(obj: Obj, h: &Option<etcd_client::proto::PbResponseHeader>) -> Obj {
-    let h = (*h).unwrap_or_default();
-    obj.int("cluster_id", h.cluster_id)
-        .int("member_id", h.member_id)
-        .int("revision", h.revision)
-        .int("raft_term", h.raft_term)
-}
-
-/// A lease grant's or keep-alive's JSON: the header inline, then the id and TTL.
-fn id_ttl_json(h: &Option<etcd_client::proto::PbResponseHeader>, id: i64, ttl: i64) -> Obj {
-    inline_header(Obj::new(), h)
-        .raw("ID", &id.to_string())
-        .raw("TTL", &ttl.to_string())
 }
 
 fn id_ttl_fields(h: &Option<etcd_client::proto::PbResponseHeader>, id: i64, ttl: i64) {
@@ -58,12 +41,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
                 })?
                 .0;
             match p.format {
-                Format::Json => println!(
-                    "{}",
-                    id_ttl_json(&r.header, r.id, r.ttl)
-                        .str_always("Error", &r.error)
-                        .finish()
-                ),
+                Format::Json => println!("{}", json::lease_grant(&r)),
                 Format::Fields => id_ttl_fields(&r.header, r.id, r.ttl),
                 _ => println!("lease {:016x} granted with TTL({}s)", r.id, r.ttl),
             }
@@ -97,32 +75,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
                 .map_err(bad_connection)?
                 .0;
             match p.format {
-                Format::Json => {
-                    let keys: Vec<String> = r
-                        .keys
-                        .iter()
-                        .map(|k| {
-                            use base64::Engine;
-                            json::string(&base64::engine::general_purpose::STANDARD.encode(k))
-                        })
-                        .collect();
-                    println!(
-                        "{}",
-                        inline_header(Obj::new(), &r.header)
-                            .raw("id", &r.id.to_string())
-                            .raw("ttl", &r.ttl.to_string())
-                            .raw("granted-ttl", &r.granted_ttl.to_string())
-                            .raw(
-                                "keys",
-                                &if keys.is_empty() {
-                                    "null".into()
-                                } else {
-                                    json::array(keys)
-                                }
-                            )
-                            .finish()
-                    )
-                }
+                Format::Json => println!("{}", json::lease_time_to_live(&r)),
                 Format::Fields => {
                     fields_header(&r.header);
                     println!("\"ID\" : {}", r.id);
@@ -156,19 +109,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.leases()).await.map_err(bad_connection)?.0;
             match p.format {
-                Format::Json => {
-                    let leases = r
-                        .leases
-                        .iter()
-                        .map(|l| Obj::new().raw("id", &l.id.to_string()).finish())
-                        .collect();
-                    println!(
-                        "{}",
-                        inline_header(Obj::new(), &r.header)
-                            .raw("leases", &json::array(leases))
-                            .finish()
-                    )
-                }
+                Format::Json => println!("{}", json::lease_leases(&r)),
                 Format::Fields => {
                     fields_header(&r.header);
                     for l in &r.leases {
@@ -208,7 +149,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCommand) -> Result<()> {
                     break;
                 }
                 match p.format {
-                    Format::Json => println!("{}", id_ttl_json(&r.header, r.id, r.ttl).finish()),
+                    Format::Json => println!("{}", json::lease_keep_alive(&r)),
                     Format::Fields => id_ttl_fields(&r.header, r.id, r.ttl),
                     _ => println!("lease {:016x} keepalived with TTL({})", r.id, r.ttl),
                 }
