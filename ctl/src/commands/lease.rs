@@ -14,8 +14,11 @@ fn bad_connection(e: CtlError) -> CtlError {
 }
 
 fn lease_id(s: &str) -> Result<i64> {
-    i64::from_str_radix(s, 16)
-        .map_err(|_| CtlError::bad_args(format!("bad lease ID arg ({s}), expecting ID in Hex")))
+    i64::from_str_radix(s, 16).map_err(|_| {
+        CtlError::bad_args(format!(
+            "bad lease ID arg (strconv.ParseInt: parsing {s:?}: invalid syntax), expecting ID in Hex"
+        ))
+    })
 }
 
 fn id_ttl_fields(h: &Option<etcd_client::proto::PbResponseHeader>, id: i64, ttl: i64) {

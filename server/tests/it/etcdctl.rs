@@ -720,6 +720,7 @@ pub fn lease_and_maintenance() -> Vec<Step> {
         // Unknown and invalid leases.
         run(&["put", "k", "v", "--lease=1234"]),
         run(&["lease", "revoke", "1234"]),
+        run(&["lease", "revoke", "zz"]),
         run(&["lease", "timetolive", "1234", "--keys"]),
         run(&["lease", "grant", "10000000000"]),
         // Cluster and maintenance.
