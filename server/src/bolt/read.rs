@@ -126,12 +126,14 @@ impl BoltReader {
     }
 
     fn walk<E: From<io::Error>>(&self, bucket: &Bucket, visit: &mut Visit<'_, E>) -> Result<(), E> {
-        let mut last: Option<Vec<u8>> = None;
+        // The previous key (none yet while empty: bolt's keys are not), one buffer reused.
+        let mut last: Vec<u8> = Vec::new();
         let mut ordered = |flags: u32, key: &[u8], value: &[u8]| -> Result<(), E> {
-            if last.as_deref().is_some_and(|l| l >= key) {
+            if !last.is_empty() && last.as_slice() >= key {
                 return Err(damaged("keys out of order").into());
             }
-            last = Some(key.to_vec());
+            last.clear();
+            last.extend_from_slice(key);
             visit(flags, key, value)
         };
         match bucket {

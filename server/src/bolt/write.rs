@@ -102,13 +102,15 @@ impl BoltWriter {
         {
             return Err(invalid("bucket names out of order").into());
         }
-        let mut last: Option<Vec<u8>> = None;
+        // The previous key (none yet while empty: keys are not), one buffer reused.
+        let mut last: Vec<u8> = Vec::new();
         let elements = pairs.into_iter().map(|pair| -> Result<_, E> {
             let (k, v) = pair?;
-            if k.is_empty() || last.as_ref().is_some_and(|l| *l >= k) {
+            if k.is_empty() || (!last.is_empty() && last >= k) {
                 return Err(invalid("keys empty or out of order").into());
             }
-            last = Some(k.clone());
+            last.clear();
+            last.extend_from_slice(&k);
             Ok((0, k, v))
         });
         let root = self.tree(elements)?;
