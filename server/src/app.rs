@@ -95,14 +95,12 @@ pub async fn serve(
         },
     ));
     let watched = server.clone();
-    let (raft_failed_tx, mut raft_failed) = tokio::sync::oneshot::channel();
     let stop = async move {
         tokio::select! {
             _ = shutdown => {}
             _ = watched.removed() => {}
-            fatal = watched.raft_failed() => {
+            fatal = watched.storage_failed() => {
                 tracing::error!("storage failed: {fatal}; stopping so that the member restarts from what is durable");
-                let _ = raft_failed_tx.send(fatal);
             }
         }
     };
@@ -117,7 +115,7 @@ pub async fn serve(
         stop,
     )
     .await;
-    if let Ok(fatal) = raft_failed.try_recv() {
+    if let Some(fatal) = server.storage_failure() {
         return Err(Error::Internal(format!("storage failed: {fatal}")));
     }
     // The peer port outlives the client port until raft has stopped: other members may be

@@ -11,7 +11,7 @@
 //! next segment (prepared ahead), the state's commits, entries other members replicate to
 //! it. Should a write or an fsync fail anyway (the disk filled by something else, or a
 //! failing disk), the layer that cannot carry on safely stops the member: see
-//! [`EtcdServer::raft_failed`].
+//! [`EtcdServer::storage_failure`].
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -168,27 +168,33 @@ impl EtcdServer {
         *self.removed.borrow()
     }
 
-    /// Resolves with the error once the raft core has stopped on a fatal one (a failed write
-    /// or fsync of the log, the vote or the state it applies), or the applied state can no
-    /// longer be made durable: a member in that state must not stay up answering nothing,
-    /// so the server stops and exits non-zero, and its supervisor restarts it from what is
-    /// durable. Never resolves otherwise.
-    pub async fn raft_failed(&self) -> String {
-        // Polled, not watched: raft's metrics change at every commit and quorum ack, and a
-        // task woken by each change slows the request path.
-        let metrics = self.raft.metrics();
-        let raft = async {
-            loop {
-                let fatal = metrics.borrow_watched().running_state.clone().err();
-                if let Some(fatal) = fatal {
-                    return fatal.to_string();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Why this member cannot go on, once it cannot: its raft core stopped on a fatal error (a
+    /// failed write or fsync of the log, the vote or the state it applies), or its applied
+    /// state can no longer be made durable. A member in that state must not stay up answering
+    /// nothing: the server stops and exits non-zero, and its supervisor restarts it from what
+    /// is durable.
+    pub fn storage_failure(&self) -> Option<String> {
+        let fatal = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .running_state
+            .clone()
+            .err();
+        fatal
+            .map(|f| f.to_string())
+            .or_else(|| self.state.failure())
+    }
+
+    /// Resolves with [`EtcdServer::storage_failure`] once there is one; never otherwise.
+    /// Polled, not watched: raft's metrics change at every commit and quorum ack, and a task
+    /// woken by each change slows the request path.
+    pub async fn storage_failed(&self) -> String {
+        loop {
+            if let Some(failure) = self.storage_failure() {
+                return failure;
             }
-        };
-        tokio::select! {
-            fatal = raft => fatal,
-            failed = self.state.failed() => failed,
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -258,18 +258,10 @@ impl StateStore {
         (inner.applied, inner.membership.clone())
     }
 
-    /// Resolves with the error once the state can no longer be made durable: a commit of
-    /// the write buffer to sled failed (sled fails every write after one has failed).
-    pub async fn failed(&self) -> String {
-        let mut failed = self.failed.subscribe();
-        let why = match failed.wait_for(Option::is_some).await {
-            Ok(why) => why.clone(),
-            Err(_) => None,
-        };
-        match why {
-            Some(why) => why,
-            None => std::future::pending().await,
-        }
+    /// Why the state can no longer be made durable, once it cannot: a commit of the write
+    /// buffer to sled failed (sled fails every write after one has failed).
+    pub fn failure(&self) -> Option<String> {
+        self.failed.borrow().clone()
     }
 
     /// Watches the applied index.
