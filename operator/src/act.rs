@@ -1,0 +1,341 @@
+//! Performing steps: one reconcile pass observes the members (through [`Workloads`] and the
+//! cluster API), asks the planner for the one next step, and carries it out.
+//!
+//! Nothing is kept in memory from one pass to the next: what a pass needs is in the status it
+//! loaded and in what it observes, so a process that dies between any two calls resumes
+//! where it stopped. [`CrashPoints`] let tests stop a pass after any cluster call or write.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::crd::{EtcdClusterStatus, OperationKind};
+use crate::error::{Error, Result};
+use crate::members::{self, ClusterView};
+use crate::observe;
+use crate::plan::{self, Observed, Step, Want};
+use crate::status;
+
+/// Where a member's pod and volume live: Kubernetes in production ([`crate::k8s`]), plain
+/// processes and directories in tests. Every call is idempotent: creating what exists or
+/// deleting what is gone succeeds.
+pub trait Workloads: Sync {
+    fn peer_url(&self, member: &str) -> String;
+    fn client_url(&self, member: &str) -> String;
+    /// This cluster's member pods and volumes.
+    fn observe(&self) -> impl Future<Output = Result<Vec<Workload>>> + Send;
+    /// Creates the member's volume if it has none, then its pod.
+    fn start_member(&self, launch: &Launch) -> impl Future<Output = Result<()>> + Send;
+    fn delete_pod(&self, member: &str) -> impl Future<Output = Result<()>> + Send;
+    fn delete_volume(&self, member: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Writes the status (the operation in progress included) where the next pass reads it.
+    fn save_status(&self, status: &EtcdClusterStatus) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A member's pod and volume as the workloads see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub pod: Option<plan::Pod>,
+    pub volume: plan::Volume,
+}
+
+/// How to start one member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub member: String,
+    /// `--initial-cluster-state new`: the seed, once, before any cluster id is recorded.
+    pub new_cluster: bool,
+    /// `--initial-cluster`: name and peer URL of each member that the joining one must know.
+    pub initial_cluster: Vec<(String, String)>,
+    pub token: String,
+    pub guard: Guard,
+    pub version: String,
+    pub config: String,
+}
+
+/// The init step's arguments (`oxcd member-guard`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guard {
+    pub cluster_id: Option<u64>,
+    pub member_id: Option<u64>,
+    /// The member has started before: an empty data dir means its data is gone.
+    pub require_data: bool,
+}
+
+impl Guard {
+    pub fn args(&self, data_dir: &str) -> Vec<String> {
+        let mut args = vec![
+            "member-guard".to_string(),
+            "--data-dir".into(),
+            data_dir.into(),
+        ];
+        if let Some(id) = self.cluster_id {
+            args.extend(["--cluster-id".into(), format!("{id:x}")]);
+        }
+        if let Some(id) = self.member_id {
+            args.extend(["--member-id".into(), format!("{id:x}")]);
+        }
+        if self.require_data {
+            args.push("--require-data".into());
+        }
+        args
+    }
+}
+
+/// Test-armed crash points: after the given number of cluster calls and writes, the next
+/// one's pass stops with [`Error::Crash`], as if the process died right after it.
+#[derive(Debug, Default)]
+pub struct CrashPoints {
+    remaining: AtomicI64,
+}
+
+impl CrashPoints {
+    pub fn disarmed() -> CrashPoints {
+        CrashPoints {
+            remaining: AtomicI64::new(-1),
+        }
+    }
+
+    /// Crash after `n` more calls.
+    pub fn after(n: i64) -> CrashPoints {
+        CrashPoints {
+            remaining: AtomicI64::new(n),
+        }
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        match self.remaining.fetch_sub(1, Ordering::SeqCst) {
+            1 => Err(Error::Crash(what.to_string())),
+            n if n <= 0 => {
+                self.remaining.store(n.min(0), Ordering::SeqCst);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A transition worth an Event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// One reconcile pass over one cluster.
+pub struct Actor<'a, W: Workloads> {
+    pub workloads: &'a W,
+    pub cluster: String,
+    /// `--initial-cluster-token`: `<namespace>-<name>-<uid>`.
+    pub token: String,
+    pub want: Want,
+    /// The status as loaded; the pass updates and saves it.
+    pub status: EtcdClusterStatus,
+    pub crash: &'a CrashPoints,
+    pub now: k8s_openapi::jiff::Timestamp,
+    /// The EtcdCluster's metadata.generation, reported as observedGeneration.
+    pub generation: Option<i64>,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    pub step: Step,
+    pub observed: Observed,
+    pub view: ClusterView,
+    pub transitions: Vec<Transition>,
+}
+
+impl<W: Workloads> Actor<'_, W> {
+    pub async fn pass(&mut self) -> Result<Pass> {
+        let workloads = self.workloads.observe().await?;
+        let endpoints = self.endpoints(&workloads);
+        let view = members::observe(&endpoints).await.unwrap_or_default();
+        let observed = observe::combine(self, &workloads, &view);
+        let step = plan::plan(&observed);
+        let loaded = self.status.clone();
+        self.status = status::report(
+            &loaded,
+            &observed,
+            &view,
+            &step,
+            self.generation,
+            self.workloads,
+        );
+        let reported = self.status.clone();
+        let transitions = self.perform(&step, &observed, &view).await?;
+        // Begin and Finish saved the status themselves; any other step saves what it reports.
+        if self.status == reported && reported != loaded {
+            self.workloads.save_status(&self.status).await?;
+            self.crash.check("writing the status")?;
+        }
+        Ok(Pass {
+            step,
+            observed,
+            view,
+            transitions,
+        })
+    }
+
+    /// Client URLs to reach the cluster: every member with a pod, then those in status.
+    fn endpoints(&self, workloads: &[Workload]) -> Vec<String> {
+        let mut urls: Vec<String> = workloads
+            .iter()
+            .filter(|w| w.pod.is_some())
+            .map(|w| self.workloads.client_url(&w.name))
+            .collect();
+        urls.extend(
+            self.status
+                .members
+                .iter()
+                .map(|m| self.workloads.client_url(&m.name)),
+        );
+        urls.dedup();
+        urls
+    }
+
+    async fn perform(
+        &mut self,
+        step: &Step,
+        observed: &Observed,
+        view: &ClusterView,
+    ) -> Result<Vec<Transition>> {
+        let endpoints: Vec<String> = view.health.keys().cloned().collect();
+        let w = self.workloads;
+        let mut transitions = Vec::new();
+        let mut note = |reason: &'static str, note: String| {
+            transitions.push(Transition { reason, note });
+        };
+        match step {
+            Step::InSync | Step::Wait { .. } | Step::Refuse { .. } => {}
+            Step::Begin(op) => {
+                let ordinal = observe::ordinal(&self.cluster, &op.member).unwrap_or(0);
+                self.status.next_ordinal = self.status.next_ordinal.max(ordinal + 1);
+                self.status.operation = Some(op.clone());
+                w.save_status(&self.status).await?;
+                self.crash.check("recording the operation")?;
+                note(
+                    begin_reason(op.kind),
+                    format!("{} {}: {}", verb(op.kind), op.member, op.reason),
+                );
+            }
+            Step::Finish { cluster_id } => {
+                if let Some(id) = cluster_id {
+                    self.status.cluster_id = Some(format!("{id:x}"));
+                    note("ClusterCreated", format!("cluster {id:x} bootstrapped"));
+                }
+                let done = self.status.operation.take();
+                w.save_status(&self.status).await?;
+                self.crash.check("finishing the operation")?;
+                if let Some(op) = done.filter(|op| op.kind == OperationKind::RollMember) {
+                    note(
+                        "MemberRestarted",
+                        format!("member {} runs {}", op.member, op.target_version),
+                    );
+                }
+            }
+            Step::CreateSeed { member } => {
+                let launch = Launch {
+                    member: member.clone(),
+                    new_cluster: true,
+                    initial_cluster: vec![(member.clone(), w.peer_url(member))],
+                    token: self.token.clone(),
+                    guard: Guard::default(),
+                    version: self.want.version.clone(),
+                    config: self.want.config.clone(),
+                };
+                w.start_member(&launch).await?;
+                self.crash.check("creating the seed")?;
+            }
+            Step::AddLearner { member } => {
+                let id = members::add_learner(&endpoints, &w.peer_url(member)).await?;
+                self.crash.check("MemberAdd")?;
+                note(
+                    "MemberAdded",
+                    format!("member {member} ({id:x}) added as a learner"),
+                );
+            }
+            Step::StartMember {
+                member,
+                id,
+                require_data,
+            } => {
+                let launch = Launch {
+                    member: member.clone(),
+                    new_cluster: false,
+                    initial_cluster: observe::initial_cluster(self, observed),
+                    token: self.token.clone(),
+                    guard: Guard {
+                        cluster_id: observed.cluster_id,
+                        member_id: Some(*id),
+                        require_data: *require_data,
+                    },
+                    version: self.want.version.clone(),
+                    config: self.want.config.clone(),
+                };
+                w.start_member(&launch).await?;
+                self.crash.check("starting a member")?;
+            }
+            Step::Promote { member, id } => {
+                members::promote(&endpoints, *id).await?;
+                self.crash.check("MemberPromote")?;
+                note(
+                    "MemberPromoted",
+                    format!("member {member} ({id:x}) is a voting member"),
+                );
+            }
+            Step::MoveLeader { from, to } => {
+                members::move_leader(&w.client_url(from), *to).await?;
+                self.crash.check("MoveLeader")?;
+                note(
+                    "LeaderMoved",
+                    format!("leadership moved from {from} to {to:x}"),
+                );
+            }
+            Step::RemoveFromCluster { member, id } => {
+                members::remove(&endpoints, *id).await?;
+                self.crash.check("MemberRemove")?;
+                let replaced = self.status.operation.as_ref().map(|op| op.kind)
+                    == Some(OperationKind::ReplaceMember);
+                let reason = if replaced {
+                    "MemberReplaced"
+                } else {
+                    "MemberRemoved"
+                };
+                note(
+                    reason,
+                    format!("member {member} ({id:x}) removed from the cluster"),
+                );
+            }
+            Step::DeletePod { member } => {
+                w.delete_pod(member).await?;
+                self.crash.check("deleting a pod")?;
+            }
+            Step::DeleteVolume { member } => {
+                w.delete_volume(member).await?;
+                self.crash.check("deleting a volume")?;
+            }
+        }
+        Ok(transitions)
+    }
+}
+
+fn verb(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Bootstrap => "bootstrapping from",
+        OperationKind::AddMember => "adding",
+        OperationKind::RemoveMember => "removing",
+        OperationKind::ReplaceMember => "replacing",
+        OperationKind::RollMember => "restarting",
+    }
+}
+
+fn begin_reason(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Bootstrap => "Bootstrapping",
+        OperationKind::AddMember => "ScalingUp",
+        OperationKind::RemoveMember => "ScalingDown",
+        OperationKind::ReplaceMember => "ReplacingMember",
+        OperationKind::RollMember => "RollingMember",
+    }
+}

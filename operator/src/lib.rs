@@ -1,0 +1,28 @@
+//! oxcd-operator: runs oxcd clusters on Kubernetes from `EtcdCluster` resources.
+//!
+//! # Layout
+//! - [`crd`]: the resource's types, CEL rules included; `crdgen` prints its CRD.
+//! - [`plan`]: pure, from what is observed to the one next step.
+//! - [`members`]: the cluster's own API (member list, status, add, promote, remove, move
+//!   leader) over the etcd-client crate.
+//! - [`act`]: performs a step through a [`act::Workloads`] (where member pods and volumes
+//!   live) and the cluster API, one step per reconcile pass.
+//! - [`resources`]: builders of the Kubernetes objects of a cluster.
+//! - [`k8s`]: [`act::Workloads`] on the Kubernetes API.
+//! - [`status`]: the status and conditions derived from an observation and a step.
+//! - [`controller`]: the reconcile loop, error policy and events.
+//! - [`metrics`]: the operator's own Prometheus metrics.
+
+pub mod act;
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod k8s;
+pub mod members;
+pub mod metrics;
+pub mod observe;
+pub mod plan;
+pub mod resources;
+pub mod status;
+
+pub use error::{Error, Result};

@@ -1,0 +1,139 @@
+//! The cluster's own API, over the etcd-client crate: who the members are, how each one is
+//! doing, and the membership calls the operator makes (add a learner, promote, remove, move
+//! the leader).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, MemberAddOptions};
+
+use crate::error::{Error, Result};
+
+/// A request that takes longer than this counts as unanswered: a member that cannot answer
+/// within it is not one to build on.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One entry of the member list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedMember {
+    pub id: u64,
+    /// Empty until the member has started and published it.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub learner: bool,
+}
+
+/// A member's answer to Status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberHealth {
+    pub leader_id: u64,
+    pub applied_index: u64,
+    pub version: String,
+    pub db_size: i64,
+    /// Alarms or errors the member reports (`errors` of the Status response).
+    pub errors: Vec<String>,
+}
+
+/// The cluster as seen through its API in one look.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub cluster_id: Option<u64>,
+    pub members: Vec<ListedMember>,
+    /// By client URL: the members that answered Status.
+    pub health: BTreeMap<String, MemberHealth>,
+}
+
+async fn connect(endpoints: &[String]) -> Result<Client> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT);
+    Ok(Client::connect(endpoints, Some(options)).await?)
+}
+
+/// Looks at the cluster through `endpoints` (member client URLs): the member list from the
+/// first that answers, then Status from every endpoint and every listed client URL.
+pub async fn observe(endpoints: &[String]) -> Result<ClusterView> {
+    let mut view = ClusterView::default();
+    for endpoint in endpoints {
+        let Ok(mut client) = connect(std::slice::from_ref(endpoint)).await else {
+            continue;
+        };
+        let Ok(list) = client.member_list().await else {
+            continue;
+        };
+        view.cluster_id = list.header().map(|h| h.cluster_id());
+        view.members = list
+            .members()
+            .iter()
+            .map(|m| ListedMember {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                learner: m.is_learner(),
+            })
+            .collect();
+        break;
+    }
+    let mut urls: Vec<String> = endpoints.to_vec();
+    urls.extend(
+        view.members
+            .iter()
+            .flat_map(|m| m.client_urls.iter().cloned()),
+    );
+    urls.sort();
+    urls.dedup();
+    let answers = futures::future::join_all(urls.iter().map(|u| status(u))).await;
+    for (url, answer) in urls.into_iter().zip(answers) {
+        if let Ok(health) = answer {
+            view.health.insert(url, health);
+        }
+    }
+    Ok(view)
+}
+
+async fn status(endpoint: &str) -> Result<MemberHealth> {
+    let mut client = connect(&[endpoint.to_string()]).await?;
+    let status = client.status().await?;
+    Ok(MemberHealth {
+        leader_id: status.leader(),
+        applied_index: status.raft_index(),
+        version: status.version().to_string(),
+        db_size: status.db_size(),
+        errors: status.errors().to_vec(),
+    })
+}
+
+/// MemberAdd as a learner: the new member's id.
+pub async fn add_learner(endpoints: &[String], peer_url: &str) -> Result<u64> {
+    let mut client = connect(endpoints).await?;
+    let options = MemberAddOptions::new().with_is_learner();
+    let added = client
+        .member_add([peer_url.to_string()], Some(options))
+        .await?;
+    added
+        .member()
+        .map(|m| m.id())
+        .ok_or_else(|| Error::Other("MemberAdd answered without the member".into()))
+}
+
+pub async fn promote(endpoints: &[String], id: u64) -> Result<()> {
+    connect(endpoints).await?.member_promote(id).await?;
+    Ok(())
+}
+
+pub async fn remove(endpoints: &[String], id: u64) -> Result<()> {
+    connect(endpoints).await?.member_remove(id).await?;
+    Ok(())
+}
+
+/// MoveLeader, sent to the leader's own client URL (only the leader can hand leadership on).
+pub async fn move_leader(leader_endpoint: &str, to: u64) -> Result<()> {
+    connect(&[leader_endpoint.to_string()])
+        .await?
+        .move_leader(to)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The planner, row by row: an observed state and the one step it must lead to; and whole
+//! operations played out on a small model of the world, step after step, to InSync.
+
+use super::*;
+
+const CLUSTER_ID: u64 = 0xc1;
+
+fn now() -> Timestamp {
+    "2026-12-07T00:00:00Z".parse().unwrap()
+}
+
+fn want(replicas: usize) -> Want {
+    Want {
+        replicas,
+        version: "v1".into(),
+        config: "c1".into(),
+        ephemeral: false,
+        when_scaled: Retention::Delete,
+    }
+}
+
+/// A running cluster of `voters` healthy members `demo-0..`, `demo-0` leading.
+fn running(replicas: usize, voters: u32) -> Observed {
+    Observed {
+        cluster: "demo".into(),
+        want: want(replicas),
+        cluster_id: Some(CLUSTER_ID),
+        seen_cluster_id: Some(CLUSTER_ID),
+        operation: None,
+        next_ordinal: voters,
+        members: (0..voters).map(|o| member(o, false)).collect(),
+        now: now(),
+    }
+}
+
+fn member(ordinal: u32, learner: bool) -> Member {
+    Member {
+        name: member_name("demo", ordinal),
+        ordinal,
+        pod: Some(Pod {
+            version: "v1".into(),
+            config: "c1".into(),
+            guard_refused: false,
+        }),
+        volume: Volume::Ours,
+        listed: Some(Listed {
+            id: 100 + ordinal as u64,
+            learner,
+            started: true,
+        }),
+        health: Some(Health {
+            leader: ordinal == 0,
+            applied_index: 1000,
+        }),
+    }
+}
+
+fn with_op(mut o: Observed, kind: OperationKind, member: &str) -> Observed {
+    o.operation = Some(o.operation(kind, member, "test"));
+    o
+}
+
+fn edit(mut o: Observed, name: &str, f: impl FnOnce(&mut Member)) -> Observed {
+    f(o.members
+        .iter_mut()
+        .find(|m| m.name == name)
+        .expect("member"));
+    o
+}
+
+fn begun(step: &Step) -> Option<(OperationKind, &str)> {
+    match step {
+        Step::Begin(op) => Some((op.kind, op.member.as_str())),
+        _ => None,
+    }
+}
+
+fn reason(step: &Step) -> &'static str {
+    match step {
+        Step::Wait { reason, .. } | Step::Refuse { reason, .. } => reason,
+        _ => "",
+    }
+}
+
+#[test]
+fn one_step_for_each_situation() {
+    use OperationKind::*;
+    let lagging = edit(with_op(running(4, 4), AddMember, "demo-3"), "demo-3", |m| {
+        m.listed.as_mut().unwrap().learner = true;
+        m.health.as_mut().unwrap().applied_index = 10;
+    });
+    let caught_up = edit(lagging.clone(), "demo-3", |m| {
+        m.health.as_mut().unwrap().applied_index = 950
+    });
+    let seed_gone = Observed {
+        cluster_id: None,
+        ..running(3, 0)
+    };
+    let rows: Vec<(&str, Observed, Step)> = vec![
+        (
+            "create: the seed first",
+            seed_gone.clone(),
+            Step::Begin(seed_gone.operation(Bootstrap, "demo-0", "new cluster")),
+        ),
+        (
+            "create: seed op creates the seed",
+            with_op(seed_gone.clone(), Bootstrap, "demo-0"),
+            Step::CreateSeed {
+                member: "demo-0".into(),
+            },
+        ),
+        (
+            "scale up: add as a learner",
+            with_op(running(4, 3), AddMember, "demo-3"),
+            Step::AddLearner {
+                member: "demo-3".into(),
+            },
+        ),
+        (
+            "learner not caught up: wait",
+            lagging,
+            Step::Wait {
+                reason: "LearnerCatchingUp",
+                message: "learner demo-3 has applied 10 of the leader's 1000 entries".into(),
+            },
+        ),
+        (
+            "learner caught up: promote",
+            caught_up,
+            Step::Promote {
+                member: "demo-3".into(),
+                id: 103,
+            },
+        ),
+        (
+            "lost pod, volume kept: restart on its data",
+            edit(running(3, 3), "demo-2", |m| {
+                m.pod = None;
+                m.health = None
+            }),
+            Step::StartMember {
+                member: "demo-2".into(),
+                id: 102,
+                require_data: true,
+            },
+        ),
+        (
+            "leader in the way of a removal: move it first",
+            with_op(running(2, 3), RemoveMember, "demo-0"),
+            Step::MoveLeader {
+                from: "demo-0".into(),
+                to: 101,
+            },
+        ),
+        (
+            "removal of a follower",
+            with_op(running(2, 3), RemoveMember, "demo-2"),
+            Step::RemoveFromCluster {
+                member: "demo-2".into(),
+                id: 102,
+            },
+        ),
+        (
+            "removed: its pod goes",
+            edit(
+                with_op(running(2, 3), RemoveMember, "demo-2"),
+                "demo-2",
+                |m| {
+                    m.listed = None;
+                    m.health = None
+                },
+            ),
+            Step::DeletePod {
+                member: "demo-2".into(),
+            },
+        ),
+        (
+            "removed: its volume goes by policy",
+            edit(
+                with_op(running(2, 3), RemoveMember, "demo-2"),
+                "demo-2",
+                |m| {
+                    m.listed = None;
+                    m.health = None;
+                    m.pod = None
+                },
+            ),
+            Step::DeleteVolume {
+                member: "demo-2".into(),
+            },
+        ),
+        ("in sync", running(3, 3), Step::InSync),
+    ];
+    for (what, observed, expected) in rows {
+        assert_eq!(plan(&observed), expected, "{what}");
+    }
+}
+
+#[test]
+fn unsafe_situations_lead_to_no_membership_change() {
+    use OperationKind::*;
+    // Quorum lost: 2 of 3 voters do not answer. No membership step; Degraded.
+    let mut lost = running(5, 3);
+    for name in ["demo-1", "demo-2"] {
+        lost = edit(lost, name, |m| m.health = None);
+    }
+    assert_eq!(reason(&plan(&lost)), "QuorumLost");
+    assert_eq!(
+        reason(&plan(&with_op(lost.clone(), AddMember, "demo-3"))),
+        "QuorumLost"
+    );
+    // One voter unhealthy: scale-up waits.
+    let sick = edit(running(5, 3), "demo-2", |m| m.health = None);
+    assert_eq!(reason(&plan(&sick)), "MemberUnhealthy");
+    // An unhealthy voter during an upgrade: the rollout waits for it.
+    let mut upgrade = sick.clone();
+    upgrade.want = Want {
+        replicas: 3,
+        version: "v2".into(),
+        ..want(3)
+    };
+    assert_eq!(reason(&plan(&upgrade)), "MemberUnhealthy");
+    let rolling = with_op(upgrade, RollMember, "demo-1");
+    assert_eq!(reason(&plan(&rolling)), "MemberUnhealthy");
+    // A volume of another cluster: refused, whatever else is going on.
+    let foreign = edit(running(3, 3), "demo-2", |m| {
+        m.volume = Volume::Foreign {
+            owner: "uid-x".into(),
+        }
+    });
+    let step = plan(&foreign);
+    assert_eq!(reason(&step), "ForeignVolume");
+    assert!(matches!(&step, Step::Refuse { message, .. } if message.contains("uid-x")));
+}
+
+#[test]
+fn a_member_whose_data_is_gone_is_replaced_never_restarted_empty() {
+    // Its init step refused an emptied data dir.
+    let emptied = edit(running(3, 3), "demo-1", |m| {
+        m.pod.as_mut().unwrap().guard_refused = true;
+        m.health = None;
+    });
+    assert_eq!(
+        begun(&plan(&emptied)),
+        Some((OperationKind::ReplaceMember, "demo-1"))
+    );
+    // Its volume is gone.
+    let no_volume = edit(running(3, 3), "demo-1", |m| {
+        m.pod = None;
+        m.volume = Volume::Missing;
+        m.health = None;
+    });
+    assert_eq!(
+        begun(&plan(&no_volume)),
+        Some((OperationKind::ReplaceMember, "demo-1"))
+    );
+    // emptyDir storage: a lost pod is lost data.
+    let mut ephemeral = edit(running(3, 3), "demo-1", |m| {
+        m.pod = None;
+        m.volume = Volume::Missing;
+        m.health = None;
+    });
+    ephemeral.want.ephemeral = true;
+    assert_eq!(
+        begun(&plan(&ephemeral)),
+        Some((OperationKind::ReplaceMember, "demo-1"))
+    );
+    // The replacement removes it first, and its volume goes whatever the policy.
+    let mut replacing = with_op(no_volume, OperationKind::ReplaceMember, "demo-1");
+    assert_eq!(
+        plan(&replacing),
+        Step::RemoveFromCluster {
+            member: "demo-1".into(),
+            id: 101
+        }
+    );
+    replacing.want.when_scaled = Retention::Retain;
+    let replacing = edit(replacing, "demo-1", |m| {
+        m.listed = None;
+        m.volume = Volume::Ours;
+    });
+    assert_eq!(
+        plan(&replacing),
+        Step::DeleteVolume {
+            member: "demo-1".into()
+        }
+    );
+}
+
+#[test]
+fn an_edit_made_mid_operation_waits_for_it() {
+    // Scaling 3 -> 5 has begun adding demo-3; the user now asks for 1.
+    let mut o = with_op(running(5, 3), OperationKind::AddMember, "demo-3");
+    o.want.replicas = 1;
+    assert_eq!(
+        plan(&o),
+        Step::AddLearner {
+            member: "demo-3".into()
+        }
+    );
+    let end = play(o);
+    assert_eq!(voters(&end), vec!["demo-0"]);
+}
+
+#[test]
+fn upgrades_roll_followers_first_and_the_leader_last() {
+    let mut o = running(3, 3);
+    o.want.version = "v2".into();
+    let mut touched = Vec::new();
+    for _ in 0..200 {
+        let step = plan(&o);
+        if let Step::DeletePod { member } = &step {
+            touched.push(member.clone());
+            assert!(
+                !o.members
+                    .iter()
+                    .any(|m| m.name == *member && m.health.unwrap().leader),
+                "leader restarted while leading"
+            );
+        }
+        if step == Step::InSync {
+            break;
+        }
+        apply(&mut o, &step);
+    }
+    assert_eq!(touched, vec!["demo-2", "demo-1", "demo-0"]);
+    assert!(
+        o.members
+            .iter()
+            .all(|m| m.pod.as_ref().unwrap().version == "v2")
+    );
+}
+
+#[test]
+fn config_changes_come_before_resizing_and_resizing_before_upgrading() {
+    let mut o = running(4, 3);
+    o.want.config = "c2".into();
+    o.want.version = "v2".into();
+    assert_eq!(
+        begun(&plan(&o)).map(|b| b.0),
+        Some(OperationKind::RollMember)
+    );
+    // Once configs match, the resize goes before the version.
+    for m in &mut o.members {
+        m.pod.as_mut().unwrap().config = "c2".into();
+    }
+    assert_eq!(begun(&plan(&o)), Some((OperationKind::AddMember, "demo-3")));
+}
+
+#[test]
+fn create_and_scale_play_out_to_in_sync() {
+    for replicas in [1, 3, 5] {
+        let fresh = Observed {
+            cluster_id: None,
+            next_ordinal: 0,
+            ..running(replicas, 0)
+        };
+        let end = play(fresh);
+        assert_eq!(voters(&end).len(), replicas, "create {replicas}");
+        assert_eq!(end.cluster_id, Some(CLUSTER_ID));
+    }
+    let mut o = running(3, 3);
+    for replicas in [5, 3, 1] {
+        o.want.replicas = replicas;
+        o = play(o);
+        assert_eq!(voters(&o).len(), replicas, "scale to {replicas}");
+        assert!(
+            o.members
+                .iter()
+                .all(|m| m.listed.is_some() && m.pod.is_some())
+        );
+    }
+    // Names are never reused: after 3 -> 5 -> 3 -> 1 the next member is demo-5.
+    o.want.replicas = 2;
+    assert_eq!(begun(&plan(&o)), Some((OperationKind::AddMember, "demo-5")));
+}
+
+fn voters(o: &Observed) -> Vec<&str> {
+    o.voters().map(|m| m.name.as_str()).collect()
+}
+
+/// Plays steps on the model until InSync, checking at each one that a voting majority
+/// stays healthy.
+fn play(mut o: Observed) -> Observed {
+    for _ in 0..500 {
+        let step = plan(&o);
+        match &step {
+            Step::InSync => return o,
+            Step::Wait { .. } | Step::Refuse { .. } => panic!("stuck: {step:?} in {o:#?}"),
+            _ => apply(&mut o, &step),
+        }
+        if o.cluster_id.is_some() {
+            assert!(o.quorum_without(None), "quorum lost after {step:?}");
+        }
+    }
+    panic!("no end: {o:#?}")
+}
+
+/// What a step does to the world, in the model.
+fn apply(o: &mut Observed, step: &Step) {
+    let leader_index = 1000;
+    let fresh_pod = Pod {
+        version: o.want.version.clone(),
+        config: o.want.config.clone(),
+        guard_refused: false,
+    };
+    let healthy = Some(Health {
+        leader: false,
+        applied_index: leader_index,
+    });
+    let find = |o: &mut Observed, name: &str| -> usize {
+        if let Some(i) = o.members.iter().position(|m| m.name == name) {
+            return i;
+        }
+        let ordinal = name.rsplit('-').next().unwrap().parse().unwrap();
+        o.members.push(Member {
+            name: name.into(),
+            ordinal,
+            ..Member::default()
+        });
+        o.members.len() - 1
+    };
+    match step {
+        Step::Begin(op) => {
+            let ordinal: u32 = op.member.rsplit('-').next().unwrap().parse().unwrap();
+            o.next_ordinal = o.next_ordinal.max(ordinal + 1);
+            o.operation = Some(op.clone());
+        }
+        Step::Finish { cluster_id } => {
+            o.cluster_id = o.cluster_id.or(*cluster_id);
+            o.operation = None;
+        }
+        Step::CreateSeed { member } => {
+            let i = find(o, member);
+            let m = &mut o.members[i];
+            m.pod = Some(fresh_pod);
+            m.volume = Volume::Ours;
+            m.listed = Some(Listed {
+                id: 100,
+                learner: false,
+                started: true,
+            });
+            m.health = Some(Health {
+                leader: true,
+                applied_index: leader_index,
+            });
+        }
+        Step::AddLearner { member } => {
+            let i = find(o, member);
+            let id = 100 + o.members[i].ordinal as u64;
+            o.members[i].listed = Some(Listed {
+                id,
+                learner: true,
+                started: false,
+            });
+        }
+        Step::StartMember { member, .. } => {
+            let i = find(o, member);
+            let m = &mut o.members[i];
+            m.pod = Some(fresh_pod);
+            m.volume = Volume::Ours;
+            m.listed.as_mut().unwrap().started = true;
+            m.health = healthy;
+        }
+        Step::Promote { member, .. } => {
+            let i = find(o, member);
+            o.members[i].listed.as_mut().unwrap().learner = false;
+        }
+        Step::MoveLeader { to, .. } => {
+            for m in &mut o.members {
+                if let Some(h) = &mut m.health {
+                    h.leader = m.listed.map(|l| l.id) == Some(*to);
+                }
+            }
+        }
+        Step::RemoveFromCluster { member, .. } => {
+            let i = find(o, member);
+            o.members[i].listed = None;
+            o.members[i].health = None;
+        }
+        Step::DeletePod { member } => {
+            let i = find(o, member);
+            o.members[i].pod = None;
+            o.members[i].health = None;
+        }
+        Step::DeleteVolume { member } => {
+            let i = find(o, member);
+            o.members.remove(i);
+        }
+        Step::InSync | Step::Wait { .. } | Step::Refuse { .. } => {}
+    }
+    o.members
+        .retain(|m| m.pod.is_some() || m.listed.is_some() || m.volume != Volume::Missing);
+}

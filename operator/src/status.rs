@@ -1,0 +1,208 @@
+//! The status a pass reports: members as observed, the leader, replicas, phase, and the
+//! conditions Available, Progressing and Degraded with a reason and a message each. The
+//! operation in progress, the cluster id and the next ordinal are the actor's to write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{EtcdClusterStatus, MemberStatus, OperationKind};
+use crate::members::ClusterView;
+use crate::plan::{Observed, Step};
+
+/// `status` updated with what `observed` and `view` show and what `step` means.
+pub fn report(
+    status: &EtcdClusterStatus,
+    observed: &Observed,
+    view: &ClusterView,
+    step: &Step,
+    generation: Option<i64>,
+    urls: &impl crate::act::Workloads,
+) -> EtcdClusterStatus {
+    let mut next = status.clone();
+    next.observed_generation = generation;
+    next.members = observed
+        .members
+        .iter()
+        .filter(|m| m.listed.is_some() || m.pod.is_some())
+        .map(|m| {
+            let client_url = urls.client_url(&m.name);
+            let answer = view.health.get(&client_url);
+            MemberStatus {
+                name: m.name.clone(),
+                id: m.listed.map(|l| format!("{:x}", l.id)),
+                peer_url: urls.peer_url(&m.name),
+                client_url,
+                learner: m.listed.is_some_and(|l| l.learner),
+                leader: m.health.is_some_and(|h| h.leader),
+                healthy: m.health.is_some(),
+                version: answer.map(|a| a.version.clone()),
+                db_size: answer.map(|a| a.db_size),
+            }
+        })
+        .collect();
+    let voters: Vec<&MemberStatus> = next
+        .members
+        .iter()
+        .filter(|m| m.id.is_some() && !m.learner)
+        .collect();
+    let healthy = voters.iter().filter(|m| m.healthy).count();
+    let leader = next.members.iter().find(|m| m.leader);
+    next.leader = leader.map(|m| m.name.clone());
+    next.leader_id = leader.and_then(|m| m.id.clone());
+    next.replicas = voters.len() as i32;
+    next.ready_replicas = healthy as i32;
+    let versions: Vec<&String> = next
+        .members
+        .iter()
+        .filter_map(|m| m.version.as_ref())
+        .collect();
+    if !versions.is_empty() && versions.iter().all(|v| *v == versions[0]) {
+        next.current_version = Some(versions[0].clone());
+    }
+    let available = status.cluster_id.is_some() && healthy > voters.len() / 2;
+    let degraded = match step {
+        Step::Refuse { reason, message } => Some((*reason, message.clone())),
+        _ => voters.iter().find(|m| !m.healthy).map(|m| {
+            (
+                "MemberUnhealthy",
+                format!("member {} does not answer", m.name),
+            )
+        }),
+    };
+    let now = observed.now;
+    let overdue = status.operation.as_ref().filter(|op| op.deadline.0 < now);
+    let progressing = match (&status.operation, step) {
+        (_, _) if overdue.is_some() => (
+            false,
+            "ProgressDeadlineExceeded",
+            format!(
+                "{} is taking longer than its deadline; still trying",
+                describe(step)
+            ),
+        ),
+        (Some(op), _) => (
+            true,
+            kind_reason(op.kind),
+            format!("{}: {}", op.reason, describe(step)),
+        ),
+        (None, Step::InSync) => (false, "InSync", "the cluster is as specified".into()),
+        (None, _) => (true, "Reconciling", describe(step)),
+    };
+    let mut conditions = status.conditions.clone();
+    let (available_reason, available_message) = if available {
+        (
+            "QuorumAvailable",
+            format!("{healthy} of {} voting members answer", voters.len()),
+        )
+    } else if status.cluster_id.is_none() {
+        ("Bootstrapping", "the cluster is being created".to_string())
+    } else {
+        (
+            "QuorumLost",
+            format!("{healthy} of {} voting members answer", voters.len()),
+        )
+    };
+    set(
+        &mut conditions,
+        "Available",
+        available,
+        available_reason,
+        available_message,
+        generation,
+        now,
+    );
+    set(
+        &mut conditions,
+        "Progressing",
+        progressing.0,
+        progressing.1,
+        progressing.2,
+        generation,
+        now,
+    );
+    let (degraded_reason, degraded_message) = degraded
+        .clone()
+        .unwrap_or(("AsExpected", "every voting member answers".into()));
+    set(
+        &mut conditions,
+        "Degraded",
+        degraded.is_some(),
+        degraded_reason,
+        degraded_message,
+        generation,
+        now,
+    );
+    next.conditions = conditions;
+    next.phase = Some(
+        match (
+            &status.operation,
+            status.cluster_id.is_some(),
+            degraded.is_some(),
+        ) {
+            (_, false, _) => "Creating",
+            (_, _, true) => "Degraded",
+            (Some(op), _, _) => match op.kind {
+                OperationKind::RollMember => "Upgrading",
+                _ => "Scaling",
+            },
+            (None, _, _) => "Running",
+        }
+        .to_string(),
+    );
+    next
+}
+
+fn kind_reason(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Bootstrap => "Bootstrapping",
+        OperationKind::AddMember => "AddingMember",
+        OperationKind::RemoveMember => "RemovingMember",
+        OperationKind::ReplaceMember => "ReplacingMember",
+        OperationKind::RollMember => "RollingMember",
+    }
+}
+
+/// The step, in words, for condition messages.
+pub fn describe(step: &Step) -> String {
+    match step {
+        Step::InSync => "nothing to do".into(),
+        Step::Begin(op) => format!("starting: {}", op.reason),
+        Step::Finish { .. } => "finishing".into(),
+        Step::CreateSeed { member } => format!("creating the seed member {member}"),
+        Step::AddLearner { member } => format!("adding {member} as a learner"),
+        Step::StartMember { member, .. } => format!("starting member {member}"),
+        Step::Promote { member, .. } => format!("promoting {member}"),
+        Step::MoveLeader { from, .. } => format!("moving leadership away from {from}"),
+        Step::RemoveFromCluster { member, .. } => format!("removing {member} from the cluster"),
+        Step::DeletePod { member } => format!("deleting the pod of {member}"),
+        Step::DeleteVolume { member } => format!("deleting the volume of {member}"),
+        Step::Wait { message, .. } | Step::Refuse { message, .. } => message.clone(),
+    }
+}
+
+/// Sets a condition, keeping its transition time when its status did not change.
+fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = if value { "True" } else { "False" }.to_string();
+    let since = conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    conditions.retain(|c| c.type_ != type_);
+    conditions.push(Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    });
+}
