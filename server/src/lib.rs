@@ -15,7 +15,7 @@
 //! - [`grpc`]: thin gRPC adapters over the v3 core, the request-context layer, and the peer
 //!   port's service; [`http`]: the client port's HTTP endpoints;
 //! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC;
-//! - [`offline`]: the offline tools, `oxcd snapshot restore|status`;
+//! - [`offline`]: the offline tools, `oxcd snapshot restore|status` and `oxcd member-guard`;
 //! - [`backup`]: snapshots in etcd's format: writing the state as etcd's database, a
 //!   snapshot file's status, restoring a data dir from one (oxcd's or etcd's);
 //! - [`membership`]: member and cluster ids, this member's identity on disk, the Cluster

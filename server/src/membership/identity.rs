@@ -38,6 +38,23 @@ pub fn mark_removed(member_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the data dir belongs to a member removed from its cluster.
+pub fn is_removed(member_dir: &Path) -> bool {
+    member_dir.join(REMOVED_FILE).exists()
+}
+
+/// The identity kept in the data dir, `None` if it has none yet (a member that never
+/// started, or crashed before its identity was fixed).
+pub fn load(member_dir: &Path) -> Result<Option<Identity>> {
+    match std::fs::read(member_dir.join(IDENTITY_FILE)) {
+        Ok(bytes) => bincode::deserialize(&bytes)
+            .map(Some)
+            .map_err(Error::internal),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The log id of the membership a joining member found itself in; `None` for a founding
 /// member of a new cluster (every membership it applies contains it, until its removal).
 pub fn joined_at(member_dir: &Path) -> Option<LogId> {
@@ -51,12 +68,11 @@ pub async fn establish(
     member_dir: &Path,
     cluster: &InitialCluster,
 ) -> Result<Identity> {
-    if member_dir.join(REMOVED_FILE).exists() {
+    if is_removed(member_dir) {
         return Err(Error::MemberRemoved);
     }
-    let path = member_dir.join(IDENTITY_FILE);
-    if let Ok(bytes) = std::fs::read(&path) {
-        return bincode::deserialize(&bytes).map_err(Error::internal);
+    if let Some(identity) = load(member_dir)? {
+        return Ok(identity);
     }
     let identity = match cfg.clustering.initial_cluster_state {
         ClusterState::New => {

@@ -13,6 +13,7 @@ mod etcdctl_cluster;
 mod http;
 mod kv;
 mod lease;
+mod member_guard;
 mod metrics;
 mod modules;
 mod oxcdctl;

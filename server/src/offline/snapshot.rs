@@ -1,6 +1,6 @@
-//! The offline tools of the `oxcd` binary, etcdutl's: `oxcd snapshot restore FILE ...` builds a
-//! member's data dir from a snapshot file, `oxcd snapshot status FILE` reports on one. Errors
-//! print as `Error: ...` and exit 1, as etcdutl's do.
+//! `oxcd snapshot`, etcdutl's: `oxcd snapshot restore FILE ...` builds a member's data dir
+//! from a snapshot file, `oxcd snapshot status FILE` reports on one. Errors print as
+//! `Error: ...` and exit 1, as etcdutl's do.
 
 use std::path::PathBuf;
 
@@ -68,12 +68,7 @@ enum Format {
     Fields,
 }
 
-/// Whether `args` (the process's) run an offline tool rather than the server.
-pub fn is_offline(args: &[std::ffi::OsString]) -> bool {
-    args.get(1).is_some_and(|a| a == "snapshot")
-}
-
-/// Runs the offline tool `args` name; returns the process's exit code.
+/// Runs `oxcd snapshot ...` (`args` are the process's); returns the exit code.
 pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
     // `oxcd snapshot ...` parses as `snapshot ...`.
     let cmd = match SnapshotCommand::try_parse_from(args.into_iter().skip(1)) {
