@@ -1,0 +1,270 @@
+//! The operator's cluster-facing code (`members`, `act`, the planner) driving real oxcd
+//! processes: creating a cluster, scaling it 3 -> 5 -> 3 under a writing client, replacing a
+//! member whose data was wiped, and finishing every operation after a crash at every point.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, GetOptions};
+use k8s_openapi::jiff::Timestamp;
+use oxcd_operator::Error;
+use oxcd_operator::act::{Actor, CrashPoints, Transition};
+use oxcd_operator::crd::Retention;
+use oxcd_operator::members;
+use oxcd_operator::plan::{Step, Want};
+
+use crate::local::LocalWorkloads;
+
+const TOKEN: &str = "default-demo-0000";
+
+fn want(replicas: usize) -> Want {
+    Want {
+        replicas,
+        version: "v1".into(),
+        config: "c1".into(),
+        ephemeral: false,
+        when_scaled: Retention::Delete,
+    }
+}
+
+/// Runs passes, each as a fresh operator with only what the workloads keep, until the
+/// cluster is in sync with `want`. With `crash_every_call`, every operator process dies
+/// right after its first cluster call or write. The events of the transitions, in order.
+async fn drive(w: &LocalWorkloads, want: &Want, crash_every_call: bool) -> Vec<Transition> {
+    let started = Instant::now();
+    let mut transitions = Vec::new();
+    let mut last = String::new();
+    loop {
+        let crash = if crash_every_call {
+            CrashPoints::after(1)
+        } else {
+            CrashPoints::disarmed()
+        };
+        let mut actor = Actor {
+            workloads: w,
+            cluster: "demo".into(),
+            token: TOKEN.into(),
+            want: want.clone(),
+            status: w.status.lock().unwrap().clone(),
+            crash: &crash,
+            now: Timestamp::now(),
+            generation: Some(1),
+        };
+        match actor.pass().await {
+            Ok(pass) => {
+                transitions.extend(pass.transitions);
+                match pass.step {
+                    Step::InSync => return transitions,
+                    Step::Wait { .. } | Step::Refuse { .. } => {
+                        last = format!("{:?}", pass.step);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    _ => last = format!("{:?}", pass.step),
+                }
+            }
+            Err(Error::Crash(_)) => {}
+            Err(e) => {
+                // A call the cluster refused for now (a leader election, a peer connected
+                // for less than 5 s): the next pass looks again.
+                last = format!("error: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            panic!(
+                "not in sync with {want:?} after 180 s; last: {last}\nstatus: {:#?}\n{}",
+                w.status.lock().unwrap(),
+                w.logs()
+            );
+        }
+    }
+}
+
+/// The member list, once every member in it has published its name (a member that just
+/// started publishes it shortly after).
+async fn voters(w: &LocalWorkloads) -> (Option<u64>, Vec<(String, bool)>) {
+    let started = Instant::now();
+    loop {
+        let view = members::observe(&w.client_urls()).await.expect("observe");
+        let mut listed: Vec<(String, bool)> = view
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.learner))
+            .collect();
+        listed.sort();
+        let published = listed.iter().all(|(name, _)| !name.is_empty());
+        if published || started.elapsed() > Duration::from_secs(30) {
+            return (view.cluster_id, listed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn names(listed: &[(String, bool)]) -> Vec<&str> {
+    listed.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// Writes keys until told to stop; the keys whose put was acknowledged, with their values.
+fn writer(
+    endpoints: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<BTreeMap<String, String>> {
+    tokio::spawn(async move {
+        let options = ConnectOptions::new().with_timeout(Duration::from_secs(3));
+        let mut client = Client::connect(&endpoints, Some(options))
+            .await
+            .expect("connect the writer");
+        let mut acked = BTreeMap::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let (key, value) = (format!("w/{i:08}"), format!("v{i}"));
+            if client.put(key.clone(), value.clone(), None).await.is_ok() {
+                acked.insert(key, value);
+            }
+            i += 1;
+        }
+        acked
+    })
+}
+
+async fn assert_all_there(endpoints: &[String], acked: &BTreeMap<String, String>) {
+    let mut client = Client::connect(endpoints, None).await.expect("connect");
+    let got = client
+        .get("w/", Some(GetOptions::new().with_prefix()))
+        .await
+        .expect("read back");
+    let stored: BTreeMap<String, String> = got
+        .kvs()
+        .iter()
+        .map(|kv| {
+            (
+                kv.key_str().unwrap().to_string(),
+                kv.value_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|(k, v)| stored.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_a_live_cluster_3_to_5_to_3_under_writes_keeping_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = LocalWorkloads::new(dir.path());
+    drive(&w, &want(3), false).await;
+    let (cluster_id, listed) = voters(&w).await;
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    assert_eq!(
+        w.status.lock().unwrap().cluster_id,
+        cluster_id.map(|id| format!("{id:x}"))
+    );
+
+    let seeds = w.client_urls();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = writer(seeds.clone(), stop.clone());
+    let up = drive(&w, &want(5), false).await;
+    let reasons: Vec<&str> = up.iter().map(|t| t.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            "ScalingUp",
+            "MemberAdded",
+            "MemberPromoted",
+            "ScalingUp",
+            "MemberAdded",
+            "MemberPromoted"
+        ],
+        "{up:#?}"
+    );
+    let (id_at_5, listed) = voters(&w).await;
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().all(|(_, learner)| !learner), "{listed:?}");
+    drive(&w, &want(3), false).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writes.await.unwrap();
+    assert!(
+        acked.len() > 10,
+        "the writer made progress: {}",
+        acked.len()
+    );
+
+    let (id_at_3, listed) = voters(&w).await;
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    assert_eq!(
+        (id_at_5, id_at_3),
+        (cluster_id, cluster_id),
+        "one cluster throughout"
+    );
+    // The removed members' pods and volumes are gone (retention Delete).
+    assert!(!w.root.join("volumes/demo-3").exists() && !w.root.join("volumes/demo-4").exists());
+    assert_all_there(&seeds, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_finishes_when_the_operator_dies_after_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = LocalWorkloads::new(dir.path());
+    drive(&w, &want(3), true).await;
+    let (cluster_id, listed) = voters(&w).await;
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client.put("before", "scaling", None).await.unwrap();
+    drive(&w, &want(4), true).await;
+    drive(&w, &want(2), true).await;
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id);
+    assert_eq!(names(&listed), ["demo-0", "demo-1"]);
+    assert!(listed.iter().all(|(_, learner)| !learner));
+    assert!(w.status.lock().unwrap().operation.is_none());
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    let got = client.get("before", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "scaling");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = LocalWorkloads::new(dir.path());
+    drive(&w, &want(3), false).await;
+    let (cluster_id, _) = voters(&w).await;
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client.put("kept", "yes", None).await.unwrap();
+
+    // A lost pod whose volume survives restarts on its data, as the same member.
+    w.kill_pod("demo-2");
+    drive(&w, &want(3), false).await;
+    let (_, listed) = voters(&w).await;
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+
+    // Its data wiped: the init step refuses it, and it is replaced by a new member.
+    w.kill_pod("demo-1");
+    w.wipe("demo-1");
+    let events = drive(&w, &want(3), false).await;
+    let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
+    assert!(reasons.contains(&"MemberReplaced"), "{events:#?}");
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id, "no second cluster");
+    assert_eq!(names(&listed), ["demo-0", "demo-2", "demo-3"]);
+    for url in w.client_urls() {
+        let mut c = Client::connect([url.clone()], None).await.unwrap();
+        let status = c.status().await.unwrap();
+        assert_eq!(
+            status.header().unwrap().cluster_id(),
+            cluster_id.unwrap(),
+            "{url}"
+        );
+    }
+    let got = client.get("kept", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+}
