@@ -1,1 +1,255 @@
-//! controller
+//! The reconcile loop: for each EtcdCluster, apply the objects every cluster has (Services,
+//! ConfigMap, PodDisruptionBudget), run one [`Actor`] pass, publish an Event per transition,
+//! and requeue soon while work remains. Failures requeue with a growing delay per cluster;
+//! nothing panics on the API server's answers.
+//!
+//! No finalizer: the pods, Services, ConfigMap and PDB carry the EtcdCluster as owner, so
+//! Kubernetes' garbage collector removes them with it; volumes carry it only when
+//! `retentionPolicy.whenDeleted` is Delete.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+
+use crate::act::{Actor, CrashPoints, Transition};
+use crate::crd::EtcdCluster;
+use crate::error::{Error, Result};
+use crate::k8s::{KubeWorkloads, apply_params};
+use crate::metrics::Metrics;
+use crate::plan::{Step, Want};
+use crate::resources;
+
+/// What every reconcile pass shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub image_repository: String,
+    /// Consecutive failures by cluster (namespace/name), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        image_repository: String,
+        instance: Option<String>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: "oxcd-operator".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            image_repository,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+fn key(ec: &EtcdCluster) -> String {
+    format!("{}/{}", ec.namespace().unwrap_or_default(), ec.name_any())
+}
+
+pub fn want(ec: &EtcdCluster) -> Result<Want> {
+    let replicas = usize::try_from(ec.spec.replicas)
+        .ok()
+        .filter(|r| *r >= 1)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "replicas must be at least 1, not {}",
+                ec.spec.replicas
+            ))
+        })?;
+    Ok(Want {
+        replicas,
+        version: ec.spec.version.clone(),
+        config: resources::config_digest(ec),
+        ephemeral: ec.spec.storage.empty_dir.is_some(),
+        when_scaled: ec.spec.storage.retention_policy.when_scaled,
+    })
+}
+
+/// One reconcile pass over one EtcdCluster.
+pub async fn reconcile(ec: Arc<EtcdCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    if ec.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let result = pass(&ec, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values::<&str>(&[])
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciles.with_label_values(&[outcome]).inc();
+    if result.is_ok() {
+        ctx.failures.lock().unwrap().remove(&key(&ec));
+    }
+    result
+}
+
+async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
+    let namespace = ec.namespace().unwrap_or_default();
+    let want = want(ec)?;
+    apply(ctx, &namespace, &resources::peers_service(ec)).await?;
+    apply(ctx, &namespace, &resources::client_service(ec)).await?;
+    apply(ctx, &namespace, &resources::config_map(ec)).await?;
+    let workloads = KubeWorkloads {
+        client: ctx.client.clone(),
+        cluster: ec,
+        image_repository: ctx.image_repository.clone(),
+    };
+    let crash = CrashPoints::disarmed();
+    let mut status = ec.status.clone().unwrap_or_default();
+    status.selector = Some(resources::selector_string(ec));
+    let mut actor = Actor {
+        workloads: &workloads,
+        cluster: ec.name_any(),
+        token: resources::cluster_token(ec),
+        want,
+        status,
+        crash: &crash,
+        now: Timestamp::now(),
+        generation: ec.meta().generation,
+    };
+    let done = actor.pass().await?;
+    let voters = actor.status.replicas.max(1) as usize;
+    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), &namespace);
+    if ec.spec.pod_disruption_budget.enabled {
+        apply(
+            ctx,
+            &namespace,
+            &resources::pod_disruption_budget(ec, voters),
+        )
+        .await?;
+    } else if pdb_api.get_opt(&ec.name_any()).await?.is_some() {
+        pdb_api.delete(&ec.name_any(), &Default::default()).await?;
+    }
+    record_members(ctx, ec, &actor.status);
+    publish(ctx, ec, &done.transitions).await;
+    tracing::info!(cluster = %key(ec), step = ?done.step, "reconciled");
+    Ok(match done.step {
+        Step::InSync => Action::requeue(Duration::from_secs(60)),
+        Step::Wait { .. } | Step::Refuse { .. } => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(Duration::from_millis(500)),
+    })
+}
+
+async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch(&name, &apply_params(), &Patch::Apply(object))
+        .await?;
+    Ok(())
+}
+
+fn record_members(ctx: &Context, ec: &EtcdCluster, status: &crate::crd::EtcdClusterStatus) {
+    let namespace = ec.namespace().unwrap_or_default();
+    let name = ec.name_any();
+    let count = |f: &dyn Fn(&crate::crd::MemberStatus) -> bool| {
+        status.members.iter().filter(|m| f(m)).count() as i64
+    };
+    for (state, n) in [
+        ("voter", count(&|m| m.id.is_some() && !m.learner)),
+        ("learner", count(&|m| m.learner)),
+        ("healthy", count(&|m| m.healthy)),
+        ("unhealthy", count(&|m| !m.healthy)),
+    ] {
+        ctx.metrics
+            .members
+            .with_label_values(&[namespace.as_str(), name.as_str(), state])
+            .set(n);
+    }
+}
+
+async fn publish(ctx: &Context, ec: &EtcdCluster, transitions: &[Transition]) {
+    let reference = ec.object_ref(&());
+    for t in transitions {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: t.reason.to_string(),
+            note: Some(t.note.clone()),
+            action: t.reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(cluster = %key(ec), error = %e, "could not publish an event");
+        }
+    }
+}
+
+/// A failed pass: requeued after 5 s, doubling with each consecutive failure up to 5 min.
+pub fn error_policy(ec: Arc<EtcdCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    let kind = match error {
+        Error::Kube(_) => "kube",
+        Error::Etcd(_) | Error::Unreachable(_) => "cluster",
+        _ => "other",
+    };
+    ctx.metrics.errors.with_label_values(&[kind]).inc();
+    let mut failures = ctx.failures.lock().unwrap();
+    let n = failures.entry(key(&ec)).or_default();
+    *n = n.saturating_add(1);
+    let delay = backoff(*n);
+    tracing::warn!(cluster = %key(&ec), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << failures.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+/// An API over one namespace, or all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves: over one namespace, or all of them. A
+/// change to a member pod, volume or Service the operator made wakes its cluster's pass.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let ours = watcher::Config::default().labels("app.kubernetes.io/managed-by=oxcd-operator");
+    Controller::new(
+        scoped::<EtcdCluster>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<Pod>(&client, ns), ours.clone())
+    .owns(scoped::<PersistentVolumeClaim>(&client, ns), ours.clone())
+    .owns(scoped::<Service>(&client, ns), ours)
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()))
+    .await;
+}

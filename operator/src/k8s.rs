@@ -1,1 +1,172 @@
-//! k8s
+//! [`Workloads`] on the Kubernetes API: member pods and PersistentVolumeClaims in the
+//! cluster's namespace, written by server-side apply with the field manager `oxcd-operator`,
+//! and the status subresource.
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+
+use crate::act::{Launch, Workload, Workloads};
+use crate::crd::{EtcdCluster, EtcdClusterStatus};
+use crate::error::Result;
+use crate::plan::{self, Volume};
+use crate::resources::{self, ANNOTATION_CONFIG, ANNOTATION_VERSION, LABEL_CLUSTER_UID};
+
+pub const FIELD_MANAGER: &str = "oxcd-operator";
+
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// One EtcdCluster's members on Kubernetes.
+pub struct KubeWorkloads<'a> {
+    pub client: Client,
+    pub cluster: &'a EtcdCluster,
+    /// The repository of the image members run (`<repository>:<version>`).
+    pub image_repository: String,
+}
+
+impl KubeWorkloads<'_> {
+    fn namespace(&self) -> String {
+        self.cluster.namespace().unwrap_or_default()
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace())
+    }
+
+    fn claims(&self) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.client.clone(), &self.namespace())
+    }
+}
+
+/// Whether the init step refused the data dir: its container ended with a failure.
+fn guard_refused(pod: &Pod) -> bool {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref());
+    statuses.into_iter().flatten().any(|s| {
+        let ended = [s.state.as_ref(), s.last_state.as_ref()];
+        ended
+            .into_iter()
+            .flatten()
+            .any(|state| state.terminated.as_ref().is_some_and(|t| t.exit_code == 1))
+            && s.ready != true
+    })
+}
+
+impl Workloads for KubeWorkloads<'_> {
+    fn peer_url(&self, member: &str) -> String {
+        format!(
+            "http://{}:{}",
+            resources::member_host(self.cluster, member),
+            resources::PEER_PORT
+        )
+    }
+
+    fn client_url(&self, member: &str) -> String {
+        format!(
+            "http://{}:{}",
+            resources::member_host(self.cluster, member),
+            resources::CLIENT_PORT
+        )
+    }
+
+    async fn observe(&self) -> Result<Vec<Workload>> {
+        let selector = ListParams::default().labels(&resources::selector_string(self.cluster));
+        let uid = self.cluster.uid().unwrap_or_default();
+        let mut found: Vec<Workload> = Vec::new();
+        for pod in self.pods().list(&selector).await? {
+            let annotations = pod.annotations();
+            found.push(Workload {
+                name: pod.name_any(),
+                pod: Some(plan::Pod {
+                    version: annotations
+                        .get(ANNOTATION_VERSION)
+                        .cloned()
+                        .unwrap_or_default(),
+                    config: annotations
+                        .get(ANNOTATION_CONFIG)
+                        .cloned()
+                        .unwrap_or_default(),
+                    guard_refused: guard_refused(&pod),
+                }),
+                volume: Volume::Missing,
+            });
+        }
+        if self.cluster.spec.storage.empty_dir.is_none() {
+            for claim in self.claims().list(&selector).await? {
+                let owner = claim
+                    .labels()
+                    .get(LABEL_CLUSTER_UID)
+                    .cloned()
+                    .unwrap_or_default();
+                let volume = if owner == uid {
+                    Volume::Ours
+                } else {
+                    Volume::Foreign { owner }
+                };
+                match found.iter_mut().find(|w| w.name == claim.name_any()) {
+                    Some(w) => w.volume = volume,
+                    None => found.push(Workload {
+                        name: claim.name_any(),
+                        pod: None,
+                        volume,
+                    }),
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn start_member(&self, launch: &Launch) -> Result<()> {
+        if self.cluster.spec.storage.empty_dir.is_none() {
+            let claim = resources::volume_claim(self.cluster, &launch.member);
+            // Created once: a claim's spec is immutable but for its size, and an existing
+            // claim keeps its data whatever this pass thinks.
+            if self.claims().get_opt(&launch.member).await?.is_none() {
+                self.claims()
+                    .patch(&launch.member, &apply_params(), &Patch::Apply(&claim))
+                    .await?;
+            }
+        }
+        let pod = resources::member_pod(self.cluster, launch, &self.image_repository);
+        if self.pods().get_opt(&launch.member).await?.is_none() {
+            self.pods()
+                .patch(&launch.member, &apply_params(), &Patch::Apply(&pod))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_pod(&self, member: &str) -> Result<()> {
+        match self.pods().delete(member, &DeleteParams::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn delete_volume(&self, member: &str) -> Result<()> {
+        match self.claims().delete(member, &DeleteParams::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn save_status(&self, status: &EtcdClusterStatus) -> Result<()> {
+        let api: Api<EtcdCluster> = Api::namespaced(self.client.clone(), &self.namespace());
+        let patch = serde_json::json!({
+            "apiVersion": "oxcd.io/v1alpha1",
+            "kind": "EtcdCluster",
+            "status": status,
+        });
+        api.patch_status(
+            &self.cluster.name_any(),
+            &apply_params(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+}

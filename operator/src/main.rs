@@ -1,1 +1,139 @@
-fn main() {}
+//! `oxcd-operator`: parses flags, then runs the controller while this process holds the
+//! leader-election Lease, with `/metrics`, `/healthz` and `/readyz` served throughout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::Parser;
+use kube_lease_manager::LeaseManagerBuilder;
+use oxcd_operator::controller::{self, Context};
+use oxcd_operator::metrics::Metrics;
+
+/// Runs oxcd clusters on Kubernetes from EtcdCluster resources.
+#[derive(Parser, Debug)]
+#[command(name = "oxcd-operator", version)]
+struct Args {
+    /// Watch EtcdClusters in this namespace only (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// The leader-election Lease.
+    #[arg(long, default_value = "oxcd-operator")]
+    lease_name: String,
+    /// The Lease's namespace (default: this pod's, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// json or text.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    log_format: String,
+    /// The image repository members run: `<repository>:<spec.version>`.
+    #[arg(long, default_value = "ghcr.io/oxcd/oxcd")]
+    image_repository: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let metrics = Metrics::default();
+    let leading = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tokio::spawn(serve_metrics(listener, metrics.clone(), leading.clone()));
+
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("oxcd-operator-{}", std::process::id()));
+    let mut lease =
+        LeaseManagerBuilder::new(client.clone(), &args.lease_name).with_identity(&identity);
+    if let Some(ns) = &args.lease_namespace {
+        lease = lease.with_namespace(ns);
+    }
+    let (mut is_leader, lease_task) = lease.build().await?.watch().await;
+    tracing::info!(identity, "waiting for the leader-election lease");
+    while !*is_leader.borrow_and_update() {
+        tokio::select! {
+            changed = is_leader.changed() => changed.context("the lease manager stopped")?,
+            _ = shutdown_signal() => return Ok(()),
+        }
+    }
+    leading.store(true, Ordering::Relaxed);
+    tracing::info!(identity, "leading; reconciling");
+    let ctx = Arc::new(Context::new(
+        client,
+        metrics,
+        args.image_repository,
+        Some(identity),
+    ));
+    // Leadership lost ends the process: a restarted operator waits for the lease again, so
+    // two never act on one cluster at once.
+    let lost = async move {
+        while is_leader.changed().await.is_ok() {
+            if !*is_leader.borrow() {
+                break;
+            }
+        }
+    };
+    let stop = async move {
+        tokio::select! {
+            _ = lost => tracing::warn!("leader-election lease lost"),
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+        }
+    };
+    controller::run(ctx, args.namespace, stop).await;
+    lease_task.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    leading: Arc<AtomicBool>,
+) {
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                // Ready once leading: a standby replica is alive but not serving.
+                if leading.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "waiting for the leader-election lease",
+                    )
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics server stopped");
+    }
+}
