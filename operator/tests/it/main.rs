@@ -3,5 +3,6 @@
 //! Kubernetes-facing side against a fake API server (tower-test), and the chart and
 //! manifests through the real helm binary and k8s-openapi's types.
 
+mod api;
 mod local;
 mod members;

@@ -1,0 +1,443 @@
+//! The Kubernetes side against a fake API server (tower-test): a verifier walks the calls a
+//! reconcile pass must make, in order, answering each as the API server would, and keeps
+//! what was sent for the assertions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use oxcd_operator::act::{Guard, Launch, Workloads};
+use oxcd_operator::controller::{self, Context};
+use oxcd_operator::crd::EtcdCluster;
+use oxcd_operator::k8s::KubeWorkloads;
+use oxcd_operator::metrics::Metrics;
+use serde_json::{Value, json};
+use tower_test::mock::Handle;
+
+const UID: &str = "0a1b2c3d-0000-4000-8000-000000000001";
+
+fn cluster(status: Value) -> Value {
+    json!({
+        "apiVersion": "oxcd.io/v1alpha1",
+        "kind": "EtcdCluster",
+        "metadata": {"name": "demo", "namespace": "default", "uid": UID, "generation": 1,
+                     "resourceVersion": "1"},
+        "spec": {"replicas": 3, "version": "0.1.0"},
+        "status": status,
+    })
+}
+
+/// How the fake API server answers one call.
+enum Reply {
+    /// Echo the request's body, as a server-side apply or a create answers.
+    Echo,
+    Json(Value),
+    Status(StatusCode, &'static str),
+}
+
+struct Expect {
+    method: Method,
+    path: &'static str,
+    reply: Reply,
+}
+
+fn expect(method: Method, path: &'static str, reply: Reply) -> Expect {
+    Expect {
+        method,
+        path,
+        reply,
+    }
+}
+
+fn empty_list(kind: &str) -> Reply {
+    Reply::Json(json!({"kind": kind, "apiVersion": "v1", "metadata": {}, "items": []}))
+}
+
+fn not_found() -> Reply {
+    Reply::Status(StatusCode::NOT_FOUND, "NotFound")
+}
+
+/// Serves `script` in order; every request must match the next expectation. The bodies
+/// sent, by path.
+async fn verify(
+    mut handle: Handle<Request<Body>, Response<Body>>,
+    script: Vec<Expect>,
+) -> Vec<(String, Value)> {
+    let mut sent = Vec::new();
+    for (i, e) in script.into_iter().enumerate() {
+        let (request, respond) =
+            tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+                .await
+                .unwrap_or_else(|_| panic!("call {i} ({} {}) never came", e.method, e.path))
+                .expect("the client is alive");
+        let uri = request.uri().to_string();
+        assert_eq!(request.method(), e.method, "call {i}: {uri}");
+        assert!(
+            uri.starts_with(e.path),
+            "call {i}: expected {}, got {uri}",
+            e.path
+        );
+        if e.method == Method::PATCH {
+            assert!(
+                uri.contains("fieldManager=oxcd-operator"),
+                "call {i}: {uri} is no server-side apply by oxcd-operator"
+            );
+        }
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let response = match e.reply {
+            Reply::Echo => Response::new(Body::from(serde_json::to_vec(&body).unwrap())),
+            Reply::Json(v) => Response::new(Body::from(serde_json::to_vec(&v).unwrap())),
+            Reply::Status(code, reason) => {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": format!("fake {reason}"), "reason": reason, "code": code.as_u16()});
+                let mut r = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+                *r.status_mut() = code;
+                r
+            }
+        };
+        respond.send_response(response);
+        sent.push((uri, body));
+    }
+    sent
+}
+
+fn context() -> (Arc<Context>, Handle<Request<Body>, Response<Body>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let ctx = Context::new(
+        client,
+        Metrics::default(),
+        "ghcr.io/oxcd/oxcd".into(),
+        Some("test".into()),
+    );
+    (Arc::new(ctx), handle)
+}
+
+const NS: &str = "/api/v1/namespaces/default";
+
+/// The calls every pass starts with: the Services and the ConfigMap, then the look at pods
+/// and volumes.
+fn opening() -> Vec<Expect> {
+    vec![
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/services/demo-peers?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/services/demo-client?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/demo-config?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods?",
+            empty_list("PodList"),
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims?",
+            empty_list("PersistentVolumeClaimList"),
+        ),
+    ]
+}
+
+fn body_of<'a>(sent: &'a [(String, Value)], path: &str) -> &'a Value {
+    &sent
+        .iter()
+        .find(|(uri, _)| uri.starts_with(path))
+        .unwrap_or_else(|| panic!("no call to {path}"))
+        .1
+}
+
+#[tokio::test]
+async fn a_new_cluster_gets_its_objects_and_records_the_bootstrap_before_acting() {
+    let (ctx, handle) = context();
+    let ec: EtcdCluster = serde_json::from_value(cluster(json!({}))).unwrap();
+    let mut script = opening();
+    script.extend([
+        expect(
+            Method::PATCH,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
+            Reply::Json(cluster(json!({}))),
+        ),
+        expect(
+            Method::PATCH,
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Reply::Echo,
+        ),
+    ]);
+    let server = tokio::spawn(verify(handle, script));
+    let action = controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    assert_eq!(action, Action::requeue(Duration::from_millis(500)));
+    let sent = server.await.unwrap();
+
+    let peers = body_of(&sent, &format!("{NS}/services/demo-peers"));
+    assert_eq!(peers["spec"]["clusterIP"], "None");
+    assert_eq!(peers["spec"]["publishNotReadyAddresses"], true);
+    assert_eq!(peers["metadata"]["ownerReferences"][0]["uid"], UID);
+    let config = body_of(&sent, &format!("{NS}/configmaps/demo-config"));
+    assert!(config["data"]["oxcd.yaml"].is_string());
+    let status = &body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status",
+    )["status"];
+    assert_eq!(status["operation"]["kind"], "Bootstrap");
+    assert_eq!(status["operation"]["member"], "demo-0");
+    assert_eq!(status["nextOrdinal"], 1);
+    assert_eq!(status["phase"], "Creating");
+    assert_eq!(
+        status["selector"],
+        "app.kubernetes.io/instance=demo,app.kubernetes.io/name=oxcd"
+    );
+    // Nothing is up yet: the PDB lets no voluntary disruption through.
+    let pdb = body_of(
+        &sent,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo",
+    );
+    assert_eq!(pdb["spec"]["maxUnavailable"], 0);
+    let event = body_of(&sent, "/apis/events.k8s.io/v1/namespaces/default/events");
+    assert_eq!(event["reason"], "Bootstrapping");
+}
+
+#[tokio::test]
+async fn the_seed_is_created_once_as_a_new_cluster_with_the_clusters_token() {
+    let (ctx, handle) = context();
+    let operation = json!({"kind": "Bootstrap", "member": "demo-0", "reason": "new cluster",
+        "targetReplicas": 3, "targetVersion": "0.1.0",
+        "started": "2026-12-07T00:00:00Z", "deadline": "2099-12-07T00:10:00Z"});
+    let ec: EtcdCluster =
+        serde_json::from_value(cluster(json!({"operation": operation, "nextOrdinal": 1}))).unwrap();
+    let mut script = opening();
+    script.extend([
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-0",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-0?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/demo-0",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/pods/demo-0?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::PATCH,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
+            Reply::Json(cluster(json!({}))),
+        ),
+        expect(
+            Method::PATCH,
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
+            Reply::Echo,
+        ),
+    ]);
+    let server = tokio::spawn(verify(handle, script));
+    controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    let sent = server.await.unwrap();
+    let claim = body_of(&sent, &format!("{NS}/persistentvolumeclaims/demo-0?"));
+    assert_eq!(claim["metadata"]["labels"]["oxcd.io/cluster-uid"], UID);
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    // whenDeleted: Retain (the default): the volume is not owned, so it outlives the cluster.
+    assert!(claim["metadata"].get("ownerReferences").is_none());
+    let pod = body_of(&sent, &format!("{NS}/pods/demo-0?"));
+    let args: Vec<&str> = pod["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--initial-cluster-state=new"), "{args:?}");
+    assert!(
+        args.contains(&format!("--initial-cluster-token=default-demo-{UID}").as_str()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--initial-cluster=demo-0=http://demo-0.demo-peers.default.svc:2380"),
+        "{args:?}"
+    );
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["args"],
+        json!(["member-guard", "--data-dir", "/var/lib/oxcd/data"])
+    );
+    assert_eq!(pod["spec"]["subdomain"], "demo-peers");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], UID);
+}
+
+#[tokio::test]
+async fn a_joining_member_starts_as_existing_behind_its_guard_and_goes_cleanly() {
+    let (ctx, handle) = context();
+    let ec: EtcdCluster = serde_json::from_value(cluster(json!({}))).unwrap();
+    let workloads = KubeWorkloads {
+        client: ctx.client.clone(),
+        cluster: &ec,
+        image_repository: "repo/oxcd".into(),
+    };
+    let launch = Launch {
+        member: "demo-3".into(),
+        new_cluster: false,
+        initial_cluster: vec![
+            ("demo-0".into(), workloads.peer_url("demo-0")),
+            ("demo-3".into(), workloads.peer_url("demo-3")),
+        ],
+        token: "default-demo-x".into(),
+        guard: Guard {
+            cluster_id: Some(0xc1),
+            member_id: Some(0xabc),
+            require_data: true,
+        },
+        version: "0.1.0".into(),
+        config: "c1".into(),
+    };
+    let script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-3",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-3?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/demo-3",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/pods/demo-3?",
+            Reply::Echo,
+        ),
+        // Removal: the pod, then the volume; gone already is fine.
+        expect(
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/demo-3",
+            not_found(),
+        ),
+        expect(
+            Method::DELETE,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-3",
+            Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    workloads.start_member(&launch).await.unwrap();
+    workloads.delete_pod("demo-3").await.unwrap();
+    workloads.delete_volume("demo-3").await.unwrap();
+    let sent = server.await.unwrap();
+    let pod = body_of(&sent, &format!("{NS}/pods/demo-3?"));
+    assert_eq!(pod["spec"]["containers"][0]["image"], "repo/oxcd:0.1.0");
+    let args = pod["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--initial-cluster-state=existing"), "{args}");
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["args"],
+        json!([
+            "member-guard",
+            "--data-dir",
+            "/var/lib/oxcd/data",
+            "--cluster-id",
+            "c1",
+            "--member-id",
+            "abc",
+            "--require-data"
+        ])
+    );
+    assert_eq!(pod["metadata"]["annotations"]["oxcd.io/member-id"], "abc");
+}
+
+#[tokio::test]
+async fn conflicts_and_server_errors_requeue_with_backoff_never_panic() {
+    for (code, reason) in [
+        (StatusCode::CONFLICT, "Conflict"),
+        (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+    ] {
+        let (ctx, handle) = context();
+        let ec = Arc::new(serde_json::from_value::<EtcdCluster>(cluster(json!({}))).unwrap());
+        // The first write fails; so does a status write on the next attempt.
+        let server = tokio::spawn(verify(
+            handle,
+            vec![expect(
+                Method::PATCH,
+                "/api/v1/namespaces/default/services/demo-peers?",
+                Reply::Status(code, reason),
+            )],
+        ));
+        let error = controller::reconcile(ec.clone(), ctx.clone())
+            .await
+            .expect_err("the pass fails");
+        server.await.unwrap();
+        assert!(
+            error.to_string().contains(&format!("fake {reason}")),
+            "{error}"
+        );
+        let first = controller::error_policy(ec.clone(), &error, ctx.clone());
+        let second = controller::error_policy(ec.clone(), &error, ctx.clone());
+        assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+        assert_eq!(second, Action::requeue(Duration::from_secs(10)));
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("oxcd_operator_reconcile_errors_total{kind=\"kube\"} 2")
+        );
+    }
+    assert_eq!(controller::backoff(30), Duration::from_secs(300));
+}
+
+#[tokio::test]
+async fn a_deleted_cluster_is_left_to_the_garbage_collector() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let server = tokio::spawn(verify(handle, vec![]));
+    let action = controller::reconcile(Arc::new(ec), ctx).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn replicas_below_one_are_reported_not_acted_on() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["spec"]["replicas"] = json!(0);
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let server = tokio::spawn(verify(handle, vec![]));
+    let error = controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect_err("refused");
+    assert!(
+        error.to_string().contains("replicas must be at least 1"),
+        "{error}"
+    );
+    server.await.unwrap();
+}
