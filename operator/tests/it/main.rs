@@ -5,4 +5,5 @@
 
 mod api;
 mod local;
+mod manifests;
 mod members;

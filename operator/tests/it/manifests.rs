@@ -1,0 +1,282 @@
+//! The shipped YAML: the chart through the real helm binary (lint, template), and every
+//! rendered manifest and example read into its k8s-openapi (Kubernetes 1.33) or EtcdCluster
+//! type and written back without losing a field: a misspelled or misplaced field fails here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use oxcd_operator::crd::EtcdCluster;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// helm, from `HELM` or as scripts/helm-tools installs it.
+fn helm() -> PathBuf {
+    if let Some(path) = std::env::var_os("HELM") {
+        return path.into();
+    }
+    let out = Command::new(root().join("scripts/helm-tools"))
+        .output()
+        .expect("run scripts/helm-tools");
+    assert!(
+        out.status.success(),
+        "scripts/helm-tools: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("helm")
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(helm())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Drops what a round trip may legitimately drop: nulls, and empty maps and lists.
+fn normalized(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, normalized(v)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v == &Value::Object(Default::default())
+                        || v == &Value::Array(vec![]))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalized).collect()),
+        other => other,
+    }
+}
+
+fn round_trip<T: DeserializeOwned + Serialize>(doc: &Value, what: &str) {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let back = normalized(serde_json::to_value(&typed).unwrap());
+    let original = normalized(doc.clone());
+    assert!(
+        within(&original, &back),
+        "{what}: a field was not understood\n  sent: {original}\n  read: {back}"
+    );
+}
+
+/// Whether every field of `part` is in `whole` with the same value (a round trip may add
+/// defaults, never drop or change a field).
+fn within(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| within(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len() && p.iter().zip(w).all(|(a, b)| within(a, b))
+        }
+        (a, b) => a == b,
+    }
+}
+
+fn check_document(doc: &Value, what: &str) {
+    let what = format!("{what}: {} {}", doc["kind"], doc["metadata"]["name"]);
+    match doc["kind"].as_str().unwrap_or_default() {
+        "Namespace" => round_trip::<Namespace>(doc, &what),
+        "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(doc, &what),
+        "ServiceAccount" => round_trip::<ServiceAccount>(doc, &what),
+        "ClusterRole" => round_trip::<ClusterRole>(doc, &what),
+        "ClusterRoleBinding" => round_trip::<ClusterRoleBinding>(doc, &what),
+        "Role" => round_trip::<Role>(doc, &what),
+        "RoleBinding" => round_trip::<RoleBinding>(doc, &what),
+        "Service" => round_trip::<Service>(doc, &what),
+        "Deployment" => round_trip::<Deployment>(doc, &what),
+        "EtcdCluster" => {
+            round_trip::<EtcdCluster>(doc, &what);
+            let cluster: EtcdCluster = serde_json::from_value(doc.clone()).unwrap();
+            EtcdCluster::validate_cel(&cluster).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        }
+        "ServiceMonitor" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{what}"),
+        other => panic!("{what}: no check for kind {other}"),
+    }
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+use serde::Deserialize;
+
+#[test]
+fn the_committed_crd_is_what_crdgen_prints() {
+    let generated = serde_yaml::to_string(&EtcdCluster::crd()).unwrap();
+    for path in [
+        "crds/etcdcluster.yaml",
+        "charts/oxcd-operator/crds/etcdcluster.yaml",
+    ] {
+        let committed = std::fs::read_to_string(root().join(path)).unwrap();
+        assert!(
+            committed == generated,
+            "{path} is stale: run scripts/render-manifests"
+        );
+    }
+}
+
+#[test]
+fn install_yaml_and_the_examples_are_valid_kubernetes_1_33_objects() {
+    let install = std::fs::read_to_string(root().join("manifests/install.yaml")).unwrap();
+    let docs = documents(&install);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..2], ["Namespace", "CustomResourceDefinition"]);
+    assert!(kinds.contains(&"Deployment"));
+    for doc in &docs {
+        check_document(doc, "manifests/install.yaml");
+    }
+    let examples = std::fs::read_dir(root().join("manifests/examples")).unwrap();
+    let mut seen = 0;
+    for entry in examples.flatten() {
+        let yaml = std::fs::read_to_string(entry.path()).unwrap();
+        for doc in documents(&yaml) {
+            check_document(&doc, &entry.path().display().to_string());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "the three examples");
+}
+
+#[test]
+fn the_chart_lints_and_renders_with_the_real_helm() {
+    run(&["lint", "--strict", "charts/oxcd-operator"]);
+    for extra in [
+        &[][..],
+        &[
+            "--set",
+            "watchNamespace=team-a",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ][..],
+    ] {
+        let mut args = vec![
+            "template",
+            "oxcd-operator",
+            "charts/oxcd-operator",
+            "--namespace",
+            "oxcd-system",
+        ];
+        args.extend_from_slice(extra);
+        let rendered = run(&args);
+        let docs = documents(&rendered);
+        for doc in &docs {
+            check_document(doc, &format!("helm template {extra:?}"));
+        }
+        let deployment = docs
+            .iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("a Deployment");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["securityContext"]["runAsNonRoot"], true);
+        let args = container["args"].to_string();
+        if extra.is_empty() {
+            assert!(docs.iter().any(|d| d["kind"] == "ClusterRole"));
+        } else {
+            // One namespace watched: a Role there, and no cluster-wide rights.
+            assert!(args.contains("team-a"), "{args}");
+            assert!(!docs.iter().any(|d| d["kind"] == "ClusterRole"));
+            assert!(docs.iter().any(|d| d["kind"] == "ServiceMonitor"));
+        }
+    }
+    // Values outside the schema are refused.
+    let out = Command::new(helm())
+        .args([
+            "template",
+            "x",
+            "charts/oxcd-operator",
+            "--set",
+            "logFormat=xml",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// Objects the operator writes for a cluster, and install.yaml, through an offline schema
+/// check for Kubernetes 1.33 (kubernetes-validate, strict: unknown fields fail).
+#[test]
+fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_check() {
+    use oxcd_operator::act::{Guard, Launch};
+    use oxcd_operator::resources;
+    let example =
+        std::fs::read_to_string(root().join("manifests/examples/cluster-5-members-zones.yaml"))
+            .unwrap();
+    let mut ec: EtcdCluster = serde_yaml::from_str(&example).unwrap();
+    ec.metadata.namespace = Some("default".into());
+    ec.metadata.uid = Some("0a1b2c3d-0000-4000-8000-000000000001".into());
+    let launch = Launch {
+        member: "zoned-3".into(),
+        new_cluster: false,
+        initial_cluster: vec![(
+            "zoned-0".into(),
+            "http://zoned-0.zoned-peers.default.svc:2380".into(),
+        )],
+        token: resources::cluster_token(&ec),
+        guard: Guard {
+            cluster_id: Some(1),
+            member_id: Some(2),
+            require_data: true,
+        },
+        version: "0.1.0".into(),
+        config: resources::config_digest(&ec),
+    };
+    let objects = [
+        serde_json::to_value(resources::peers_service(&ec)).unwrap(),
+        serde_json::to_value(resources::client_service(&ec)).unwrap(),
+        serde_json::to_value(resources::config_map(&ec)).unwrap(),
+        serde_json::to_value(resources::pod_disruption_budget(&ec, 5)).unwrap(),
+        serde_json::to_value(resources::volume_claim(&ec, "zoned-3")).unwrap(),
+        serde_json::to_value(resources::member_pod(&ec, &launch, "ghcr.io/oxcd/oxcd")).unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("operator-objects.yaml");
+    let yaml: Vec<String> = objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).unwrap())
+        .collect();
+    std::fs::write(&generated, yaml.join("---\n")).unwrap();
+    let out = Command::new("kubernetes-validate")
+        .args(["-k", "1.33.0", "--strict"])
+        .arg(root().join("manifests/install.yaml"))
+        .arg(&generated)
+        .output()
+        .expect("kubernetes-validate (PyPI; scripts/test installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert_eq!(
+        report.matches("passed for resource").count(),
+        9 + objects.len(),
+        "{report}"
+    );
+}
