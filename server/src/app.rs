@@ -19,6 +19,7 @@ use crate::membership::ids::InitialCluster;
 use crate::raft::Raft;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
+use crate::raft::peer_activity::PeerActivity;
 use crate::raft::state_machine::StateMachine;
 use crate::server::{EtcdServer, Limits, Settings};
 use crate::state::StateStore;
@@ -41,7 +42,15 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let storage = open_storage(cfg)?;
     let cluster = InitialCluster::from_config(cfg)?;
     let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
-    let raft = build_raft(cfg, &identity, &storage).await?;
+    // A silence of an election timeout breaks a peer's run of answers: raft itself gives up
+    // on a leader it has not heard from for that long.
+    let activity = Arc::new(PeerActivity::new(Duration::from_millis(
+        cfg.member.election_timeout,
+    )));
+    let network = PeerNetwork {
+        activity: activity.clone(),
+    };
+    let raft = build_raft(cfg, &identity, &storage, network).await?;
     if !storage.log_store.has_state()? && cfg.clustering.initial_cluster_state == ClusterState::New
     {
         let nodes: BTreeMap<u64, MemberNode> = cluster
@@ -56,6 +65,7 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
         raft,
         storage.state,
         storage.raft_db,
+        activity,
     ));
     spawn_tasks(&server, cfg)?;
     if cfg.experimental.experimental_initial_corrupt_check {
@@ -151,7 +161,12 @@ fn open_storage(cfg: &Config) -> Result<Storage> {
     })
 }
 
-async fn build_raft(cfg: &Config, identity: &Identity, storage: &Storage) -> Result<Raft> {
+async fn build_raft(
+    cfg: &Config,
+    identity: &Identity,
+    storage: &Storage,
+    network: PeerNetwork,
+) -> Result<Raft> {
     let raft_config = openraft::Config {
         cluster_name: cfg.clustering.initial_cluster_token.clone(),
         heartbeat_interval: cfg.member.heartbeat_interval,
@@ -166,7 +181,7 @@ async fn build_raft(cfg: &Config, identity: &Identity, storage: &Storage) -> Res
     Raft::new(
         identity.member_id,
         Arc::new(raft_config),
-        PeerNetwork,
+        network,
         storage.log_store.clone(),
         StateMachine {
             store: storage.state.clone(),

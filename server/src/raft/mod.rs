@@ -6,10 +6,13 @@
 //!   reported complete; `wal`: the segment files;
 //! - [`state_machine`]: openraft's view of [`crate::state::StateStore`];
 //! - [`network`]: the client side of the peer port (the server side is
-//!   [`crate::grpc::peer`]).
+//!   [`crate::grpc::peer`]);
+//! - [`peer_activity`]: since when each peer has answered without a break, as the network
+//!   sees it (etcd's `ActiveSince`).
 
 pub mod log_store;
 pub mod network;
+pub mod peer_activity;
 pub mod state_machine;
 mod wal;
 

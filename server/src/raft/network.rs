@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
+use super::peer_activity::{PeerActivity, PeerStatus};
 use super::state_machine::SnapshotFile;
 use crate::proto::oxcdpb::peer_client::PeerClient as PeerRpc;
 use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
@@ -87,12 +88,17 @@ fn parse_routes(spec: &str) -> HashMap<String, String> {
 }
 
 /// Creates a client per peer.
-#[derive(Clone, Default)]
-pub struct PeerNetwork;
+#[derive(Clone)]
+pub struct PeerNetwork {
+    /// Where every client reports its peer's answers and failures.
+    pub activity: Arc<PeerActivity>,
+}
 
 /// A client for one peer.
 pub struct PeerClient {
     target: u64,
+    /// The peer's activity, shared with its other clients (replication, heartbeats, votes).
+    activity: Arc<PeerStatus>,
     rpc: Result<PeerRpc<Channel>, String>,
     /// The peer has no `StreamAppend` (an older version): replicate one request at a time.
     sequential: bool,
@@ -109,6 +115,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         });
         PeerClient {
             target,
+            activity: self.activity.peer(target),
             rpc,
             sequential: false,
         }
@@ -127,12 +134,9 @@ fn decode<T: DeserializeOwned>(b: RaftBytes) -> Result<T, RPCError<TypeConfig>> 
 
 fn status_error(target: u64, s: tonic::Status) -> RPCError<TypeConfig> {
     let msg = format!("peer {target:x}: {} {}", s.code(), s.message());
-    match s.code() {
-        tonic::Code::Unavailable
-        | tonic::Code::DeadlineExceeded
-        | tonic::Code::Cancelled
-        | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::from_string(msg)),
-        _ => RPCError::Network(NetworkError::from_string(msg)),
+    match reached_peer(&s) {
+        false => RPCError::Unreachable(Unreachable::from_string(msg)),
+        true => RPCError::Network(NetworkError::from_string(msg)),
     }
 }
 
@@ -148,6 +152,41 @@ impl PeerClient {
         req.set_timeout(option.hard_ttl());
         req
     }
+
+    /// Reports the outcome of a call to the peer's activity. Any answer counts, even a
+    /// refusal (a stale term, an unimplemented call): the link works.
+    fn observe<T>(&self, result: Result<T, tonic::Status>) -> Result<T, RPCError<TypeConfig>> {
+        match result {
+            Ok(answer) => {
+                self.activity.answered();
+                Ok(answer)
+            }
+            Err(s) => {
+                observe_status(&self.activity, &s);
+                Err(status_error(self.target, s))
+            }
+        }
+    }
+}
+
+/// Reports a failed call to the peer's activity, unless the peer itself answered it.
+fn observe_status(activity: &PeerStatus, s: &tonic::Status) {
+    match reached_peer(s) {
+        true => activity.answered(),
+        false => activity.failed(),
+    }
+}
+
+/// Whether a call that failed with `s` reached the peer (it answered with an error of its
+/// own) rather than failing on the way.
+fn reached_peer(s: &tonic::Status) -> bool {
+    !matches!(
+        s.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+    )
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -159,11 +198,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let started = std::time::Instant::now();
-        let resp = self
-            .rpc()?
+        let mut rpc_client = self.rpc()?;
+        let resp = rpc_client
             .append_entries(Self::request(encode(&rpc)?, &option))
-            .await
-            .map_err(|s| status_error(self.target, s))?;
+            .await;
+        let resp = self.observe(resp)?;
         crate::metrics::METRICS
             .peer_round_trip
             .with_label_values(&[format!("{:x}", self.target)])
@@ -209,8 +248,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 Some(bytes)
             });
             let opened = tokio::time::timeout(ttl, self.rpc()?.stream_append(requests)).await;
+            let activity = self.activity.clone();
+            if let Ok(Err(s)) = &opened {
+                observe_status(&activity, s);
+            }
             let answers = match opened {
                 Err(_) => {
+                    activity.failed();
                     return Err(RPCError::Unreachable(Unreachable::from_string(format!(
                         "peer {target:x}: no answer to StreamAppend within {ttl:?}"
                     ))));
@@ -220,9 +264,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                     return Err(status_error(target, s));
                 }
                 Ok(Err(s)) => return Err(status_error(target, s)),
-                Ok(Ok(answers)) => answers.into_inner(),
+                Ok(Ok(answers)) => {
+                    activity.answered();
+                    answers.into_inner()
+                }
             };
-            let results = answers_in_order(target, stall, outstanding, answers);
+            let results = answers_in_order(target, stall, outstanding, activity, answers);
             let results: BoxStream<'s, _> = Box::pin(results);
             Ok(results)
         })
@@ -236,8 +283,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let resp = self
             .rpc()?
             .vote(Self::request(encode(&rpc)?, &option))
-            .await
-            .map_err(|s| status_error(self.target, s))?;
+            .await;
+        let resp = self.observe(resp)?;
         decode(resp.into_inner())
     }
 
@@ -246,11 +293,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self
-            .rpc()?
+        let mut rpc_client = self.rpc()?;
+        let resp = rpc_client
             .transfer_leader(Self::request(encode(&req)?, &option))
-            .await
-            .map_err(|s| status_error(self.target, s))?;
+            .await;
+        let resp = self.observe(resp)?;
         decode(resp.into_inner())
     }
 
@@ -297,7 +344,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             resp = send => {
-                let resp = resp.map_err(|s| StreamingError::from(status_error(self.target, s)))?;
+                let resp = self.observe(resp).map_err(StreamingError::from)?;
                 Ok(decode(resp.into_inner())?)
             }
         }
@@ -340,6 +387,7 @@ fn answers_in_order(
     target: u64,
     stall: std::time::Duration,
     outstanding: Outstanding,
+    activity: Arc<PeerStatus>,
     mut answers: tonic::Streaming<RaftBytes>,
 ) -> impl tokio_stream::Stream<Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>
 {
@@ -353,6 +401,7 @@ fn answers_in_order(
                 Ok(next) => next,
                 Err(_) if outstanding.is_empty() => continue,
                 Err(_) => {
+                    activity.failed();
                     yield Err(RPCError::Unreachable(Unreachable::from_string(format!(
                         "peer {target:x}: no answer to replication within {stall:?}"
                     ))));
@@ -362,10 +411,12 @@ fn answers_in_order(
             match next {
                 None => break,
                 Some(Err(s)) => {
+                    observe_status(&activity, &s);
                     yield Err(status_error(target, s));
                     break;
                 }
                 Some(Ok(bytes)) => {
+                    activity.answered();
                     outstanding.answered(&round_trip);
                     let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
                     let last = !matches!(result, Ok(Ok(_)));

@@ -32,6 +32,7 @@ use tonic::transport::Channel;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::Raft;
+use crate::raft::peer_activity::PeerActivity;
 use crate::state::StateStore;
 
 /// Request limits, from the configuration.
@@ -102,6 +103,9 @@ pub struct EtcdServer {
     pub strict_reconfig_check: bool,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
+    /// Since when each peer has answered this member without a break (the leader's view
+    /// judges membership changes, see [`crate::membership::reconfig_check`]).
+    pub(crate) peer_activity: Arc<PeerActivity>,
     /// See [`disk`].
     disk_low: std::sync::atomic::AtomicBool,
     disk_free: AtomicU64,
@@ -116,6 +120,7 @@ impl EtcdServer {
         raft: Raft,
         state: Arc<StateStore>,
         raft_db: sled::Db,
+        peer_activity: Arc<PeerActivity>,
     ) -> EtcdServer {
         let Settings {
             name,
@@ -153,6 +158,7 @@ impl EtcdServer {
             election_timeout,
             strict_reconfig_check,
             raft_db,
+            peer_activity,
             disk_low: std::sync::atomic::AtomicBool::new(false),
             disk_free: AtomicU64::new(u64::MAX),
             disk_dirs: std::sync::OnceLock::new(),

@@ -1,5 +1,6 @@
-//! The client calls and answers many tests share: a failed call's gRPC status, bytes as
-//! text, a put's revision, a plain HTTP request. Member processes come from `oxcd_testkit`.
+//! The client calls and answers many tests share: a failed call's gRPC status, membership
+//! changes retried until the cluster is healthy enough, bytes as text, a put's revision, a
+//! plain HTTP request. Member processes come from `oxcd_testkit`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,40 @@ pub fn status(e: etcd_client::Error) -> (tonic::Code, String) {
         etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
         other => panic!("expected a gRPC status, got {other:?}"),
     }
+}
+
+/// etcd's answer to a membership change that `--strict-reconfig-check` refuses because the
+/// leader's peers have not all been connected to it for 5 s (right after start, after a
+/// change of leader) or some are down.
+pub const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+
+/// Makes the membership change `change` (a MemberAdd, MemberRemove, ...) through a clone of
+/// `client`, retrying it while the leader refuses it as an unhealthy cluster, for up to 40 s;
+/// panics on any other error.
+pub async fn once_healthy<T, F, Fut>(what: &str, client: &etcd_client::Client, mut change: F) -> T
+where
+    F: FnMut(etcd_client::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let waited = format!("{what} to be accepted");
+    oxcd_testkit::wait_for(std::time::Duration::from_secs(40), &waited, || {
+        let attempt = change(client.clone());
+        async move {
+            match attempt.await {
+                Ok(answer) => Some(answer),
+                Err(e) => {
+                    let (code, message) = status(e);
+                    assert_eq!(
+                        (code, message.as_str()),
+                        (tonic::Code::Unavailable, UNHEALTHY),
+                        "{what}"
+                    );
+                    None
+                }
+            }
+        }
+    })
+    .await
 }
 
 /// Bytes as text, for assertions and messages.

@@ -19,6 +19,7 @@ mod modules;
 mod oxcdctl;
 mod quota;
 mod recipes;
+mod reconfig;
 mod restart;
 mod snapshot;
 mod startup;

@@ -12,10 +12,14 @@ async fn three_members_agree_on_a_leader_and_a_fourth_joins() {
     assert_eq!(cluster.live(), vec![0, 1, 2]);
 
     let j = cluster.new_joiner();
-    let mut c = cluster.client(leader).await;
-    c.member_add([cluster.members[j].peer_url()], None)
-        .await
-        .unwrap();
+    let c = cluster.client(leader).await;
+    let peer_url = cluster.members[j].peer_url();
+    // Refused ("unhealthy cluster") until the leader's peers have been connected for 5 s.
+    wait_for(Duration::from_secs(40), "member add to be accepted", || {
+        let (mut c, peer_url) = (c.clone(), peer_url.clone());
+        async move { c.member_add([peer_url], None).await.ok() }
+    })
+    .await;
     cluster.start_joining(j);
     let joined = cluster.client(j).await;
     // The joiner answers Status before it has caught up with the membership.
