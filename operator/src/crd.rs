@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// An oxcd cluster: `replicas` voting members, each one Pod and (unless `storage.emptyDir`)
 /// one PersistentVolumeClaim, created, scaled and upgraded one safe step at a time.
+// The printer columns repeat `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "oxcd.io",

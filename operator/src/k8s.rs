@@ -52,7 +52,7 @@ fn guard_refused(pod: &Pod) -> bool {
             .into_iter()
             .flatten()
             .any(|state| state.terminated.as_ref().is_some_and(|t| t.exit_code == 1))
-            && s.ready != true
+            && !s.ready
     })
 }
 
