@@ -228,8 +228,15 @@ impl<W: Workloads> Actor<'_, W> {
                 w.save_status(&self.status).await?;
                 self.crash.check("finishing the operation")?;
                 if let Some(op) = done.filter(|op| op.kind == OperationKind::RollMember) {
+                    // A roll for a new version is an upgrade; for a new configuration, a restart.
+                    let upgraded = op.reason.starts_with("upgrade");
+                    let reason = if upgraded {
+                        "Upgraded"
+                    } else {
+                        "MemberRestarted"
+                    };
                     note(
-                        "MemberRestarted",
+                        reason,
                         format!("member {} runs {}", op.member, op.target_version),
                     );
                 }

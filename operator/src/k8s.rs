@@ -56,6 +56,28 @@ fn guard_refused(pod: &Pod) -> bool {
     })
 }
 
+/// Why a container of the pod cannot run, from its waiting state.
+fn failing(pod: &Pod) -> Option<String> {
+    const STUCK: [&str; 5] = [
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+    ];
+    let status = pod.status.as_ref()?;
+    let containers = [
+        status.init_container_statuses.as_ref(),
+        status.container_statuses.as_ref(),
+    ];
+    containers.into_iter().flatten().flatten().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref().filter(|r| STUCK.contains(r))?;
+        let message = waiting.message.as_deref().unwrap_or_default();
+        Some(format!("{}: {reason}: {message}", c.name))
+    })
+}
+
 impl Workloads for KubeWorkloads<'_> {
     fn peer_url(&self, member: &str) -> String {
         format!(
@@ -91,6 +113,7 @@ impl Workloads for KubeWorkloads<'_> {
                         .cloned()
                         .unwrap_or_default(),
                     guard_refused: guard_refused(&pod),
+                    failing: failing(&pod),
                 }),
                 volume: Volume::Missing,
             });

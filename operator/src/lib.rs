@@ -9,6 +9,8 @@
 //!   live) and the cluster API, one step per reconcile pass.
 //! - [`resources`]: builders of the Kubernetes objects of a cluster.
 //! - [`k8s`]: [`act::Workloads`] on the Kubernetes API.
+//! - [`local`]: [`act::Workloads`] as local processes and directories, for tests and the
+//!   benchmark.
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
@@ -18,6 +20,7 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod k8s;
+pub mod local;
 pub mod members;
 pub mod metrics;
 pub mod observe;

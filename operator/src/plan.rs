@@ -72,6 +72,9 @@ pub struct Pod {
     pub config: String,
     /// The init step refused the data dir (emptied, or another cluster's or member's).
     pub guard_refused: bool,
+    /// Why its container cannot run, when it cannot (an image that cannot be pulled, a
+    /// crash loop): reported in Degraded.
+    pub failing: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -281,11 +284,21 @@ fn bootstrap(o: &Observed, name: &str, seed: Option<&Member>) -> Step {
         (Some(_), Some(id)) => Step::Finish {
             cluster_id: Some(id),
         },
+        // Started with a version since changed (an image that could not be pulled, say):
+        // its volume stays, its pod is made again from the current spec.
+        (None, _) if stale_and_down(o, seed) => Step::DeletePod {
+            member: name.to_string(),
+        },
         _ => wait(
             "SeedStarting",
             format!("waiting for the seed member {name} to start"),
         ),
     }
+}
+
+/// A member that does not answer and whose pod runs another version than the spec's.
+fn stale_and_down(o: &Observed, m: &Member) -> bool {
+    m.health.is_none() && m.pod.as_ref().is_some_and(|p| p.version != o.want.version)
 }
 
 fn add_member(o: &Observed, name: &str, member: Option<&Member>) -> Step {
@@ -306,6 +319,11 @@ fn add_member(o: &Observed, name: &str, member: Option<&Member>) -> Step {
         };
     }
     let Some(health) = member.health else {
+        if stale_and_down(o, member) {
+            return Step::DeletePod {
+                member: name.to_string(),
+            };
+        }
         return wait(
             "MemberStarting",
             format!("waiting for member {name} to start"),

@@ -60,13 +60,19 @@ pub fn report(
         next.current_version = Some(versions[0].clone());
     }
     let available = status.cluster_id.is_some() && healthy > voters.len() / 2;
+    let failing = observed.members.iter().find_map(|m| {
+        let why = m.pod.as_ref()?.failing.as_ref()?;
+        Some(("MemberPodFailing", format!("member {}: {why}", m.name)))
+    });
     let degraded = match step {
         Step::Refuse { reason, message } => Some((*reason, message.clone())),
-        _ => voters.iter().find(|m| !m.healthy).map(|m| {
-            (
-                "MemberUnhealthy",
-                format!("member {} does not answer", m.name),
-            )
+        _ => failing.or_else(|| {
+            voters.iter().find(|m| !m.healthy).map(|m| {
+                (
+                    "MemberUnhealthy",
+                    format!("member {} does not answer", m.name),
+                )
+            })
         }),
     };
     let now = observed.now;

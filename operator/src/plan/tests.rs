@@ -41,6 +41,8 @@ fn member(ordinal: u32, learner: bool) -> Member {
             version: "v1".into(),
             config: "c1".into(),
             guard_refused: false,
+            failing: None,
+            failing: None,
         }),
         volume: Volume::Ours,
         listed: Some(Listed {
@@ -288,6 +290,47 @@ fn a_member_whose_data_is_gone_is_replaced_never_restarted_empty() {
 }
 
 #[test]
+fn a_new_member_stuck_on_an_old_version_is_made_again_from_the_spec() {
+    // The seed's image could not be pulled; the user fixed the version.
+    let mut o = Observed {
+        cluster_id: None,
+        seen_cluster_id: None,
+        ..running(3, 0)
+    };
+    o = with_op(o, OperationKind::Bootstrap, "demo-0");
+    o.members.push(Member {
+        health: None,
+        listed: None,
+        ..member(0, false)
+    });
+    assert_eq!(reason(&plan(&o)), "SeedStarting");
+    o.want.version = "v2".into();
+    assert_eq!(
+        plan(&o),
+        Step::DeletePod {
+            member: "demo-0".into()
+        }
+    );
+    // A learner that never answered, likewise.
+    let mut o = edit(
+        with_op(running(4, 4), OperationKind::AddMember, "demo-3"),
+        "demo-3",
+        |m| {
+            m.listed.as_mut().unwrap().learner = true;
+            m.health = None;
+        },
+    );
+    assert_eq!(reason(&plan(&o)), "MemberStarting");
+    o.want.version = "v2".into();
+    assert_eq!(
+        plan(&o),
+        Step::DeletePod {
+            member: "demo-3".into()
+        }
+    );
+}
+
+#[test]
 fn an_edit_made_mid_operation_waits_for_it() {
     // Scaling 3 -> 5 has begun adding demo-3; the user now asks for 1.
     let mut o = with_op(running(5, 3), OperationKind::AddMember, "demo-3");
@@ -403,6 +446,7 @@ fn apply(o: &mut Observed, step: &Step) {
         version: o.want.version.clone(),
         config: o.want.config.clone(),
         guard_refused: false,
+        failing: None,
     };
     let healthy = Some(Health {
         leader: false,

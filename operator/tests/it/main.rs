@@ -4,6 +4,5 @@
 //! manifests through the real helm binary and k8s-openapi's types.
 
 mod api;
-mod local;
 mod manifests;
 mod members;

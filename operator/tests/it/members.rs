@@ -8,14 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
-use k8s_openapi::jiff::Timestamp;
-use oxcd_operator::Error;
-use oxcd_operator::act::{Actor, CrashPoints, Transition};
+use oxcd_operator::act::Transition;
 use oxcd_operator::crd::Retention;
+use oxcd_operator::local::{self, LocalWorkloads};
 use oxcd_operator::members;
-use oxcd_operator::plan::{Step, Want};
-
-use crate::local::LocalWorkloads;
+use oxcd_operator::plan::Want;
 
 const TOKEN: &str = "default-demo-0000";
 
@@ -29,57 +26,22 @@ fn want(replicas: usize) -> Want {
     }
 }
 
-/// Runs passes, each as a fresh operator with only what the workloads keep, until the
-/// cluster is in sync with `want`. With `crash_every_call`, every operator process dies
-/// right after its first cluster call or write. The events of the transitions, in order.
 async fn drive(w: &LocalWorkloads, want: &Want, crash_every_call: bool) -> Vec<Transition> {
-    let started = Instant::now();
-    let mut transitions = Vec::new();
-    let mut last = String::new();
-    loop {
-        let crash = if crash_every_call {
-            CrashPoints::after(1)
-        } else {
-            CrashPoints::disarmed()
-        };
-        let mut actor = Actor {
-            workloads: w,
-            cluster: "demo".into(),
-            token: TOKEN.into(),
-            want: want.clone(),
-            status: w.status.lock().unwrap().clone(),
-            crash: &crash,
-            now: Timestamp::now(),
-            generation: Some(1),
-        };
-        match actor.pass().await {
-            Ok(pass) => {
-                transitions.extend(pass.transitions);
-                match pass.step {
-                    Step::InSync => return transitions,
-                    Step::Wait { .. } | Step::Refuse { .. } => {
-                        last = format!("{:?}", pass.step);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    _ => last = format!("{:?}", pass.step),
-                }
-            }
-            Err(Error::Crash(_)) => {}
-            Err(e) => {
-                // A call the cluster refused for now (a leader election, a peer connected
-                // for less than 5 s): the next pass looks again.
-                last = format!("error: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        if started.elapsed() > Duration::from_secs(180) {
+    let timeout = Duration::from_secs(180);
+    local::drive(w, "demo", TOKEN, want, crash_every_call, timeout)
+        .await
+        .unwrap_or_else(|last| {
+            let status = w.status.lock().unwrap();
             panic!(
-                "not in sync with {want:?} after 180 s; last: {last}\nstatus: {:#?}\n{}",
-                w.status.lock().unwrap(),
+                "not in sync with {want:?} after {timeout:?}; last: {last}\n{status:#?}\n{}",
                 w.logs()
-            );
-        }
-    }
+            )
+        })
+}
+
+fn workloads(dir: &std::path::Path) -> LocalWorkloads {
+    let binary = oxcd_testkit::binary::oxcd().expect("the oxcd binary");
+    LocalWorkloads::new(dir, binary, Box::new(oxcd_testkit::free_port))
 }
 
 /// The member list, once every member in it has published its name (a member that just
@@ -161,7 +123,7 @@ async fn assert_all_there(endpoints: &[String], acked: &BTreeMap<String, String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_a_live_cluster_3_to_5_to_3_under_writes_keeping_every_write() {
     let dir = tempfile::tempdir().unwrap();
-    let w = LocalWorkloads::new(dir.path());
+    let w = workloads(dir.path());
     drive(&w, &want(3), false).await;
     let (cluster_id, listed) = voters(&w).await;
     assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
@@ -214,7 +176,7 @@ async fn scales_a_live_cluster_3_to_5_to_3_under_writes_keeping_every_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_finishes_when_the_operator_dies_after_any_call() {
     let dir = tempfile::tempdir().unwrap();
-    let w = LocalWorkloads::new(dir.path());
+    let w = workloads(dir.path());
     drive(&w, &want(3), true).await;
     let (cluster_id, listed) = voters(&w).await;
     assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
@@ -235,7 +197,7 @@ async fn every_operation_finishes_when_the_operator_dies_after_any_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
     let dir = tempfile::tempdir().unwrap();
-    let w = LocalWorkloads::new(dir.path());
+    let w = workloads(dir.path());
     drive(&w, &want(3), false).await;
     let (cluster_id, _) = voters(&w).await;
     let mut client = Client::connect(w.client_urls(), None).await.unwrap();
@@ -249,7 +211,7 @@ async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
 
     // Its data wiped: the init step refuses it, and it is replaced by a new member.
     w.kill_pod("demo-1");
-    w.wipe("demo-1");
+    w.wipe("demo-1").unwrap();
     let events = drive(&w, &want(3), false).await;
     let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
     assert!(reasons.contains(&"MemberReplaced"), "{events:#?}");
@@ -265,6 +227,43 @@ async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
             "{url}"
         );
     }
+    let got = client.get("kept", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_restarts_one_member_at_a_time_the_leader_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workloads(dir.path());
+    drive(&w, &want(3), false).await;
+    let (cluster_id, _) = voters(&w).await;
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client.put("kept", "yes", None).await.unwrap();
+
+    let upgrade = Want {
+        version: "v2".into(),
+        ..want(3)
+    };
+    let events = drive(&w, &upgrade, false).await;
+    let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
+    let restarts: Vec<&str> = events
+        .iter()
+        .filter(|t| t.reason == "Upgraded")
+        .map(|t| t.note.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(restarts.len(), 3, "{reasons:?}");
+    // The leader's own roll moves leadership away before its pod goes.
+    let last_roll = reasons.iter().rposition(|r| *r == "RollingMember").unwrap();
+    assert!(
+        reasons[last_roll..].contains(&"LeaderMoved") || restarts[2] != restarts[0],
+        "{events:#?}"
+    );
+    let status = w.status.lock().unwrap().clone();
+    assert!(status.operation.is_none());
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id);
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
     let got = client.get("kept", None).await.unwrap();
     assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
 }

@@ -1,0 +1,314 @@
+//! [`Workloads`] as plain processes on this machine: a member's "pod" is an `oxcd` process on
+//! loopback ports, its "volume" a directory, and the status is kept here, where an operator
+//! that is started again finds it, as it would in the API server. The init step runs first,
+//! as an init container would: a member it refuses is a pod whose init container failed.
+//!
+//! This is how the operator's cluster-facing code is exercised against real members without
+//! Kubernetes: its integration tests and its benchmark (`oxcd-operator-bench`).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::act::{Actor, CrashPoints, Launch, Transition, Workload, Workloads};
+use crate::crd::EtcdClusterStatus;
+use crate::error::{Error, Result};
+use crate::plan::{Pod, Step, Volume, Want};
+
+/// Gives a free loopback port each time it is called.
+pub type PortSource = Box<dyn Fn() -> u16 + Send + Sync>;
+
+pub struct LocalWorkloads {
+    pub root: PathBuf,
+    binary: PathBuf,
+    port_source: PortSource,
+    /// Client and peer port by member name, fixed the first time the name is seen.
+    ports: Mutex<BTreeMap<String, (u16, u16)>>,
+    pods: Mutex<BTreeMap<String, LocalPod>>,
+    pub status: Mutex<EtcdClusterStatus>,
+}
+
+struct LocalPod {
+    child: Option<Child>,
+    version: String,
+    config: String,
+    guard_refused: bool,
+}
+
+impl Drop for LocalPod {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Other(e.to_string())
+}
+
+impl LocalWorkloads {
+    /// Members under `root`, running `binary` (an `oxcd`), on ports from `port_source`.
+    pub fn new(root: &Path, binary: PathBuf, port_source: PortSource) -> LocalWorkloads {
+        LocalWorkloads {
+            root: root.to_path_buf(),
+            binary,
+            port_source,
+            ports: Mutex::default(),
+            pods: Mutex::default(),
+            status: Mutex::default(),
+        }
+    }
+
+    fn volume(&self, member: &str) -> PathBuf {
+        self.root.join("volumes").join(member)
+    }
+
+    fn data_dir(&self, member: &str) -> PathBuf {
+        self.volume(member).join("data")
+    }
+
+    fn ports(&self, member: &str) -> (u16, u16) {
+        *self
+            .ports
+            .lock()
+            .unwrap()
+            .entry(member.to_string())
+            .or_insert_with(|| ((self.port_source)(), (self.port_source)()))
+    }
+
+    /// Kills a member's process (SIGKILL), as a node that dies takes its pod.
+    pub fn kill_pod(&self, member: &str) {
+        self.pods.lock().unwrap().remove(member);
+    }
+
+    /// Empties a member's data dir, keeping the volume, as a volume wiped under a member.
+    pub fn wipe(&self, member: &str) -> Result<()> {
+        std::fs::remove_dir_all(self.data_dir(member)).map_err(io)
+    }
+
+    /// The client URLs of the members whose process runs.
+    pub fn client_urls(&self) -> Vec<String> {
+        let pods = self.pods.lock().unwrap();
+        let running = pods.iter().filter(|(_, p)| p.child.is_some());
+        running.map(|(name, _)| self.client_url(name)).collect()
+    }
+
+    /// Every member's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let pods = self.pods.lock().unwrap();
+        pods.keys()
+            .map(|name| {
+                let log = std::fs::read_to_string(self.volume(name).join("member.log"));
+                format!("--- {name}\n{}", log.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    fn spawn(&self, launch: &Launch) -> Result<Child> {
+        let volume = self.volume(&launch.member);
+        let (client, peer) = (
+            self.client_url(&launch.member),
+            self.peer_url(&launch.member),
+        );
+        let initial: Vec<String> = launch
+            .initial_cluster
+            .iter()
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(volume.join("member.log"))
+            .map_err(io)?;
+        let state = if launch.new_cluster {
+            "new"
+        } else {
+            "existing"
+        };
+        Command::new(&self.binary)
+            .args(["--name", &launch.member])
+            .arg("--data-dir")
+            .arg(self.data_dir(&launch.member))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", &launch.token])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(io)
+    }
+}
+
+impl Workloads for LocalWorkloads {
+    fn peer_url(&self, member: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports(member).1)
+    }
+
+    fn client_url(&self, member: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports(member).0)
+    }
+
+    async fn observe(&self) -> Result<Vec<Workload>> {
+        let mut names: Vec<String> = self.pods.lock().unwrap().keys().cloned().collect();
+        if let Ok(dirs) = std::fs::read_dir(self.root.join("volumes")) {
+            names.extend(
+                dirs.flatten()
+                    .map(|d| d.file_name().to_string_lossy().into_owned()),
+            );
+        }
+        names.sort();
+        names.dedup();
+        let pods = self.pods.lock().unwrap();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                // A process that exited is a pod in CrashLoopBackOff: still there.
+                let pod = pods.get(&name).map(|p| Pod {
+                    version: p.version.clone(),
+                    config: p.config.clone(),
+                    guard_refused: p.guard_refused,
+                    failing: None,
+                });
+                let volume = if self.volume(&name).exists() {
+                    Volume::Ours
+                } else {
+                    Volume::Missing
+                };
+                Workload { name, pod, volume }
+            })
+            .collect())
+    }
+
+    async fn start_member(&self, launch: &Launch) -> Result<()> {
+        if self.pods.lock().unwrap().contains_key(&launch.member) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.volume(&launch.member)).map_err(io)?;
+        let data_dir = self.data_dir(&launch.member).to_string_lossy().into_owned();
+        let guard = Command::new(&self.binary)
+            .args(launch.guard.args(&data_dir))
+            .output()
+            .map_err(io)?;
+        let guard_refused = !guard.status.success();
+        let child = if guard_refused {
+            None
+        } else {
+            Some(self.spawn(launch)?)
+        };
+        let pod = LocalPod {
+            child,
+            version: launch.version.clone(),
+            config: launch.config.clone(),
+            guard_refused,
+        };
+        self.pods.lock().unwrap().insert(launch.member.clone(), pod);
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s, as the kubelet stops a deleted pod's container.
+    async fn delete_pod(&self, member: &str) -> Result<()> {
+        let Some(mut pod) = self.pods.lock().unwrap().remove(member) else {
+            return Ok(());
+        };
+        let Some(child) = &mut pod.child else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().map_err(io)?.is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    async fn delete_volume(&self, member: &str) -> Result<()> {
+        match std::fs::remove_dir_all(self.volume(member)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn save_status(&self, status: &EtcdClusterStatus) -> Result<()> {
+        *self.status.lock().unwrap() = status.clone();
+        Ok(())
+    }
+}
+
+/// Runs reconcile passes until the members are in sync with `want`, each pass as a fresh
+/// operator that knows only what the workloads keep (the status): what a restarted
+/// operator process would know. With `crash_every_call`, every such operator dies right
+/// after its first cluster call or write. The transitions, in order; on timeout, what the
+/// last pass said.
+pub async fn drive(
+    w: &LocalWorkloads,
+    cluster: &str,
+    token: &str,
+    want: &Want,
+    crash_every_call: bool,
+    timeout: Duration,
+) -> std::result::Result<Vec<Transition>, String> {
+    let started = Instant::now();
+    let mut transitions = Vec::new();
+    let mut last = String::new();
+    while started.elapsed() < timeout {
+        let crash = if crash_every_call {
+            CrashPoints::after(1)
+        } else {
+            CrashPoints::disarmed()
+        };
+        let mut actor = Actor {
+            workloads: w,
+            cluster: cluster.into(),
+            token: token.into(),
+            want: want.clone(),
+            status: w.status.lock().unwrap().clone(),
+            crash: &crash,
+            now: Timestamp::now(),
+            generation: Some(1),
+        };
+        let pause = match actor.pass().await {
+            Ok(pass) => {
+                transitions.extend(pass.transitions);
+                last = format!("{:?}", pass.step);
+                match pass.step {
+                    Step::InSync => return Ok(transitions),
+                    Step::Wait { .. } | Step::Refuse { .. } => true,
+                    _ => false,
+                }
+            }
+            Err(Error::Crash(_)) => false,
+            // A call the cluster refused for now (an election, peers connected for less
+            // than 5 s): the next pass looks again.
+            Err(e) => {
+                last = format!("error: {e}");
+                true
+            }
+        };
+        if pause {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Err(last)
+}
