@@ -199,7 +199,9 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     tokio::spawn(crate::server::lease::run_expiry(server.clone()));
     tokio::spawn(tasks::run_publish(server.clone()));
     tokio::spawn(tasks::run_promoter(server.clone()));
-    tokio::spawn(tasks::run_removal_watch(server.clone()));
+    tokio::spawn(crate::membership::removal::run_removal_watch(
+        server.clone(),
+    ));
     let auto_compaction = cfg.auto_compaction().map_err(Error::internal)?;
     tokio::spawn(crate::compactor::run(server.clone(), auto_compaction));
     server.refresh_db_size();

@@ -123,7 +123,6 @@ impl Error {
             | LearnerNotReady
             | TooManyLearners
             | NotEnoughStartedMembers
-            | MemberRemoved
             | NotLeader
             | BadLeaderTransferee => Code::FailedPrecondition,
             LeaseExist => Code::FailedPrecondition,
@@ -135,6 +134,10 @@ impl Error {
             | Stopped
             | UnhealthyCluster
             | NotSupportedForLearner => Code::Unavailable,
+            // etcd has no wire error for it: a removed etcd member stops, and its clients see
+            // it unavailable, then go to another endpoint. Ours answer that way in the moment
+            // between learning of the removal and closing the port.
+            MemberRemoved => Code::Unavailable,
             Unimplemented(_) => Code::Unimplemented,
             Corrupt => Code::DataLoss,
             Remote { code, .. } => *code,

@@ -17,8 +17,8 @@ use crate::error::Error;
 use crate::proto::oxcdpb::peer_server::{Peer, PeerServer};
 use crate::proto::oxcdpb::{
     InternalRequest, InternalResponse, KeepAliveRequest, KeepAliveResponse, MembersRequest,
-    MembersResponse, ProposeResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse,
-    SnapshotChunk,
+    MembersResponse, ProposeResponse, RaftBytes, ReadIndexRequest, ReadIndexResponse, RemovedAck,
+    RemovedNotice, SnapshotChunk,
 };
 use crate::raft::state_machine::SnapshotFile;
 use crate::server::EtcdServer;
@@ -201,6 +201,16 @@ impl Peer for PeerService {
             membership,
             cluster_id: self.server.cluster_id,
         }))
+    }
+
+    async fn notify_removed(
+        &self,
+        request: Request<RemovedNotice>,
+    ) -> Result<Response<RemovedAck>, Status> {
+        let theirs =
+            bincode::deserialize(&request.into_inner().membership).map_err(Error::internal)?;
+        self.server.removal_notice(&theirs);
+        Ok(Response::new(RemovedAck {}))
     }
 }
 

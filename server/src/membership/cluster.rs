@@ -8,15 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::ChangeMembershipError;
+use openraft::{ChangeMembers, Precondition};
 
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::Member;
 use crate::proto::oxcdpb::RaftBytes;
 use crate::server::EtcdServer;
-use crate::typ::{self, MemberNode};
+use crate::typ::{self, MemberNode, TypeConfig};
 
 use super::{Change, is_voter, removes};
 
@@ -43,6 +43,24 @@ impl EtcdServer {
                 is_learner: !voters.contains(id) && !node.promote_when_ready,
             })
             .collect()
+    }
+
+    /// MemberList's members, read after a read barrier whenever there is a leader, so that
+    /// no member lists one whose MemberRemove has answered (or misses one MemberAdd added).
+    /// etcd 3.4 answers from the applied membership alone, and a member that lags lists the
+    /// removed member a little longer. With `linearizable` (etcd 3.5's flag) the barrier
+    /// must pass; without, a member whose leader does not answer within an election timeout
+    /// answers from what it has applied, as etcd 3.4 does, rather than not at all.
+    pub async fn members_after_barrier(&self, linearizable: bool) -> Result<Vec<Member>> {
+        if linearizable {
+            self.read_index().await?;
+        } else if self.leader().is_some() {
+            let barrier = tokio::time::timeout(self.election_timeout, self.read_index()).await;
+            if !matches!(barrier, Ok(Ok(()))) {
+                tracing::debug!("MemberList answered without a read barrier: no leader answered");
+            }
+        }
+        Ok(self.members())
     }
 
     /// etcd's voting members (voters, and members added as voters not yet promoted) as
@@ -129,20 +147,32 @@ impl EtcdServer {
                 }
             }
         }
+        let removed = self.nodes_removed_by(&change);
         let deadline = Instant::now() + self.request_timeout;
         loop {
-            let write = self.raft.change_membership(change.clone(), false);
+            let preconditions = self.set_nodes_preconditions(&change)?;
+            let write = self
+                .raft
+                .change_membership_if(change.clone(), false, preconditions);
             let err = match tokio::time::timeout_at(deadline.into(), write).await {
                 Err(_) => return Err(Error::Timeout),
-                Ok(Ok(resp)) => return Ok(resp.log_id.index),
+                Ok(Ok(resp)) => {
+                    // Before answering, so that the removed member has stopped serving by
+                    // the time MemberRemove answers (unless it cannot be reached).
+                    self.notify_removed(&removed).await;
+                    return Ok(resp.log_id.index);
+                }
                 Ok(Err(e)) => e,
             };
             match err.api_error() {
                 Some(typ::ClientWriteError::ForwardToLeader(_)) => return Err(Error::NotLeader),
-                Some(typ::ClientWriteError::ChangeMembershipError(
-                    ChangeMembershipError::InProgress(_)
-                    | ChangeMembershipError::UncommittedLeaderLog(_),
-                )) => {
+                Some(
+                    typ::ClientWriteError::ChangeMembershipError(
+                        ChangeMembershipError::InProgress(_)
+                        | ChangeMembershipError::UncommittedLeaderLog(_),
+                    )
+                    | typ::ClientWriteError::PreconditionFailed(_),
+                ) => {
                     tokio::time::sleep_until(
                         deadline.min(Instant::now() + CHANGE_RETRY_INTERVAL).into(),
                     )
@@ -152,6 +182,44 @@ impl EtcdServer {
                 None => return Err(Error::Stopped),
             }
         }
+    }
+
+    /// For a SetNodes change (publishing attributes, MemberUpdate), on the leader: refuses it
+    /// if a node it names is not in the membership raft is using, and makes it conditional on
+    /// that membership staying the one checked. Raft's SetNodes adds a node it does not know,
+    /// as a learner: a removed member's late publish would bring it back into the cluster.
+    fn set_nodes_preconditions(&self, change: &Change) -> Result<Vec<Precondition<TypeConfig>>> {
+        let ChangeMembers::SetNodes(nodes) = change else {
+            return Ok(Vec::new());
+        };
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.current_leader != Some(self.member_id) {
+            // Raft sends it to the leader, which checks there.
+            return Ok(Vec::new());
+        }
+        let effective = &metrics.membership_config;
+        if nodes
+            .keys()
+            .any(|id| effective.membership().get_node(id).is_none())
+        {
+            return Err(Error::MemberNotFound);
+        }
+        Ok(vec![Precondition::LastMembershipLogId {
+            last_membership_log_id: *effective.log_id(),
+        }])
+    }
+
+    /// The other members `change` takes out of the cluster, with their nodes.
+    fn nodes_removed_by(&self, change: &Change) -> Vec<MemberNode> {
+        let ids = match change {
+            ChangeMembers::RemoveVoters(ids) | ChangeMembers::RemoveNodes(ids) => ids,
+            _ => return Vec::new(),
+        };
+        ids.iter()
+            .filter(|id| **id != self.member_id)
+            .filter_map(|id| self.member_node(*id))
+            .collect()
     }
 
     /// The leader's id and node, if one is known.

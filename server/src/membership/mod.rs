@@ -7,13 +7,16 @@
 //!   the marker of a removed member;
 //! - [`cluster`]: MemberList/Add/Remove/Update/Promote and MoveLeader on the member handle;
 //! - [`reconfig_check`]: `--strict-reconfig-check`'s quorum and connectivity rules;
-//! - [`tasks`]: the background loops: publishing this member's attributes, promoting caught-up
-//!   members, and noticing this member's own removal.
+//! - [`tasks`]: the background loops: publishing this member's attributes and promoting
+//!   caught-up members;
+//! - [`removal`]: a removed member learning of its removal (from its own apply, the leader's
+//!   notice or its peers) and stopping.
 
 pub mod cluster;
 pub mod identity;
 pub mod ids;
 pub mod reconfig_check;
+pub mod removal;
 pub mod tasks;
 
 use openraft::ChangeMembers;

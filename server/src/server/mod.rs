@@ -98,7 +98,7 @@ pub struct EtcdServer {
     /// Set while this member has known no leader for three election timeouts; streams that
     /// required a leader end then (etcd's monitorLeader).
     leader_lost: tokio::sync::watch::Sender<bool>,
-    election_timeout: Duration,
+    pub(crate) election_timeout: Duration,
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
     /// The raft metadata's database, measured with the state's for the quota and Status.

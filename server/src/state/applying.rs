@@ -87,6 +87,8 @@ impl StateStore {
                     META_MEMBERSHIP.to_vec(),
                     bincode::serialize(&inner.membership).map_err(Error::internal)?,
                 );
+                // One waiter (the removal watch); a permit is kept if it is busy.
+                self.membership_applied.notify_one();
             }
         }
         self.backend.write(batch)?;

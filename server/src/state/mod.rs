@@ -70,6 +70,9 @@ pub struct StateStore {
     committer: Committer,
     /// Set when the state can no longer be made durable (a commit to sled failed).
     failed: tokio::sync::watch::Sender<Option<String>>,
+    /// Notified whenever a new membership is applied (an entry or a snapshot), so that a
+    /// member notices its own removal the moment it applies it, without polling.
+    pub membership_applied: tokio::sync::Notify,
     /// Held shared while a snapshot reads revisions without the state lock, and exclusively
     /// by whatever removes revisions (applying a compaction, installing a snapshot,
     /// defragmenting). Taken before the state lock.
@@ -162,6 +165,7 @@ impl StateStore {
             committer,
             removals: RwLock::new(()),
             failed,
+            membership_applied: tokio::sync::Notify::new(),
         }))
     }
 

@@ -257,6 +257,7 @@ impl StateStore {
         self.backend.write(batch)?;
         self.backend.flush()?;
         *inner = load_applied_state(self.backend.as_ref())?;
+        self.membership_applied.notify_one();
         self.lease_clock
             .restart_all(inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)));
         let index = inner.applied.as_ref().map(|l| l.index).unwrap_or(0);

@@ -58,12 +58,10 @@ impl Core {
         _ctx: &RequestContext,
         r: MemberListRequest,
     ) -> Result<MemberListResponse> {
-        if r.linearizable {
-            self.server.read_index().await?;
-        }
+        let members = self.server.members_after_barrier(r.linearizable).await?;
         Ok(MemberListResponse {
             header: self.cluster_header(),
-            members: self.server.members(),
+            members,
         })
     }
 

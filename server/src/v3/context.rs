@@ -49,6 +49,11 @@ impl RequestContext {
 
 /// etcd's checks before serving `rpc` (a gRPC method path) to the caller in `ctx`.
 pub fn admit(server: &EtcdServer, ctx: &RequestContext, rpc: &str) -> Result<()> {
+    // Between learning of its removal and closing its port, a removed member answers
+    // nothing: what it would say (its members, its data) is no longer the cluster's.
+    if server.is_removed() {
+        return Err(Error::MemberRemoved);
+    }
     if !LEARNER_RPCS.contains(&rpc) && server.is_learner() {
         return Err(Error::NotSupportedForLearner);
     }

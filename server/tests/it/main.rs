@@ -14,6 +14,7 @@ mod http;
 mod kv;
 mod lease;
 mod member_guard;
+mod member_removal;
 mod metrics;
 mod modules;
 mod oxcdctl;
