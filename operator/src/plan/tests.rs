@@ -42,7 +42,6 @@ fn member(ordinal: u32, learner: bool) -> Member {
             config: "c1".into(),
             guard_refused: false,
             failing: None,
-            failing: None,
         }),
         volume: Volume::Ours,
         listed: Some(Listed {
