@@ -51,13 +51,18 @@ pub fn report(
     next.leader_id = leader.and_then(|m| m.id.clone());
     next.replicas = voters.len() as i32;
     next.ready_replicas = healthy as i32;
-    let versions: Vec<&String> = next
+    // The spec version every member pod runs, once they all run one and answer: what an
+    // upgrade waits for. (Each member's own report of its server version is in members.)
+    let pods: Vec<(&String, bool)> = observed
         .members
         .iter()
-        .filter_map(|m| m.version.as_ref())
+        .filter(|m| m.listed.is_some())
+        .filter_map(|m| Some((&m.pod.as_ref()?.version, m.health.is_some())))
         .collect();
-    if !versions.is_empty() && versions.iter().all(|v| *v == versions[0]) {
-        next.current_version = Some(versions[0].clone());
+    if let Some((first, _)) = pods.first()
+        && pods.iter().all(|(v, up)| v == first && *up)
+    {
+        next.current_version = Some(first.to_string());
     }
     let available = status.cluster_id.is_some() && healthy > voters.len() / 2;
     let failing = observed.members.iter().find_map(|m| {

@@ -120,6 +120,21 @@ async fn assert_all_there(endpoints: &[String], acked: &BTreeMap<String, String>
     );
 }
 
+/// Creates a 3-member cluster through the operator and writes the key `kept`; its id.
+async fn three_members_with_a_key(w: &LocalWorkloads) -> Option<u64> {
+    drive(w, &want(3), false).await;
+    let (cluster_id, _) = voters(w).await;
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client.put("kept", "yes", None).await.unwrap();
+    cluster_id
+}
+
+async fn assert_key_kept(w: &LocalWorkloads) {
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    let got = client.get("kept", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_a_live_cluster_3_to_5_to_3_under_writes_keeping_every_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,10 +213,7 @@ async fn every_operation_finishes_when_the_operator_dies_after_any_call() {
 async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
     let dir = tempfile::tempdir().unwrap();
     let w = workloads(dir.path());
-    drive(&w, &want(3), false).await;
-    let (cluster_id, _) = voters(&w).await;
-    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
-    client.put("kept", "yes", None).await.unwrap();
+    let cluster_id = three_members_with_a_key(&w).await;
 
     // A lost pod whose volume survives restarts on its data, as the same member.
     w.kill_pod("demo-2");
@@ -227,18 +239,14 @@ async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
             "{url}"
         );
     }
-    let got = client.get("kept", None).await.unwrap();
-    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+    assert_key_kept(&w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_restarts_one_member_at_a_time_the_leader_last() {
     let dir = tempfile::tempdir().unwrap();
     let w = workloads(dir.path());
-    drive(&w, &want(3), false).await;
-    let (cluster_id, _) = voters(&w).await;
-    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
-    client.put("kept", "yes", None).await.unwrap();
+    let cluster_id = three_members_with_a_key(&w).await;
 
     let upgrade = Want {
         version: "v2".into(),
@@ -260,10 +268,9 @@ async fn an_upgrade_restarts_one_member_at_a_time_the_leader_last() {
     );
     let status = w.status.lock().unwrap().clone();
     assert!(status.operation.is_none());
+    assert_eq!(status.current_version.as_deref(), Some("v2"));
     let (id, listed) = voters(&w).await;
     assert_eq!(id, cluster_id);
     assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
-    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
-    let got = client.get("kept", None).await.unwrap();
-    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+    assert_key_kept(&w).await;
 }
