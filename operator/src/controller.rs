@@ -108,11 +108,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     apply(ctx, &namespace, &resources::peers_service(ec)).await?;
     apply(ctx, &namespace, &resources::client_service(ec)).await?;
     apply(ctx, &namespace, &resources::config_map(ec)).await?;
-    let workloads = KubeWorkloads {
-        client: ctx.client.clone(),
-        cluster: ec,
-        image_repository: ctx.image_repository.clone(),
-    };
+    let workloads = KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone());
     let crash = CrashPoints::disarmed();
     let mut status = ec.status.clone().unwrap_or_default();
     status.selector = Some(resources::selector_string(ec));
@@ -127,6 +123,15 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         generation: ec.meta().generation,
     };
     let done = actor.pass().await?;
+    let mut transitions = done.transitions.clone();
+    for name in workloads.grow_volumes().await? {
+        let size = ec.spec.storage.size.clone().unwrap_or_default();
+        let note = format!("volume {name} asks for {size} now");
+        transitions.push(Transition {
+            reason: "VolumeResized",
+            note,
+        });
+    }
     let voters = actor.status.replicas.max(1) as usize;
     let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), &namespace);
     if ec.spec.pod_disruption_budget.enabled {
@@ -140,7 +145,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         pdb_api.delete(&ec.name_any(), &Default::default()).await?;
     }
     record_members(ctx, ec, &actor.status);
-    publish(ctx, ec, &done.transitions).await;
+    publish(ctx, ec, &transitions).await;
     tracing::info!(cluster = %key(ec), step = ?done.step, "reconciled");
     Ok(match done.step {
         Step::InSync => Action::requeue(Duration::from_secs(60)),

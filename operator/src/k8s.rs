@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
+use std::sync::Mutex;
 
 use crate::act::{Launch, Workload, Workloads};
 use crate::crd::{EtcdCluster, EtcdClusterStatus};
@@ -20,13 +21,38 @@ pub fn apply_params() -> PatchParams {
 
 /// One EtcdCluster's members on Kubernetes.
 pub struct KubeWorkloads<'a> {
-    pub client: Client,
-    pub cluster: &'a EtcdCluster,
+    client: Client,
+    cluster: &'a EtcdCluster,
     /// The repository of the image members run (`<repository>:<version>`).
-    pub image_repository: String,
+    image_repository: String,
+    /// Our claims that ask for less storage than the spec, as the last look found them.
+    /// A std Mutex: never held across an await.
+    undersized: Mutex<Vec<String>>,
 }
 
-impl KubeWorkloads<'_> {
+impl<'a> KubeWorkloads<'a> {
+    pub fn new(client: Client, cluster: &'a EtcdCluster, image_repository: String) -> Self {
+        KubeWorkloads {
+            client,
+            cluster,
+            image_repository,
+            undersized: Mutex::default(),
+        }
+    }
+
+    /// Grows the claims the last look found smaller than `storage.size` (the storage class
+    /// must allow expansion; the CEL rules already refuse a shrink). The names grown.
+    pub async fn grow_volumes(&self) -> Result<Vec<String>> {
+        let names = std::mem::take(&mut *self.undersized.lock().unwrap());
+        for name in &names {
+            let claim = resources::volume_claim(self.cluster, name);
+            self.claims()
+                .patch(name, &apply_params(), &Patch::Apply(&claim))
+                .await?;
+        }
+        Ok(names)
+    }
+
     fn namespace(&self) -> String {
         self.cluster.namespace().unwrap_or_default()
     }
@@ -38,6 +64,22 @@ impl KubeWorkloads<'_> {
     fn claims(&self) -> Api<PersistentVolumeClaim> {
         Api::namespaced(self.client.clone(), &self.namespace())
     }
+}
+
+/// Whether a claim requests less storage than the spec's size.
+fn undersized(claim: &PersistentVolumeClaim, ec: &EtcdCluster) -> bool {
+    let requested = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref()?.requests.as_ref()?.get("storage"))
+        .and_then(|q| resources::quantity_bytes(&q.0));
+    let wanted = ec
+        .spec
+        .storage
+        .size
+        .as_deref()
+        .and_then(resources::quantity_bytes);
+    matches!((requested, wanted), (Some(r), Some(w)) if r < w)
 }
 
 /// Whether the init step refused the data dir: its container ended with a failure.
@@ -125,6 +167,9 @@ impl Workloads for KubeWorkloads<'_> {
                     .get(LABEL_CLUSTER_UID)
                     .cloned()
                     .unwrap_or_default();
+                if owner == uid && undersized(&claim, self.cluster) {
+                    self.undersized.lock().unwrap().push(claim.name_any());
+                }
                 let volume = if owner == uid {
                     Volume::Ours
                 } else {

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Probe, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, Probe, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -258,12 +259,56 @@ pub fn volume_claim(ec: &EtcdCluster, member: &str) -> PersistentVolumeClaim {
     }
 }
 
+/// A quantity ("10Gi", "500M", "1.5Ti") in bytes; `None` when it is not one.
+pub fn quantity_bytes(quantity: &str) -> Option<f64> {
+    const SUFFIXES: [(&str, f64); 12] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let (number, scale) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, scale)| Some((quantity.strip_suffix(suffix)?, *scale)))
+        .unwrap_or((quantity, 1.0));
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .map(|n| n * scale)
+}
+
 /// The image members run.
 pub fn image(ec: &EtcdCluster, repository: &str) -> String {
     ec.spec
         .image
         .clone()
         .unwrap_or_else(|| format!("{repository}:{}", ec.spec.version))
+}
+
+/// The user of the runtime image (distroless `nonroot`).
+const NON_ROOT: i64 = 65532;
+
+/// What a member's containers may do: no privilege escalation, no capabilities, a
+/// read-only root filesystem (they write only to their volume).
+fn locked_down() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 /// A member's pod: the init step (`oxcd member-guard`), then `oxcd` with the member's
@@ -371,12 +416,25 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
             // A member that dies is restarted in place by the kubelet; the operator decides
             // everything else (a new pod, a replacement).
             restart_policy: Some("Always".into()),
+            // The image's non-root user; fsGroup makes the volume writable by it.
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(NON_ROOT),
+                run_as_group: Some(NON_ROOT),
+                fs_group: Some(NON_ROOT),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..SeccompProfile::default()
+                }),
+                ..PodSecurityContext::default()
+            }),
             init_containers: Some(vec![Container {
                 name: "member-guard".into(),
                 image: Some(image.clone()),
                 command: Some(vec!["/usr/local/bin/oxcd".into()]),
                 args: Some(launch.guard.args(DATA_DIR)),
                 volume_mounts: Some(mounts[..1].to_vec()),
+                security_context: Some(locked_down()),
                 ..Container::default()
             }]),
             containers: vec![Container {
@@ -400,6 +458,7 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
                 readiness_probe: Some(probe("/readyz", 3)),
                 resources: ec.spec.resources.clone(),
                 volume_mounts: Some(mounts),
+                security_context: Some(locked_down()),
                 ..Container::default()
             }],
             volumes: Some(vec![
@@ -424,5 +483,20 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
             ..PodSpec::default()
         }),
         ..Pod::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantity_bytes;
+
+    #[test]
+    fn quantities_read_as_kubernetes_writes_them() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1073741824.0));
+        assert_eq!(quantity_bytes("1.5Ki"), Some(1536.0));
+        assert_eq!(quantity_bytes("500M"), Some(5e8));
+        assert_eq!(quantity_bytes("1024"), Some(1024.0));
+        assert!(quantity_bytes("2Gi") > quantity_bytes("1500Mi"));
+        assert_eq!(quantity_bytes("lots"), None);
     }
 }

@@ -289,6 +289,9 @@ async fn the_seed_is_created_once_as_a_new_cluster_with_the_clusters_token() {
         json!(["member-guard", "--data-dir", "/var/lib/oxcd/data"])
     );
     assert_eq!(pod["spec"]["subdomain"], "demo-peers");
+    // The image's non-root user can write its volume.
+    assert_eq!(pod["spec"]["securityContext"]["fsGroup"], 65532);
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], UID);
 }
 
@@ -296,11 +299,7 @@ async fn the_seed_is_created_once_as_a_new_cluster_with_the_clusters_token() {
 async fn a_joining_member_starts_as_existing_behind_its_guard_and_goes_cleanly() {
     let (ctx, handle) = context();
     let ec: EtcdCluster = serde_json::from_value(cluster(json!({}))).unwrap();
-    let workloads = KubeWorkloads {
-        client: ctx.client.clone(),
-        cluster: &ec,
-        image_repository: "repo/oxcd".into(),
-    };
+    let workloads = KubeWorkloads::new(ctx.client.clone(), &ec, "repo/oxcd".into());
     let launch = Launch {
         member: "demo-3".into(),
         new_cluster: false,
@@ -440,4 +439,62 @@ async fn replicas_below_one_are_reported_not_acted_on() {
         "{error}"
     );
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_volume_smaller_than_the_spec_is_grown() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["spec"]["storage"] = json!({"size": "2Gi"});
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let claim = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "demo-0", "namespace": "default",
+                     "labels": {"oxcd.io/cluster-uid": UID, "app.kubernetes.io/instance": "demo"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    });
+    let mut script = opening();
+    script[4] = expect(
+        Method::GET,
+        "/api/v1/namespaces/default/persistentvolumeclaims?",
+        Reply::Json(
+            json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1",
+            "metadata": {}, "items": [claim]}),
+        ),
+    );
+    script.extend([
+        expect(
+            Method::PATCH,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
+            Reply::Json(cluster(json!({}))),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-0?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::PATCH,
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Reply::Echo,
+        ),
+        expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Reply::Echo,
+        ),
+    ]);
+    let server = tokio::spawn(verify(handle, script));
+    controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    let sent = server.await.unwrap();
+    let grown = body_of(&sent, &format!("{NS}/persistentvolumeclaims/demo-0?"));
+    assert_eq!(grown["spec"]["resources"]["requests"]["storage"], "2Gi");
+    assert_eq!(sent.last().unwrap().1["reason"], "VolumeResized");
 }
