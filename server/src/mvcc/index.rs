@@ -53,13 +53,21 @@ impl KeyHistory {
     }
 
     /// Drops history superseded at `at`, keeping the version visible then (unless it is a
-    /// tombstone). Returns the removed revisions.
+    /// tombstone older than `at`). Returns the removed revisions.
     pub fn compact(&mut self, at: i64) -> Vec<Revision> {
         let idx = self.revs.partition_point(|(r, _)| r.main <= at);
         if idx == 0 {
             return Vec::new();
         }
-        let keep_from = if self.revs[idx - 1].1 { idx } else { idx - 1 };
+        // The newest revision at or below `at` stays (what a read at `at` sees), except a
+        // tombstone below `at`. A tombstone at `at` itself stays too: a watch may start at
+        // the compaction revision and must see that delete (etcd 3.4.33+, etcd PR 18274).
+        let (last, tombstone) = self.revs[idx - 1];
+        let keep_from = if tombstone && last.main < at {
+            idx
+        } else {
+            idx - 1
+        };
         self.revs.drain(..keep_from).map(|(r, _)| r).collect()
     }
 }
@@ -226,7 +234,11 @@ mod tests {
         let mut h = puts_at_2_4_delete_at_6_put_at_8();
         assert_eq!(h.compact(5), vec![rev(2)]);
         assert_eq!(h.visible_at(5), Some(rev(4)));
-        assert_eq!(h.compact(6), vec![rev(4), rev(6)]);
+        // A tombstone at the compaction revision itself stays, for watches starting there.
+        assert_eq!(h.compact(6), vec![rev(4)]);
+        assert_eq!(h.revs, vec![(rev(6), true), (rev(8), false)]);
+        assert_eq!(h.visible_at(6), None);
+        assert_eq!(h.compact(7), vec![rev(6)]);
         assert_eq!(h.revs, vec![(rev(8), false)]);
     }
 
