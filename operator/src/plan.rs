@@ -54,6 +54,20 @@ pub struct Want {
     pub when_scaled: Retention,
 }
 
+impl Want {
+    /// On persistent volumes, deleted when a scale-down removes their member: a new
+    /// EtcdCluster's defaults.
+    pub fn new(replicas: usize, version: &str, config: &str) -> Want {
+        Want {
+            replicas,
+            version: version.into(),
+            config: config.into(),
+            ephemeral: false,
+            when_scaled: Retention::Delete,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Member {
     pub name: String,

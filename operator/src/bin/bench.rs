@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use oxcd_operator::crd::Retention;
 use oxcd_operator::local::{self, LocalWorkloads};
 use oxcd_operator::plan::Want;
 
@@ -35,13 +34,7 @@ struct Args {
 }
 
 fn want(replicas: usize) -> Want {
-    Want {
-        replicas,
-        version: "bench".into(),
-        config: "bench".into(),
-        ephemeral: false,
-        when_scaled: Retention::Delete,
-    }
+    Want::new(replicas, "bench", "bench")
 }
 
 fn peak_rss_kib() -> u64 {

@@ -10,13 +10,7 @@ fn now() -> Timestamp {
 }
 
 fn want(replicas: usize) -> Want {
-    Want {
-        replicas,
-        version: "v1".into(),
-        config: "c1".into(),
-        ephemeral: false,
-        when_scaled: Retention::Delete,
-    }
+    Want::new(replicas, "v1", "c1")
 }
 
 /// A running cluster of `voters` healthy members `demo-0..`, `demo-0` leading.

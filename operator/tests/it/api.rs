@@ -152,6 +152,31 @@ fn opening() -> Vec<Expect> {
     ]
 }
 
+/// The status write of a pass, answered with the stored object.
+fn status_write() -> Expect {
+    expect(
+        Method::PATCH,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
+        Reply::Json(cluster(json!({}))),
+    )
+}
+
+fn pdb_apply() -> Expect {
+    expect(
+        Method::PATCH,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
+        Reply::Echo,
+    )
+}
+
+fn event() -> Expect {
+    expect(
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        Reply::Echo,
+    )
+}
+
 fn body_of<'a>(sent: &'a [(String, Value)], path: &str) -> &'a Value {
     &sent
         .iter()
@@ -165,23 +190,7 @@ async fn a_new_cluster_gets_its_objects_and_records_the_bootstrap_before_acting(
     let (ctx, handle) = context();
     let ec: EtcdCluster = serde_json::from_value(cluster(json!({}))).unwrap();
     let mut script = opening();
-    script.extend([
-        expect(
-            Method::PATCH,
-            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
-            Reply::Json(cluster(json!({}))),
-        ),
-        expect(
-            Method::PATCH,
-            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
-            Reply::Echo,
-        ),
-        expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            Reply::Echo,
-        ),
-    ]);
+    script.extend([status_write(), pdb_apply(), event()]);
     let server = tokio::spawn(verify(handle, script));
     let action = controller::reconcile(Arc::new(ec), ctx)
         .await
@@ -247,16 +256,8 @@ async fn the_seed_is_created_once_as_a_new_cluster_with_the_clusters_token() {
             "/api/v1/namespaces/default/pods/demo-0?",
             Reply::Echo,
         ),
-        expect(
-            Method::PATCH,
-            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
-            Reply::Json(cluster(json!({}))),
-        ),
-        expect(
-            Method::PATCH,
-            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
-            Reply::Echo,
-        ),
+        status_write(),
+        pdb_apply(),
     ]);
     let server = tokio::spawn(verify(handle, script));
     controller::reconcile(Arc::new(ec), ctx)
@@ -463,31 +464,15 @@ async fn a_volume_smaller_than_the_spec_is_grown() {
         ),
     );
     script.extend([
-        expect(
-            Method::PATCH,
-            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status?",
-            Reply::Json(cluster(json!({}))),
-        ),
+        status_write(),
         expect(
             Method::PATCH,
             "/api/v1/namespaces/default/persistentvolumeclaims/demo-0?",
             Reply::Echo,
         ),
-        expect(
-            Method::PATCH,
-            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/demo?",
-            Reply::Echo,
-        ),
-        expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            Reply::Echo,
-        ),
-        expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            Reply::Echo,
-        ),
+        pdb_apply(),
+        event(),
+        event(),
     ]);
     let server = tokio::spawn(verify(handle, script));
     controller::reconcile(Arc::new(ec), ctx)

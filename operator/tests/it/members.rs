@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use oxcd_operator::act::Transition;
-use oxcd_operator::crd::Retention;
 use oxcd_operator::local::{self, LocalWorkloads};
 use oxcd_operator::members;
 use oxcd_operator::plan::Want;
@@ -17,13 +16,7 @@ use oxcd_operator::plan::Want;
 const TOKEN: &str = "default-demo-0000";
 
 fn want(replicas: usize) -> Want {
-    Want {
-        replicas,
-        version: "v1".into(),
-        config: "c1".into(),
-        ephemeral: false,
-        when_scaled: Retention::Delete,
-    }
+    Want::new(replicas, "v1", "c1")
 }
 
 async fn drive(w: &LocalWorkloads, want: &Want, crash_every_call: bool) -> Vec<Transition> {
