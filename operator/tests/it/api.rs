@@ -483,3 +483,54 @@ async fn a_volume_smaller_than_the_spec_is_grown() {
     assert_eq!(grown["spec"]["resources"]["requests"]["storage"], "2Gi");
     assert_eq!(sent.last().unwrap().1["reason"], "VolumeResized");
 }
+
+/// An image that cannot be pulled: the pass reports it in Degraded with the kubelet's words.
+#[tokio::test]
+async fn a_pod_whose_image_cannot_be_pulled_is_reported_in_degraded() {
+    let (ctx, handle) = context();
+    let operation = json!({"kind": "Bootstrap", "member": "demo-0", "reason": "new cluster",
+        "targetReplicas": 3, "targetVersion": "0.1.0",
+        "started": "2026-12-07T00:00:00Z", "deadline": "2099-12-07T00:10:00Z"});
+    let ec: EtcdCluster =
+        serde_json::from_value(cluster(json!({"operation": operation, "nextOrdinal": 1}))).unwrap();
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "demo-0", "namespace": "default",
+                     "annotations": {"oxcd.io/version": "0.1.0", "oxcd.io/config-hash": "x"}},
+        "status": {"containerStatuses": [{"name": "oxcd", "ready": false, "restartCount": 0,
+            "image": "ghcr.io/oxcd/oxcd:0.1.0", "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff",
+                "message": "Back-off pulling image \"ghcr.io/oxcd/oxcd:0.1.0\""}}}]},
+    });
+    let mut script = opening();
+    script[3] = expect(
+        Method::GET,
+        "/api/v1/namespaces/default/pods?",
+        Reply::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [pod]})),
+    );
+    script.extend([status_write(), pdb_apply()]);
+    let server = tokio::spawn(verify(handle, script));
+    let action = controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    // The seed waits to start: looked at again soon, never a crash loop of the operator.
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    let sent = server.await.unwrap();
+    let status = &body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status",
+    )["status"];
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "MemberPodFailing");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("demo-0") && message.contains("ImagePullBackOff"),
+        "{message}"
+    );
+}
