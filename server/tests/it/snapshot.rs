@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use etcd_client::{Client, GetOptions};
 use oxcd_testkit::cluster::CLUSTER_TOKEN;
@@ -179,6 +180,19 @@ async fn a_live_clusters_snapshot_restores_into_oxcd_and_into_etcd() {
             }
         }
     });
+    // The snapshot is taken once the writer is under way (on a loaded machine its first
+    // put can take a while).
+    let reader = source.client(0).await;
+    oxcd_testkit::wait_until(Duration::from_secs(60), "the writer's first puts", || {
+        let mut reader = reader.clone();
+        async move {
+            let count = GetOptions::new().with_prefix().with_count_only();
+            let got = reader.get("live/", Some(count)).await.ok()?;
+            (got.count() >= 10).then_some(())
+        }
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oxcd.db");
     save(source.members[2].endpoint(), &file).await;
