@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::act::{Actor, CrashPoints, Launch, Transition, Workload, Workloads};
+use crate::act::{Actor, CrashPoints, Launch, Pass, Transition, Workload, Workloads};
 use crate::crd::EtcdClusterStatus;
 use crate::error::{Error, Result};
 use crate::plan::{Pod, Step, Volume, Want};
@@ -31,10 +31,24 @@ pub struct LocalWorkloads {
     ports: Mutex<BTreeMap<String, (u16, u16)>>,
     pods: Mutex<BTreeMap<String, LocalPod>>,
     pub status: Mutex<EtcdClusterStatus>,
+    /// Opened with [`LocalWorkloads::open`]: status, ports and pods are kept in files under
+    /// `root`, and member processes outlive this one, so that another operator process
+    /// finds everything as this one left it.
+    persist: bool,
 }
 
 struct LocalPod {
+    /// Our child, when this process started it.
     child: Option<Child>,
+    record: PodRecord,
+    persist: bool,
+}
+
+/// What a "pod" is, as kept in `<volume>/pod.json` by a persisted instance.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PodRecord {
+    /// 0 when the init step refused the member and nothing runs.
+    pid: u32,
     version: String,
     config: String,
     guard_refused: bool,
@@ -42,11 +56,47 @@ struct LocalPod {
 
 impl Drop for LocalPod {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
+        // A persisted instance's members outlive it, as pods outlive an operator.
+        if !self.persist
+            && let Some(child) = &mut self.child
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// Whether a process runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(
+        &temp,
+        serde_json::to_vec(value).map_err(|e| Error::Other(e.to_string()))?,
+    )
+    .map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -63,7 +113,61 @@ impl LocalWorkloads {
             ports: Mutex::default(),
             pods: Mutex::default(),
             status: Mutex::default(),
+            persist: false,
         }
+    }
+
+    /// Like [`LocalWorkloads::new`], but everything is kept in files under `root` and found
+    /// there again: what one operator process leaves, the next one opens.
+    pub fn open(root: &Path, binary: PathBuf, port_source: PortSource) -> LocalWorkloads {
+        let mut w = LocalWorkloads::new(root, binary, port_source);
+        w.persist = true;
+        w.status = Mutex::new(read_json(&root.join("status.json")).unwrap_or_default());
+        w.ports = Mutex::new(read_json(&root.join("ports.json")).unwrap_or_default());
+        let mut pods = BTreeMap::new();
+        if let Ok(dirs) = std::fs::read_dir(root.join("volumes")) {
+            for dir in dirs.flatten() {
+                if let Some(record) = read_json::<PodRecord>(&dir.path().join("pod.json")) {
+                    let name = dir.file_name().to_string_lossy().into_owned();
+                    pods.insert(
+                        name,
+                        LocalPod {
+                            child: None,
+                            record,
+                            persist: true,
+                        },
+                    );
+                }
+            }
+        }
+        w.pods = Mutex::new(pods);
+        w
+    }
+
+    /// The largest port handed out so far, for a port source that continues after it.
+    pub fn last_port(&self) -> Option<u16> {
+        self.ports
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(c, p)| *c.max(p))
+            .max()
+    }
+
+    /// Kills every member process (SIGKILL): the end of a persisted instance's run.
+    pub fn kill_all(&self) {
+        let names: Vec<String> = self.pods.lock().unwrap().keys().cloned().collect();
+        for name in names {
+            self.kill_pod(&name);
+        }
+    }
+
+    fn forget_pod(&self, member: &str) -> Option<LocalPod> {
+        let pod = self.pods.lock().unwrap().remove(member);
+        if self.persist {
+            let _ = std::fs::remove_file(self.volume(member).join("pod.json"));
+        }
+        pod
     }
 
     fn volume(&self, member: &str) -> PathBuf {
@@ -75,17 +179,28 @@ impl LocalWorkloads {
     }
 
     fn ports(&self, member: &str) -> (u16, u16) {
-        *self
-            .ports
-            .lock()
-            .unwrap()
-            .entry(member.to_string())
-            .or_insert_with(|| ((self.port_source)(), (self.port_source)()))
+        let mut ports = self.ports.lock().unwrap();
+        if let Some(known) = ports.get(member) {
+            return *known;
+        }
+        let new = ((self.port_source)(), (self.port_source)());
+        ports.insert(member.to_string(), new);
+        if self.persist {
+            let _ = write_json(&self.root.join("ports.json"), &*ports);
+        }
+        new
     }
 
     /// Kills a member's process (SIGKILL), as a node that dies takes its pod.
     pub fn kill_pod(&self, member: &str) {
-        self.pods.lock().unwrap().remove(member);
+        if let Some(mut pod) = self.forget_pod(member) {
+            if pod.record.pid != 0 {
+                signal(pod.record.pid, "-KILL");
+            }
+            if let Some(child) = &mut pod.child {
+                let _ = child.wait();
+            }
+        }
     }
 
     /// Empties a member's data dir, keeping the volume, as a volume wiped under a member.
@@ -96,7 +211,7 @@ impl LocalWorkloads {
     /// The client URLs of the members whose process runs.
     pub fn client_urls(&self) -> Vec<String> {
         let pods = self.pods.lock().unwrap();
-        let running = pods.iter().filter(|(_, p)| p.child.is_some());
+        let running = pods.iter().filter(|(_, p)| p.record.pid != 0);
         running.map(|(name, _)| self.client_url(name)).collect()
     }
 
@@ -184,9 +299,9 @@ impl Workloads for LocalWorkloads {
             .map(|name| {
                 // A process that exited is a pod in CrashLoopBackOff: still there.
                 let pod = pods.get(&name).map(|p| Pod {
-                    version: p.version.clone(),
-                    config: p.config.clone(),
-                    guard_refused: p.guard_refused,
+                    version: p.record.version.clone(),
+                    config: p.record.config.clone(),
+                    guard_refused: p.record.guard_refused,
                     failing: None,
                 });
                 let volume = if self.volume(&name).exists() {
@@ -215,11 +330,19 @@ impl Workloads for LocalWorkloads {
         } else {
             Some(self.spawn(launch)?)
         };
-        let pod = LocalPod {
-            child,
+        let record = PodRecord {
+            pid: child.as_ref().map_or(0, |c| c.id()),
             version: launch.version.clone(),
             config: launch.config.clone(),
             guard_refused,
+        };
+        if self.persist {
+            write_json(&self.volume(&launch.member).join("pod.json"), &record)?;
+        }
+        let pod = LocalPod {
+            child,
+            record,
+            persist: self.persist,
         };
         self.pods.lock().unwrap().insert(launch.member.clone(), pod);
         Ok(())
@@ -227,20 +350,29 @@ impl Workloads for LocalWorkloads {
 
     /// SIGTERM, then SIGKILL after 20 s, as the kubelet stops a deleted pod's container.
     async fn delete_pod(&self, member: &str) -> Result<()> {
-        let Some(mut pod) = self.pods.lock().unwrap().remove(member) else {
+        let Some(mut pod) = self.forget_pod(member) else {
             return Ok(());
         };
-        let Some(child) = &mut pod.child else {
+        let pid = pod.record.pid;
+        if pid == 0 {
             return Ok(());
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        }
+        signal(pid, "-TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().map_err(io)?.is_none() && Instant::now() < deadline {
+        loop {
+            let gone = match &mut pod.child {
+                Some(child) => child.try_wait().map_err(io)?.is_some(),
+                None => !alive(pid),
+            };
+            if gone {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                signal(pid, "-KILL");
+                return Ok(());
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(())
     }
 
     async fn delete_volume(&self, member: &str) -> Result<()> {
@@ -252,8 +384,32 @@ impl Workloads for LocalWorkloads {
 
     async fn save_status(&self, status: &EtcdClusterStatus) -> Result<()> {
         *self.status.lock().unwrap() = status.clone();
+        if self.persist {
+            write_json(&self.root.join("status.json"), status)?;
+        }
         Ok(())
     }
+}
+
+/// One reconcile pass, as an operator that knows only what the workloads keep.
+pub async fn pass(
+    w: &LocalWorkloads,
+    cluster: &str,
+    token: &str,
+    want: &Want,
+    crash: &CrashPoints,
+) -> Result<Pass> {
+    let mut actor = Actor {
+        workloads: w,
+        cluster: cluster.into(),
+        token: token.into(),
+        want: want.clone(),
+        status: w.status.lock().unwrap().clone(),
+        crash,
+        now: Timestamp::now(),
+        generation: Some(1),
+    };
+    actor.pass().await
 }
 
 /// Runs reconcile passes until the members are in sync with `want`, each pass as a fresh
@@ -278,17 +434,7 @@ pub async fn drive(
         } else {
             CrashPoints::disarmed()
         };
-        let mut actor = Actor {
-            workloads: w,
-            cluster: cluster.into(),
-            token: token.into(),
-            want: want.clone(),
-            status: w.status.lock().unwrap().clone(),
-            crash: &crash,
-            now: Timestamp::now(),
-            generation: Some(1),
-        };
-        let pause = match actor.pass().await {
+        let pause = match pass(w, cluster, token, want, &crash).await {
             Ok(pass) => {
                 transitions.extend(pass.transitions);
                 last = format!("{:?}", pass.step);

@@ -267,3 +267,76 @@ async fn an_upgrade_restarts_one_member_at_a_time_the_leader_last() {
     assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
     assert_key_kept(&w).await;
 }
+
+/// Kills the member processes a persisted run left, when the test ends however it ends.
+struct KillMembers(std::path::PathBuf);
+
+impl Drop for KillMembers {
+    fn drop(&mut self) {
+        let binary = oxcd_testkit::binary::oxcd().expect("the oxcd binary");
+        LocalWorkloads::open(&self.0, binary, Box::new(oxcd_testkit::free_port)).kill_all();
+    }
+}
+
+/// Runs `oxcd-operator-local` on `dir`, each run killed (exit 3) right after its first
+/// cluster call or write, until one finds the members in sync. How many runs were killed.
+async fn run_until_in_sync(dir: &std::path::Path, replicas: usize) -> usize {
+    let oxcd = oxcd_testkit::binary::oxcd().expect("the oxcd binary");
+    let started = Instant::now();
+    let mut killed = 0;
+    loop {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_oxcd-operator-local"))
+            .arg("--dir")
+            .arg(dir)
+            .arg("--oxcd")
+            .arg(&oxcd)
+            .args([
+                "--replicas",
+                &replicas.to_string(),
+                "--crash-after-calls",
+                "1",
+            ])
+            .args(["--first-port", &oxcd_testkit::free_port().to_string()])
+            .output()
+            .await
+            .expect("run oxcd-operator-local");
+        match out.status.code() {
+            Some(0) => return killed,
+            Some(3) => killed += 1,
+            other => panic!("exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not in sync at {replicas} after 300 s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_process_killed_after_every_call_finishes_each_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = KillMembers(dir.path().to_path_buf());
+    let created = run_until_in_sync(dir.path(), 3).await;
+    let open = || {
+        let binary = oxcd_testkit::binary::oxcd().unwrap();
+        LocalWorkloads::open(dir.path(), binary, Box::new(oxcd_testkit::free_port))
+    };
+    let w = open();
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client.put("kept", "yes", None).await.unwrap();
+    let (cluster_id, _) = voters(&w).await;
+    let up = run_until_in_sync(dir.path(), 4).await;
+    let down = run_until_in_sync(dir.path(), 2).await;
+    // Every operation took several processes, each killed after one call.
+    assert!(
+        created >= 3 && up >= 4 && down >= 3,
+        "{created} {up} {down}"
+    );
+    let w = open();
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id, "one cluster throughout");
+    assert_eq!(names(&listed), ["local-0", "local-1"]);
+    assert!(listed.iter().all(|(_, learner)| !learner));
+    assert!(w.status.lock().unwrap().operation.is_none());
+    assert_key_kept(&w).await;
+}
