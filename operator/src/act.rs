@@ -150,7 +150,7 @@ impl<W: Workloads> Actor<'_, W> {
     pub async fn pass(&mut self) -> Result<Pass> {
         let workloads = self.workloads.observe().await?;
         let endpoints = self.endpoints(&workloads);
-        let view = members::observe(&endpoints).await.unwrap_or_default();
+        let view = members::observe(&endpoints).await;
         let observed = observe::combine(self, &workloads, &view);
         let step = plan::plan(&observed);
         let loaded = self.status.clone();
@@ -177,6 +177,25 @@ impl<W: Workloads> Actor<'_, W> {
         })
     }
 
+    /// How `member` starts: the spec's version and configuration, this cluster's token.
+    fn launch(
+        &self,
+        member: &str,
+        new_cluster: bool,
+        initial_cluster: Vec<(String, String)>,
+        guard: Guard,
+    ) -> Launch {
+        Launch {
+            member: member.to_string(),
+            new_cluster,
+            initial_cluster,
+            token: self.token.clone(),
+            guard,
+            version: self.want.version.clone(),
+            config: self.want.config.clone(),
+        }
+    }
+
     /// Client URLs to reach the cluster: every member with a pod, then those in status.
     fn endpoints(&self, workloads: &[Workload]) -> Vec<String> {
         let mut urls: Vec<String> = workloads
@@ -190,6 +209,7 @@ impl<W: Workloads> Actor<'_, W> {
                 .iter()
                 .map(|m| self.workloads.client_url(&m.name)),
         );
+        urls.sort();
         urls.dedup();
         urls
     }
@@ -242,15 +262,8 @@ impl<W: Workloads> Actor<'_, W> {
                 }
             }
             Step::CreateSeed { member } => {
-                let launch = Launch {
-                    member: member.clone(),
-                    new_cluster: true,
-                    initial_cluster: vec![(member.clone(), w.peer_url(member))],
-                    token: self.token.clone(),
-                    guard: Guard::default(),
-                    version: self.want.version.clone(),
-                    config: self.want.config.clone(),
-                };
+                let seed_only = vec![(member.clone(), w.peer_url(member))];
+                let launch = self.launch(member, true, seed_only, Guard::default());
                 w.start_member(&launch).await?;
                 self.crash.check("creating the seed")?;
             }
@@ -267,19 +280,13 @@ impl<W: Workloads> Actor<'_, W> {
                 id,
                 require_data,
             } => {
-                let launch = Launch {
-                    member: member.clone(),
-                    new_cluster: false,
-                    initial_cluster: observe::initial_cluster(self, observed),
-                    token: self.token.clone(),
-                    guard: Guard {
-                        cluster_id: observed.cluster_id,
-                        member_id: Some(*id),
-                        require_data: *require_data,
-                    },
-                    version: self.want.version.clone(),
-                    config: self.want.config.clone(),
+                let guard = Guard {
+                    cluster_id: observed.cluster_id,
+                    member_id: Some(*id),
+                    require_data: *require_data,
                 };
+                let initial_cluster = observe::initial_cluster(self, observed);
+                let launch = self.launch(member, false, initial_cluster, guard);
                 w.start_member(&launch).await?;
                 self.crash.check("starting a member")?;
             }

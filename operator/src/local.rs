@@ -144,16 +144,6 @@ impl LocalWorkloads {
         w
     }
 
-    /// The largest port handed out so far, for a port source that continues after it.
-    pub fn last_port(&self) -> Option<u16> {
-        self.ports
-            .lock()
-            .unwrap()
-            .values()
-            .map(|(c, p)| *c.max(p))
-            .max()
-    }
-
     /// Kills every member process (SIGKILL): the end of a persisted instance's run.
     pub fn kill_all(&self) {
         let names: Vec<String> = self.pods.lock().unwrap().keys().cloned().collect();
@@ -183,7 +173,18 @@ impl LocalWorkloads {
         if let Some(known) = ports.get(member) {
             return *known;
         }
-        let new = ((self.port_source)(), (self.port_source)());
+        // Never a port another member was given, running or not: it may start again.
+        let mut given: std::collections::BTreeSet<u16> = ports
+            .values()
+            .flat_map(|(client, peer)| [*client, *peer])
+            .collect();
+        let mut fresh = || loop {
+            let port = (self.port_source)();
+            if given.insert(port) {
+                return port;
+            }
+        };
+        let new = (fresh(), fresh());
         ports.insert(member.to_string(), new);
         if self.persist {
             let _ = write_json(&self.root.join("ports.json"), &*ports);
@@ -412,27 +413,44 @@ pub async fn pass(
     actor.pass().await
 }
 
+/// Where [`drive`]'s operators die.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crashes {
+    Never,
+    /// Every pass's operator dies right after its first cluster call or write, and a new
+    /// one takes over in this process.
+    EveryCall,
+    /// The pass dies right after its `n`th cluster call or write, and [`drive`] stops with
+    /// [`Stopped::Crashed`]: for a process that exits there.
+    StopAfterCalls(i64),
+}
+
+/// Why [`drive`] stopped short of being in sync; what the last pass said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    Crashed(String),
+    TimedOut(String),
+}
+
 /// Runs reconcile passes until the members are in sync with `want`, each pass as a fresh
 /// operator that knows only what the workloads keep (the status): what a restarted
-/// operator process would know. With `crash_every_call`, every such operator dies right
-/// after its first cluster call or write. The transitions, in order; on timeout, what the
-/// last pass said.
+/// operator process would know. The transitions, in order.
 pub async fn drive(
     w: &LocalWorkloads,
     cluster: &str,
     token: &str,
     want: &Want,
-    crash_every_call: bool,
+    crashes: Crashes,
     timeout: Duration,
-) -> std::result::Result<Vec<Transition>, String> {
+) -> std::result::Result<Vec<Transition>, Stopped> {
     let started = Instant::now();
     let mut transitions = Vec::new();
     let mut last = String::new();
     while started.elapsed() < timeout {
-        let crash = if crash_every_call {
-            CrashPoints::after(1)
-        } else {
-            CrashPoints::disarmed()
+        let crash = match crashes {
+            Crashes::Never => CrashPoints::disarmed(),
+            Crashes::EveryCall => CrashPoints::after(1),
+            Crashes::StopAfterCalls(n) => CrashPoints::after(n),
         };
         let pause = match pass(w, cluster, token, want, &crash).await {
             Ok(pass) => {
@@ -444,7 +462,10 @@ pub async fn drive(
                     _ => false,
                 }
             }
-            Err(Error::Crash(_)) => false,
+            Err(Error::Crash(after)) => match crashes {
+                Crashes::StopAfterCalls(_) => return Err(Stopped::Crashed(after)),
+                _ => false,
+            },
             // A call the cluster refused for now (an election, peers connected for less
             // than 5 s): the next pass looks again.
             Err(e) => {
@@ -456,5 +477,5 @@ pub async fn drive(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    Err(last)
+    Err(Stopped::TimedOut(last))
 }

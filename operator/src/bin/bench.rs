@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use oxcd_operator::local::{self, LocalWorkloads};
+use oxcd_operator::local::{self, Crashes, LocalWorkloads};
 use oxcd_operator::plan::Want;
 
 #[derive(Parser)]
@@ -61,11 +61,16 @@ async fn main() -> anyhow::Result<()> {
         let w = &w;
         async move {
             let started = Instant::now();
-            local::drive(w, "bench", "bench-token", &want(replicas), false, timeout)
-                .await
-                .map_err(|last| {
-                    anyhow::anyhow!("not in sync at {replicas}: {last}\n{}", w.logs())
-                })?;
+            local::drive(
+                w,
+                "bench",
+                "bench-token",
+                &want(replicas),
+                Crashes::Never,
+                timeout,
+            )
+            .await
+            .map_err(|last| anyhow::anyhow!("not in sync at {replicas}: {last:?}\n{}", w.logs()))?;
             anyhow::Ok(started.elapsed().as_secs_f64())
         }
     };

@@ -6,13 +6,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use oxcd_operator::Error;
-use oxcd_operator::act::CrashPoints;
-use oxcd_operator::local::{self, LocalWorkloads};
-use oxcd_operator::plan::{Step, Want};
+use oxcd_operator::local::{self, Crashes, LocalWorkloads, Stopped};
+use oxcd_operator::plan::Want;
 
 #[derive(Parser)]
 struct Args {
@@ -27,16 +25,17 @@ struct Args {
     /// Exit (code 3) right after this many cluster calls or writes in one pass.
     #[arg(long)]
     crash_after_calls: Option<i64>,
-    /// First loopback port for members (two each); later runs continue after the last.
+    /// First loopback port to try for members (two each).
     #[arg(long, default_value_t = 26_000)]
     first_port: u16,
     #[arg(long, default_value_t = 180)]
     timeout_secs: u64,
 }
 
-/// A port source that starts after `after` and skips ports something else holds.
-fn ports(after: u16) -> local::PortSource {
-    let next = std::sync::atomic::AtomicU16::new(after);
+/// A port source from `first` up that skips ports something else holds (the workloads
+/// skip those they gave out before, members stopped included).
+fn ports(first: u16) -> local::PortSource {
+    let next = std::sync::atomic::AtomicU16::new(first);
     Box::new(move || {
         loop {
             let port = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -51,35 +50,22 @@ fn ports(after: u16) -> local::PortSource {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _ = std::fs::create_dir_all(&args.dir);
-    let probe = LocalWorkloads::open(&args.dir, args.oxcd.clone(), ports(args.first_port));
-    let start = probe.last_port().map_or(args.first_port, |p| p + 1);
-    drop(probe);
-    let w = LocalWorkloads::open(&args.dir, args.oxcd, ports(start));
+    let w = LocalWorkloads::open(&args.dir, args.oxcd, ports(args.first_port));
     let want = Want::new(args.replicas, "local", "local");
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(args.timeout_secs) {
-        let crash = match args.crash_after_calls {
-            Some(n) => CrashPoints::after(n),
-            None => CrashPoints::disarmed(),
-        };
-        match local::pass(&w, "local", "local-token", &want, &crash).await {
-            Ok(pass) if pass.step == Step::InSync => return ExitCode::SUCCESS,
-            Ok(pass) => {
-                eprintln!("{:?}", pass.step);
-                if matches!(pass.step, Step::Wait { .. } | Step::Refuse { .. }) {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            Err(Error::Crash(after)) => {
-                eprintln!("crash point after {after}");
-                return ExitCode::from(3);
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    let crashes = match args.crash_after_calls {
+        Some(n) => Crashes::StopAfterCalls(n),
+        None => Crashes::Never,
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    match local::drive(&w, "local", "local-token", &want, crashes, timeout).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(Stopped::Crashed(after)) => {
+            eprintln!("crash point after {after}");
+            ExitCode::from(3)
+        }
+        Err(Stopped::TimedOut(last)) => {
+            eprintln!("not in sync after {} s; last: {last}", args.timeout_secs);
+            ExitCode::from(1)
         }
     }
-    eprintln!("not in sync after {} s", args.timeout_secs);
-    ExitCode::from(1)
 }

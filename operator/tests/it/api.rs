@@ -31,6 +31,14 @@ fn cluster(status: Value) -> Value {
     })
 }
 
+/// The cluster with its seed's Bootstrap operation recorded, as after the first pass.
+fn bootstrapping() -> EtcdCluster {
+    let operation = json!({"kind": "Bootstrap", "member": "demo-0", "reason": "new cluster",
+        "targetReplicas": 3, "targetVersion": "0.1.0",
+        "started": "2026-12-07T00:00:00Z", "deadline": "2099-12-07T00:10:00Z"});
+    serde_json::from_value(cluster(json!({"operation": operation, "nextOrdinal": 1}))).unwrap()
+}
+
 /// How the fake API server answers one call.
 enum Reply {
     /// Echo the request's body, as a server-side apply or a create answers.
@@ -229,11 +237,7 @@ async fn a_new_cluster_gets_its_objects_and_records_the_bootstrap_before_acting(
 #[tokio::test]
 async fn the_seed_is_created_once_as_a_new_cluster_with_the_clusters_token() {
     let (ctx, handle) = context();
-    let operation = json!({"kind": "Bootstrap", "member": "demo-0", "reason": "new cluster",
-        "targetReplicas": 3, "targetVersion": "0.1.0",
-        "started": "2026-12-07T00:00:00Z", "deadline": "2099-12-07T00:10:00Z"});
-    let ec: EtcdCluster =
-        serde_json::from_value(cluster(json!({"operation": operation, "nextOrdinal": 1}))).unwrap();
+    let ec = bootstrapping();
     let mut script = opening();
     script.extend([
         expect(
@@ -488,11 +492,7 @@ async fn a_volume_smaller_than_the_spec_is_grown() {
 #[tokio::test]
 async fn a_pod_whose_image_cannot_be_pulled_is_reported_in_degraded() {
     let (ctx, handle) = context();
-    let operation = json!({"kind": "Bootstrap", "member": "demo-0", "reason": "new cluster",
-        "targetReplicas": 3, "targetVersion": "0.1.0",
-        "started": "2026-12-07T00:00:00Z", "deadline": "2099-12-07T00:10:00Z"});
-    let ec: EtcdCluster =
-        serde_json::from_value(cluster(json!({"operation": operation, "nextOrdinal": 1}))).unwrap();
+    let ec = bootstrapping();
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "demo-0", "namespace": "default",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use oxcd_operator::act::Transition;
-use oxcd_operator::local::{self, LocalWorkloads};
+use oxcd_operator::local::{self, Crashes, LocalWorkloads};
 use oxcd_operator::members;
 use oxcd_operator::plan::Want;
 
@@ -21,12 +21,17 @@ fn want(replicas: usize) -> Want {
 
 async fn drive(w: &LocalWorkloads, want: &Want, crash_every_call: bool) -> Vec<Transition> {
     let timeout = Duration::from_secs(180);
-    local::drive(w, "demo", TOKEN, want, crash_every_call, timeout)
+    let crashes = if crash_every_call {
+        Crashes::EveryCall
+    } else {
+        Crashes::Never
+    };
+    local::drive(w, "demo", TOKEN, want, crashes, timeout)
         .await
         .unwrap_or_else(|last| {
             let status = w.status.lock().unwrap();
             panic!(
-                "not in sync with {want:?} after {timeout:?}; last: {last}\n{status:#?}\n{}",
+                "not in sync with {want:?} after {timeout:?}; last: {last:?}\n{status:#?}\n{}",
                 w.logs()
             )
         })
@@ -42,7 +47,7 @@ fn workloads(dir: &std::path::Path) -> LocalWorkloads {
 async fn voters(w: &LocalWorkloads) -> (Option<u64>, Vec<(String, bool)>) {
     let started = Instant::now();
     loop {
-        let view = members::observe(&w.client_urls()).await.expect("observe");
+        let view = members::observe(&w.client_urls()).await;
         let mut listed: Vec<(String, bool)> = view
             .members
             .iter()
