@@ -249,7 +249,7 @@ impl<W: Workloads> Actor<'_, W> {
                 self.crash.check("finishing the operation")?;
                 if let Some(op) = done.filter(|op| op.kind == OperationKind::RollMember) {
                     // A roll for a new version is an upgrade; for a new configuration, a restart.
-                    let upgraded = op.reason.starts_with("upgrade");
+                    let upgraded = op.reason != plan::CONFIG_CHANGED;
                     let reason = if upgraded {
                         "Upgraded"
                     } else {

@@ -22,6 +22,10 @@ mod tests;
 /// How long an operation may take before Progressing reports it stuck.
 pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_mins(10);
 
+/// The reason of a roll for a new configuration (a roll for a new version says "upgrade to
+/// <version>"): what tells the two apart when the roll ends.
+pub const CONFIG_CHANGED: &str = "configuration changed";
+
 /// A learner is promoted once it has applied this share of what the leader has.
 const CATCH_UP_PERCENT: u64 = 90;
 
@@ -499,11 +503,7 @@ fn next_operation(o: &Observed) -> Step {
     }
     let stale_config = |m: &&Member| m.pod.as_ref().is_some_and(|p| p.config != o.want.config);
     if let Some(m) = rollout_order(o).into_iter().find(stale_config) {
-        return Step::Begin(o.operation(
-            OperationKind::RollMember,
-            &m.name,
-            "configuration changed",
-        ));
+        return Step::Begin(o.operation(OperationKind::RollMember, &m.name, CONFIG_CHANGED));
     }
     let voters = o.voters().count();
     if voters < o.want.replicas {
