@@ -49,6 +49,8 @@ struct LocalPod {
 struct PodRecord {
     /// 0 when the init step refused the member and nothing runs.
     pid: u32,
+    /// The member's command line, for the restart after its process exits.
+    args: Vec<String>,
     version: String,
     config: String,
     guard_refused: bool,
@@ -204,6 +206,16 @@ impl LocalWorkloads {
         }
     }
 
+    /// Kills a member's process (SIGKILL) and keeps its pod, as a container that crashes:
+    /// the next [`Workloads::observe`] starts it again.
+    pub fn kill_process(&self, member: &str) {
+        if let Some(pod) = self.pods.lock().unwrap().get(member)
+            && pod.record.pid != 0
+        {
+            signal(pod.record.pid, "-KILL");
+        }
+    }
+
     /// Empties a member's data dir, keeping the volume, as a volume wiped under a member.
     pub fn wipe(&self, member: &str) -> Result<()> {
         std::fs::remove_dir_all(self.data_dir(member)).map_err(io)
@@ -227,8 +239,8 @@ impl LocalWorkloads {
             .collect()
     }
 
-    fn spawn(&self, launch: &Launch) -> Result<Child> {
-        let volume = self.volume(&launch.member);
+    /// The member's command line, as its container's would be.
+    fn member_args(&self, launch: &Launch) -> Vec<String> {
         let (client, peer) = (
             self.client_url(&launch.member),
             self.peer_url(&launch.member),
@@ -238,40 +250,64 @@ impl LocalWorkloads {
             .iter()
             .map(|(n, u)| format!("{n}={u}"))
             .collect();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(volume.join("member.log"))
-            .map_err(io)?;
         let state = if launch.new_cluster {
             "new"
         } else {
             "existing"
         };
+        let data_dir = self.data_dir(&launch.member).to_string_lossy().into_owned();
+        [
+            ("--name", launch.member.as_str()),
+            ("--data-dir", &data_dir),
+            ("--listen-client-urls", &client),
+            ("--advertise-client-urls", &client),
+            ("--listen-peer-urls", &peer),
+            ("--initial-advertise-peer-urls", &peer),
+            ("--initial-cluster", &initial.join(",")),
+            ("--initial-cluster-state", state),
+            ("--initial-cluster-token", &launch.token),
+        ]
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+    }
+
+    /// Starts a member's process, its log appended to `<volume>/member.log`.
+    fn spawn(&self, member: &str, args: &[String]) -> Result<Child> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.volume(member).join("member.log"))
+            .map_err(io)?;
         Command::new(&self.binary)
-            .args(["--name", &launch.member])
-            .arg("--data-dir")
-            .arg(self.data_dir(&launch.member))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &initial.join(",")])
-            .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &launch.token])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .map_err(io)
+    }
+
+    /// Starts again, with the same command line, every member whose process exited, as the
+    /// kubelet restarts a pod's container (its init step does not run again).
+    fn restart_exited(&self) -> Result<()> {
+        let mut pods = self.pods.lock().unwrap();
+        for (name, pod) in pods.iter_mut() {
+            let exited = match &mut pod.child {
+                Some(child) => child.try_wait().map_err(io)?.is_some(),
+                None => !alive(pod.record.pid),
+            };
+            if pod.record.pid == 0 || !exited {
+                continue;
+            }
+            let child = self.spawn(name, &pod.record.args)?;
+            pod.record.pid = child.id();
+            pod.child = Some(child);
+            if self.persist {
+                write_json(&self.volume(name).join("pod.json"), &pod.record)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -285,6 +321,7 @@ impl Workloads for LocalWorkloads {
     }
 
     async fn observe(&self) -> Result<Vec<Workload>> {
+        self.restart_exited()?;
         let mut names: Vec<String> = self.pods.lock().unwrap().keys().cloned().collect();
         if let Ok(dirs) = std::fs::read_dir(self.root.join("volumes")) {
             names.extend(
@@ -298,7 +335,6 @@ impl Workloads for LocalWorkloads {
         Ok(names
             .into_iter()
             .map(|name| {
-                // A process that exited is a pod in CrashLoopBackOff: still there.
                 let pod = pods.get(&name).map(|p| Pod {
                     version: p.record.version.clone(),
                     config: p.record.config.clone(),
@@ -326,13 +362,15 @@ impl Workloads for LocalWorkloads {
             .output()
             .map_err(io)?;
         let guard_refused = !guard.status.success();
+        let args = self.member_args(launch);
         let child = if guard_refused {
             None
         } else {
-            Some(self.spawn(launch)?)
+            Some(self.spawn(&launch.member, &args)?)
         };
         let record = PodRecord {
             pid: child.as_ref().map_or(0, |c| c.id()),
+            args,
             version: launch.version.clone(),
             config: launch.config.clone(),
             guard_refused,

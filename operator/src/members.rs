@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, MemberAddOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, MemberAddOptions};
 
 use crate::error::{Error, Result};
 
@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 /// within it is not one to build on.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The key the read barrier before a member list counts (nothing is read).
+const BARRIER_KEY: &[u8] = b"\0";
 
 /// One entry of the member list.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +63,14 @@ pub async fn observe(endpoints: &[String]) -> ClusterView {
         let Ok(mut client) = connect(std::slice::from_ref(endpoint)).await else {
             continue;
         };
+        // A member that has just restarted lists the members it had applied, which may miss
+        // later changes until it hears from the leader; a member listed as gone would have
+        // its pod and volume deleted. A linearizable read first brings the member up to the
+        // leader's commit (etcd-client cannot ask for etcd 3.5's linearizable MemberList).
+        let barrier = GetOptions::new().with_count_only();
+        if client.get(BARRIER_KEY, Some(barrier)).await.is_err() {
+            continue;
+        }
         let Ok(list) = client.member_list().await else {
             continue;
         };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
-use oxcd_operator::act::Transition;
+use oxcd_operator::act::{Transition, Workloads};
 use oxcd_operator::local::{self, Crashes, LocalWorkloads};
 use oxcd_operator::members;
 use oxcd_operator::plan::Want;
@@ -213,6 +213,14 @@ async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
     let w = workloads(dir.path());
     let cluster_id = three_members_with_a_key(&w).await;
 
+    // A member whose process dies is started again in its pod, on its data.
+    w.kill_process("demo-0");
+    drive(&w, &want(3), false).await;
+    let demo_0 = w.client_url("demo-0");
+    let mut c = Client::connect([demo_0.clone()], None).await.unwrap();
+    let status = c.status().await.expect("demo-0 answers again");
+    assert_eq!(status.header().unwrap().cluster_id(), cluster_id.unwrap());
+
     // A lost pod whose volume survives restarts on its data, as the same member.
     w.kill_pod("demo-2");
     drive(&w, &want(3), false).await;
@@ -301,7 +309,6 @@ async fn run_until_in_sync(dir: &std::path::Path, replicas: usize) -> usize {
                 "--crash-after-calls",
                 "1",
             ])
-            .args(["--first-port", &oxcd_testkit::free_port().to_string()])
             .output()
             .await
             .expect("run oxcd-operator-local");
