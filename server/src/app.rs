@@ -12,6 +12,7 @@ use std::time::Duration;
 use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 
+use crate::auth::TokenKind;
 use crate::config::{ClusterState, Config};
 use crate::error::{Error, Result};
 use crate::membership::identity::{self, Identity};
@@ -21,7 +22,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::peer_activity::PeerActivity;
 use crate::raft::state_machine::StateMachine;
-use crate::server::{EtcdServer, Limits, Settings};
+use crate::server::{AuthSettings, EtcdServer, Limits, Settings};
 use crate::state::StateStore;
 use crate::storage::SledBackend;
 use crate::transport::{self, PortOptions};
@@ -50,6 +51,10 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let network = PeerNetwork {
         activity: activity.clone(),
     };
+    storage
+        .state
+        .simple_tokens
+        .set_ttl(Duration::from_secs(cfg.auth.auth_token_ttl));
     let raft = build_raft(cfg, &identity, &storage, network).await?;
     if !storage.log_store.has_state()? && cfg.clustering.initial_cluster_state == ClusterState::New
     {
@@ -61,7 +66,7 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
         raft.initialize(nodes).await.map_err(Error::internal)?;
     }
     let server = Arc::new(EtcdServer::new(
-        settings(cfg, &identity),
+        settings(cfg, &identity)?,
         raft,
         storage.state,
         storage.raft_db,
@@ -221,8 +226,9 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-fn settings(cfg: &Config, identity: &Identity) -> Settings {
-    Settings {
+fn settings(cfg: &Config, identity: &Identity) -> Result<Settings> {
+    let tokens = TokenKind::parse(&cfg.auth.auth_token).map_err(Error::InvalidArgument)?;
+    Ok(Settings {
         name: cfg.member.name.clone(),
         member_id: identity.member_id,
         cluster_id: identity.cluster_id,
@@ -241,7 +247,12 @@ fn settings(cfg: &Config, identity: &Identity) -> Settings {
         quota_bytes: cfg.backend_quota_bytes(),
         election_timeout: Duration::from_millis(cfg.member.election_timeout),
         strict_reconfig_check: cfg.clustering.strict_reconfig_check,
-    }
+        auth: AuthSettings {
+            tokens: Arc::new(tokens),
+            bcrypt_cost: cfg.auth.bcrypt_cost,
+            client_cert_auth: cfg.security.client_cert_auth,
+        },
+    })
 }
 
 /// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.

@@ -87,6 +87,40 @@ pub enum Error {
     MissingLeaderKey,
     #[error("mutex: session is expired")]
     SessionExpired,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
     #[error("{0}")]
     Unimplemented(String),
     #[error("{0}")]
@@ -114,8 +148,18 @@ impl Error {
             | RequestTooLarge
             | InvalidArgument(_)
             | WrongDowngradeVersionFormat
-            | InvalidDowngradeTargetVersion => Code::InvalidArgument,
-            NoInflightDowngrade => Code::FailedPrecondition,
+            | InvalidDowngradeTargetVersion
+            | UserEmpty
+            | RoleEmpty
+            | AuthFailed
+            | PermissionNotGiven
+            | InvalidAuthMgmt
+            | AuthOldRevision => Code::InvalidArgument,
+            NoInflightDowngrade | RootUserNotExist | RootRoleNotExist | UserAlreadyExist
+            | UserNotFound | RoleAlreadyExist | RoleNotFound | RoleNotGranted
+            | PermissionNotGranted | AuthNotEnabled => Code::FailedPrecondition,
+            PermissionDenied => Code::PermissionDenied,
+            InvalidAuthToken => Code::Unauthenticated,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             PeerUrlExists
             | MemberExists
@@ -160,6 +204,22 @@ impl Error {
             Error::NoSpace => 6,
             Error::LeaseTtlTooLarge => 7,
             Error::Corrupt => 8,
+            Error::RootUserNotExist => 10,
+            Error::RootRoleNotExist => 11,
+            Error::UserAlreadyExist => 12,
+            Error::UserEmpty => 13,
+            Error::UserNotFound => 14,
+            Error::RoleAlreadyExist => 15,
+            Error::RoleNotFound => 16,
+            Error::RoleEmpty => 17,
+            Error::AuthFailed => 18,
+            Error::PermissionNotGiven => 19,
+            Error::PermissionDenied => 20,
+            Error::RoleNotGranted => 21,
+            Error::PermissionNotGranted => 22,
+            Error::AuthNotEnabled => 23,
+            Error::InvalidAuthMgmt => 24,
+            Error::AuthOldRevision => 25,
             _ => 99,
         }
     }
@@ -175,6 +235,22 @@ impl Error {
             6 => Error::NoSpace,
             7 => Error::LeaseTtlTooLarge,
             8 => Error::Corrupt,
+            10 => Error::RootUserNotExist,
+            11 => Error::RootRoleNotExist,
+            12 => Error::UserAlreadyExist,
+            13 => Error::UserEmpty,
+            14 => Error::UserNotFound,
+            15 => Error::RoleAlreadyExist,
+            16 => Error::RoleNotFound,
+            17 => Error::RoleEmpty,
+            18 => Error::AuthFailed,
+            19 => Error::PermissionNotGiven,
+            20 => Error::PermissionDenied,
+            21 => Error::RoleNotGranted,
+            22 => Error::PermissionNotGranted,
+            23 => Error::AuthNotEnabled,
+            24 => Error::InvalidAuthMgmt,
+            25 => Error::AuthOldRevision,
             other => Error::Internal(format!("apply failed with code {other}")),
         }
     }
@@ -276,6 +352,36 @@ mod tests {
                 Code::FailedPrecondition,
                 "etcdserver: lease already exists",
             ),
+            (
+                Error::AuthFailed,
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+            ),
+            (
+                Error::InvalidAuthToken,
+                Code::Unauthenticated,
+                "etcdserver: invalid auth token",
+            ),
+            (
+                Error::PermissionDenied,
+                Code::PermissionDenied,
+                "etcdserver: permission denied",
+            ),
+            (
+                Error::UserEmpty,
+                Code::InvalidArgument,
+                "etcdserver: user name is empty",
+            ),
+            (
+                Error::RootUserNotExist,
+                Code::FailedPrecondition,
+                "etcdserver: root user does not exist",
+            ),
+            (
+                Error::AuthOldRevision,
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old",
+            ),
         ];
         for (err, code, msg) in cases {
             let status = Status::from(err);
@@ -295,6 +401,22 @@ mod tests {
             Error::NoSpace,
             Error::LeaseTtlTooLarge,
             Error::Corrupt,
+            Error::RootUserNotExist,
+            Error::RootRoleNotExist,
+            Error::UserAlreadyExist,
+            Error::UserEmpty,
+            Error::UserNotFound,
+            Error::RoleAlreadyExist,
+            Error::RoleNotFound,
+            Error::RoleEmpty,
+            Error::AuthFailed,
+            Error::PermissionNotGiven,
+            Error::PermissionDenied,
+            Error::RoleNotGranted,
+            Error::PermissionNotGranted,
+            Error::AuthNotEnabled,
+            Error::InvalidAuthMgmt,
+            Error::AuthOldRevision,
         ] {
             assert_eq!(Error::from_apply_code(e.apply_code()), e);
         }

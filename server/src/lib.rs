@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! app, offline ─▶ transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
-//!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, watch ─▶ storage, bolt
+//!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, auth, watch ─▶ storage, bolt
 //!                       (beside all: typ, config, error, proto, metrics, checksum)
 //! ```
 //!
@@ -26,7 +26,8 @@
 //! - [`state`]: the applied state on disk (key space, leases, applied position), snapshots
 //!   and defragmentation; [`apply`]: the deterministic command → effect function;
 //! - [`mvcc`]: the revisioned key space; [`lease`]: lease table and the leader's clock;
-//!   [`alarm`]: the replicated alarms; [`watch`]: fan-out of applied revisions to watchers;
+//!   [`alarm`]: the replicated alarms; [`auth`]: users, roles, permissions and tokens;
+//!   [`watch`]: fan-out of applied revisions to watchers;
 //! - [`storage`]: the storage engine boundary (sled); [`bolt`]: bbolt's file format, etcd's
 //!   database, read and written page by page;
 //! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
@@ -37,6 +38,7 @@
 pub mod alarm;
 pub mod app;
 pub mod apply;
+pub mod auth;
 pub mod backup;
 pub mod bolt;
 pub mod checksum;

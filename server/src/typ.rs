@@ -91,6 +91,7 @@ mod tests {
                 value: vec![0, 1, 2],
                 ..Default::default()
             })),
+            header: None,
         });
         let bytes = bincode::serialize(&cmd).unwrap();
         assert_eq!(bincode::deserialize::<Command>(&bytes).unwrap(), cmd);

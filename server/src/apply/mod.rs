@@ -7,9 +7,11 @@
 //! - [`txn`]: Txn: compares, then the chosen branch's ops, nested txns included;
 //! - [`range`]: Range, shared by reads outside raft and by a txn's range ops;
 //! - [`lease`]: lease grant and revoke (with its keys' deletion);
-//! - [`alarm`]: raising, clearing and listing alarms.
+//! - [`alarm`]: raising, clearing and listing alarms;
+//! - [`auth`]: permission checks on every command a user sent, and auth management.
 
 mod alarm;
+mod auth;
 mod kv;
 mod lease;
 mod range;
@@ -18,6 +20,8 @@ mod txn;
 pub use range::range;
 
 use crate::alarm::AlarmTable;
+use crate::auth::AuthStore;
+use crate::auth::tokens::TokenChange;
 use crate::error::{Error, Result};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
@@ -34,6 +38,7 @@ pub struct KvState {
     pub mvcc: Store,
     pub leases: LeaseTable,
     pub alarms: AlarmTable,
+    pub auth: AuthStore,
 }
 
 /// What applying one command produced besides the response.
@@ -46,6 +51,8 @@ pub struct Applied {
     /// Leases granted (id, ttl) and revoked by this command, for the lease clock.
     pub granted: Option<(i64, i64)>,
     pub revoked: Option<i64>,
+    /// What the command does to the members' simple tokens.
+    pub token: Option<TokenChange>,
 }
 
 /// A response header as apply knows it: the revision only (the member fills in the rest).
@@ -74,8 +81,13 @@ pub fn apply(
     // etcd's corrupt applier: with CORRUPT up, nothing but alarm requests is applied.
     let corrupt =
         state.alarms.is_active(AlarmType::Corrupt) && !matches!(req.request, Some(Req::Alarm(_)));
+    let denied = req
+        .request
+        .as_ref()
+        .and_then(|r| auth::check(state, req.header.as_ref(), r).err());
     let result: Result<internal_response::Response> = match req.request {
         _ if corrupt => Err(Error::Corrupt),
+        _ if denied.is_some() => Err(denied.expect("checked")),
         _ if capped => Err(Error::NoSpace),
         Some(Req::Put(put)) => kv::put(state, backend, batch, put, &mut applied),
         Some(Req::DeleteRange(del)) => kv::delete_range(state, backend, batch, del, &mut applied),
@@ -84,8 +96,18 @@ pub fn apply(
         Some(Req::LeaseGrant(g)) => lease::grant(state, batch, g, min_lease_ttl, &mut applied),
         Some(Req::LeaseRevoke(r)) => lease::revoke(state, backend, batch, r, &mut applied),
         Some(Req::Alarm(a)) => alarm::alarm(state, batch, a, &mut applied),
+        Some(other) => auth::apply(state, batch, &other, &mut applied),
         None => Err(Error::internal("empty command")),
     };
+    finish(state, applied, result)
+}
+
+/// `applied` with the command's result as its response.
+fn finish(
+    state: &KvState,
+    mut applied: Applied,
+    result: Result<internal_response::Response>,
+) -> Applied {
     match result {
         Ok(resp) => applied.response.response = Some(resp),
         Err(e) => {

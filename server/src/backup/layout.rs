@@ -19,6 +19,7 @@ pub const MEMBERS_REMOVED: &[u8] = b"members_removed";
 pub const META: &[u8] = b"meta";
 
 pub const AUTH_ENABLED: &[u8] = b"authEnabled";
+pub const AUTH_REVISION: &[u8] = b"authRevision";
 pub const CLUSTER_VERSION: &[u8] = b"clusterVersion";
 pub const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 pub const FINISHED_COMPACT: &[u8] = b"finishedCompactRev";

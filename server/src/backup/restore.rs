@@ -17,6 +17,7 @@ use prost::Message;
 
 use super::layout::{self, LeaseRecord};
 use super::{SnapshotFile, Summary};
+use crate::auth::{AuthRecords, AuthStore};
 use crate::bolt::BoltReader;
 use crate::error::{Error, Result};
 use crate::membership::identity::{self, Identity};
@@ -121,6 +122,7 @@ fn build(
     };
     let mut summary = Summary::default();
     let mut compaction = (0, 0);
+    let mut auth = AuthRecords::default();
     state.replace_with(&meta, |put| {
         for (name, bucket) in db.buckets()? {
             match name.as_slice() {
@@ -161,10 +163,35 @@ fn build(
                     }
                     Ok::<_, Error>(())
                 })?,
-                // Members are the new cluster's; auth is not served yet; the cluster version
-                // is this build's.
+                layout::AUTH => db.for_each(&bucket, |k, v| {
+                    match k {
+                        layout::AUTH_ENABLED => auth.enabled = v == [1],
+                        layout::AUTH_REVISION => {
+                            let bytes = v.try_into().map_err(|_| {
+                                Error::InvalidArgument(
+                                    "snapshot has a malformed authRevision".into(),
+                                )
+                            })?;
+                            auth.revision = u64::from_be_bytes(bytes);
+                        }
+                        _ => {}
+                    }
+                    Ok::<_, Error>(())
+                })?,
+                layout::AUTH_USERS => db.for_each(&bucket, |k, v| {
+                    auth.users.push((k.to_vec(), v.to_vec()));
+                    Ok::<_, Error>(())
+                })?,
+                layout::AUTH_ROLES => db.for_each(&bucket, |k, v| {
+                    auth.roles.push((k.to_vec(), v.to_vec()));
+                    Ok::<_, Error>(())
+                })?,
+                // Members are the new cluster's; the cluster version is this build's.
                 _ => {}
             }
+        }
+        for (k, v) in AuthStore::pairs_from_records(&auth)? {
+            put(k, v)?;
         }
         let (finished, _) = compaction;
         summary.revision = summary.revision.max(finished);

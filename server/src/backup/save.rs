@@ -5,6 +5,7 @@ use std::fs::File;
 use prost::Message;
 
 use super::layout::{self, LeaseRecord};
+use crate::auth::AuthRecords;
 use crate::bolt::BoltWriter;
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{AlarmMember, AlarmType};
@@ -20,10 +21,11 @@ struct Fixed {
     leases: Vec<(i64, i64)>,
     alarms: Vec<AlarmMember>,
     compact_rev: i64,
+    auth: AuthRecords,
 }
 
 /// Writes one applied position of `state` to `file` as etcd's bbolt database, with etcd's
-/// buckets (`auth*` as a store without auth has them); returns the database's size. Memory
+/// buckets (users and roles as etcd's `authpb` records); returns the database's size. Memory
 /// stays at a few pages whatever the size of the state.
 pub fn write_etcd_db(state: &StateStore, file: File, cluster_version: &str) -> Result<u64> {
     let frozen = state.freeze(|inner, _| {
@@ -33,18 +35,26 @@ pub fn write_etcd_db(state: &StateStore, file: File, cluster_version: &str) -> R
             leases: inner.kv.leases.iter().map(|(id, l)| (id, l.ttl)).collect(),
             alarms: inner.kv.alarms.list(AlarmType::None as i32),
             compact_rev: inner.kv.mvcc.compact_rev(),
+            auth: inner.kv.auth.records(),
         })
     })?;
     let fixed = &frozen.taken;
     let mut db = BoltWriter::new(file)?;
     let alarms = fixed.alarms.iter().map(|a| (a.encode_to_vec(), Vec::new()));
     db.bucket(layout::ALARM, sorted(alarms))?;
+    let auth = &fixed.auth;
     db.bucket(
         layout::AUTH,
-        sorted([(layout::AUTH_ENABLED.to_vec(), vec![0])]),
+        sorted([
+            (layout::AUTH_ENABLED.to_vec(), vec![u8::from(auth.enabled)]),
+            (
+                layout::AUTH_REVISION.to_vec(),
+                auth.revision.to_be_bytes().to_vec(),
+            ),
+        ]),
     )?;
-    db.bucket(layout::AUTH_ROLES, sorted([]))?;
-    db.bucket(layout::AUTH_USERS, sorted([]))?;
+    db.bucket(layout::AUTH_ROLES, sorted(auth.roles.iter().cloned()))?;
+    db.bucket(layout::AUTH_USERS, sorted(auth.users.iter().cloned()))?;
     let version = (
         layout::CLUSTER_VERSION.to_vec(),
         cluster_version.as_bytes().to_vec(),

@@ -49,8 +49,12 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let ctx = RequestContext::from_headers(req.headers());
-        if let Err(e) = crate::v3::context::admit(&self.server, &ctx, req.uri().path()) {
+        let mut ctx = RequestContext::from_headers(req.headers());
+        ctx.remote = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|i| i.remote_addr());
+        if let Err(e) = crate::v3::context::admit(&self.server, &mut ctx, req.uri().path()) {
             let response = tonic::Status::from(e).into_http();
             return async move { Ok(response) }.boxed();
         }

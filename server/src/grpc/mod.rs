@@ -5,10 +5,11 @@
 //!
 //! # Layout
 //! - [`context`]: the layer that builds the request context and makes the pre-RPC checks;
-//! - [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`], [`lock`], [`election`]: one
+//! - [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`], [`auth`], [`lock`], [`election`]: one
 //!   file per etcd service;
 //! - [`peer`]: raft messages, snapshots and forwarded requests from other members.
 
+pub mod auth;
 pub mod cluster;
 pub mod context;
 pub mod election;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use tonic::service::Routes;
 
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -71,6 +73,9 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     .add_service(
         ClusterServer::new(cluster::ClusterService { core: core.clone() })
             .max_decoding_message_size(max),
+    )
+    .add_service(
+        AuthServer::new(auth::AuthService { core: core.clone() }).max_decoding_message_size(max),
     )
     .add_service(
         LockServer::new(lock::LockService { core: core.clone() }).max_decoding_message_size(max),

@@ -147,10 +147,10 @@ impl Peer for PeerService {
         &self,
         request: Request<InternalRequest>,
     ) -> Result<Response<ProposeResponse>, Status> {
-        let request = request
-            .into_inner()
-            .request
-            .ok_or_else(|| Status::invalid_argument("empty request"))?;
+        let request = request.into_inner();
+        if request.request.is_none() {
+            return Err(Status::invalid_argument("empty request"));
+        }
         let (response, index) = self.server.propose_local(request).await?;
         Ok(Response::new(ProposeResponse {
             response: Some(InternalResponse {

@@ -29,6 +29,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use tonic::transport::Channel;
 
+use crate::auth::TokenKind;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::Raft;
@@ -67,6 +68,19 @@ pub struct Settings {
     pub election_timeout: Duration,
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
+    pub auth: AuthSettings,
+}
+
+/// How this member authenticates clients.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `--auth-token`.
+    pub tokens: Arc<TokenKind>,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
+    /// `--client-cert-auth`: a verified client certificate's common name is the user name
+    /// of a request without a token.
+    pub client_cert_auth: bool,
 }
 
 /// One running member.
@@ -101,6 +115,7 @@ pub struct EtcdServer {
     pub(crate) election_timeout: Duration,
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
+    pub auth: AuthSettings,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
     /// Since when each peer has answered this member without a break (the leader's view
@@ -136,6 +151,7 @@ impl EtcdServer {
             quota_bytes,
             election_timeout,
             strict_reconfig_check,
+            auth,
         } = settings;
         EtcdServer {
             name,
@@ -157,6 +173,7 @@ impl EtcdServer {
             leader_lost: tokio::sync::watch::channel(false).0,
             election_timeout,
             strict_reconfig_check,
+            auth,
             raft_db,
             peer_activity,
             disk_low: std::sync::atomic::AtomicBool::new(false),

@@ -21,7 +21,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::proto::oxcdpb::{
-    InternalRequest, ReadIndexRequest, internal_request, internal_response,
+    AuthHeader, InternalRequest, ReadIndexRequest, internal_request, internal_response,
 };
 use crate::raft::network::peer_channel;
 use crate::typ::{self, Command, MemberNode};
@@ -83,6 +83,16 @@ impl EtcdServer {
         &self,
         request: internal_request::Request,
     ) -> Result<internal_response::Response> {
+        self.propose_as(None, request).await
+    }
+
+    /// [`EtcdServer::propose`] on behalf of a user: applying it checks `header`'s permissions
+    /// against the auth state of that moment.
+    pub async fn propose_as(
+        &self,
+        header: Option<AuthHeader>,
+        request: internal_request::Request,
+    ) -> Result<internal_response::Response> {
         if crate::apply::grows_database(&request) {
             if self.over_quota() {
                 self.raise_nospace().await;
@@ -92,7 +102,7 @@ impl EtcdServer {
                 return Err(Error::NoSpace);
             }
         }
-        self.propose_unchecked(request).await
+        self.propose_unchecked(header, request).await
     }
 
     /// Raises this member's NOSPACE alarm unless it is up already. A failure is only
@@ -108,7 +118,7 @@ impl EtcdServer {
             member_id: self.member_id,
             alarm: AlarmType::Nospace as i32,
         });
-        match self.propose_unchecked(alarm).await {
+        match self.propose_unchecked(None, alarm).await {
             Ok(_) => tracing::warn!(
                 quota = ?self.quota_bytes,
                 db_size = self.db_size(),
@@ -121,10 +131,12 @@ impl EtcdServer {
     /// [`EtcdServer::propose`] without the quota check.
     async fn propose_unchecked(
         &self,
+        header: Option<AuthHeader>,
         request: internal_request::Request,
     ) -> Result<internal_response::Response> {
         let cmd = InternalRequest {
             request: Some(request),
+            header,
         };
         if cmd.encoded_len() > self.limits.max_request_bytes {
             return Err(Error::RequestTooLarge);
@@ -155,9 +167,10 @@ impl EtcdServer {
     /// caller expects, with its header completed.
     pub async fn propose_expect<T: AppliedResponse>(
         &self,
+        header: Option<AuthHeader>,
         request: internal_request::Request,
     ) -> Result<T> {
-        let mut response = T::from_applied(self.propose(request).await?)
+        let mut response = T::from_applied(self.propose_as(header, request).await?)
             .ok_or_else(|| Error::internal("unexpected apply response"))?;
         let header = response.header_mut();
         *header = self.fill_header(header.take());
@@ -210,14 +223,16 @@ impl EtcdServer {
     /// applying it produced and its log index.
     pub async fn propose_local(
         &self,
-        request: internal_request::Request,
+        cmd: InternalRequest,
     ) -> Result<(internal_response::Response, u64)> {
-        if crate::apply::grows_database(&request) && self.disk_refuses_growth() {
+        let grows = cmd
+            .request
+            .as_ref()
+            .is_some_and(crate::apply::grows_database);
+        if grows && self.disk_refuses_growth() {
             return Err(Error::NoSpace);
         }
-        let write = self.raft.client_write(Command(InternalRequest {
-            request: Some(request),
-        }));
+        let write = self.raft.client_write(Command(cmd));
         match tokio::time::timeout(self.request_timeout, write).await {
             Err(_) => Err(Error::Timeout),
             Ok(Ok(resp)) => Ok((decode_apply(resp.data.0)?, resp.log_id.index)),

@@ -104,6 +104,9 @@ impl StateStore {
             if let Some(id) = a.revoked {
                 self.lease_clock.forget(id);
             }
+            if let Some(change) = a.token {
+                self.simple_tokens.apply(change);
+            }
             self.hub.publish(a.revision, a.events);
         }
     }

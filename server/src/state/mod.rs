@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use crate::alarm::AlarmTable;
 use crate::apply::KvState;
+use crate::auth::{AuthStore, SimpleTokens};
 use crate::error::{Error, Result};
 use crate::lease::{LeaseClock, LeaseTable};
 use crate::mvcc::Store;
@@ -58,6 +59,8 @@ pub struct StateStore {
     inner: Arc<RwLock<AppliedState>>,
     pub hub: Hub,
     pub lease_clock: LeaseClock,
+    /// The simple auth tokens handed out by applying Authenticate entries.
+    pub simple_tokens: SimpleTokens,
     /// The minimum lease TTL in seconds, from the election timeout (same on every member).
     min_lease_ttl: i64,
     snapshot_dir: PathBuf,
@@ -121,11 +124,13 @@ fn load_applied_state(backend: &dyn Backend) -> Result<AppliedState> {
     let mvcc = Store::load(backend)?;
     let leases = LeaseTable::load(backend, &mvcc)?;
     let alarms = AlarmTable::load(backend)?;
+    let auth = AuthStore::load(backend)?;
     Ok(AppliedState {
         kv: KvState {
             mvcc,
             leases,
             alarms,
+            auth,
         },
         applied: decode_meta(backend, META_APPLIED)?,
         membership: decode_meta(backend, META_MEMBERSHIP)?,
@@ -157,6 +162,7 @@ impl StateStore {
             inner,
             hub: Hub::default(),
             lease_clock,
+            simple_tokens: SimpleTokens::default(),
             min_lease_ttl,
             snapshot_dir: snapshot_dir.to_path_buf(),
             db_root: db_root.to_path_buf(),

@@ -15,6 +15,7 @@ fn entry(index: u64, request: Request) -> Entry {
     let log_id = openraft::testing::log_id::<TypeConfig>(1, 1, index);
     let cmd = Command(InternalRequest {
         request: Some(request),
+        header: None,
     });
     Entry {
         log_id,

@@ -18,9 +18,10 @@ impl Core {
 
     pub async fn member_add(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: MemberAddRequest,
     ) -> Result<MemberAddResponse> {
+        self.check_admin(ctx)?;
         let member = self.server.member_add(r.peer_ur_ls, r.is_learner).await?;
         Ok(MemberAddResponse {
             header: self.cluster_header(),
@@ -31,9 +32,10 @@ impl Core {
 
     pub async fn member_remove(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: MemberRemoveRequest,
     ) -> Result<MemberRemoveResponse> {
+        self.check_admin(ctx)?;
         self.server.member_remove(r.id).await?;
         Ok(MemberRemoveResponse {
             header: self.cluster_header(),
@@ -43,9 +45,10 @@ impl Core {
 
     pub async fn member_update(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: MemberUpdateRequest,
     ) -> Result<MemberUpdateResponse> {
+        self.check_admin(ctx)?;
         self.server.member_update(r.id, r.peer_ur_ls).await?;
         Ok(MemberUpdateResponse {
             header: self.cluster_header(),
@@ -67,9 +70,10 @@ impl Core {
 
     pub async fn member_promote(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: MemberPromoteRequest,
     ) -> Result<MemberPromoteResponse> {
+        self.check_admin(ctx)?;
         self.server.member_promote(r.id).await?;
         Ok(MemberPromoteResponse {
             header: self.cluster_header(),

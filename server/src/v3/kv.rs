@@ -12,12 +12,13 @@ use super::txn_check::{check_delete, check_put, check_range, check_txn};
 use super::{Core, RequestContext};
 
 impl Core {
-    pub async fn range(&self, _ctx: &RequestContext, r: RangeRequest) -> Result<RangeResponse> {
+    pub async fn range(&self, ctx: &RequestContext, r: RangeRequest) -> Result<RangeResponse> {
         check_range(&r)?;
         if !r.serializable {
             self.server.reject_if_learner()?;
             self.server.read_index().await?;
         }
+        self.check_read(ctx, &r.key, &r.range_end)?;
         let mut resp = {
             let state = self.server.state.read();
             let backend = self.server.state.backend();
@@ -29,32 +30,41 @@ impl Core {
         Ok(resp)
     }
 
-    pub async fn put(&self, _ctx: &RequestContext, r: PutRequest) -> Result<PutResponse> {
+    pub async fn put(&self, ctx: &RequestContext, r: PutRequest) -> Result<PutResponse> {
         check_put(&r)?;
-        self.server.propose_expect(Command::Put(r)).await
+        self.server
+            .propose_expect(ctx.header(), Command::Put(r))
+            .await
     }
 
     pub async fn delete_range(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse> {
         check_delete(&r)?;
-        self.server.propose_expect(Command::DeleteRange(r)).await
+        self.server
+            .propose_expect(ctx.header(), Command::DeleteRange(r))
+            .await
     }
 
-    pub async fn txn(&self, _ctx: &RequestContext, r: TxnRequest) -> Result<TxnResponse> {
+    pub async fn txn(&self, ctx: &RequestContext, r: TxnRequest) -> Result<TxnResponse> {
         check_txn(&r, self.server.limits.max_txn_ops)?;
-        self.server.propose_expect(Command::Txn(r)).await
+        self.server
+            .propose_expect(ctx.header(), Command::Txn(r))
+            .await
     }
 
     pub async fn compact(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: CompactionRequest,
     ) -> Result<CompactionResponse> {
         let physical = r.physical;
-        let resp = self.server.propose_expect(Command::Compaction(r)).await?;
+        let resp = self
+            .server
+            .propose_expect(ctx.header(), Command::Compaction(r))
+            .await?;
         // As in etcd, a physical compaction answers once the compacted revisions are gone
         // from the backend on disk, not only from what reads see (the proposal has been
         // applied here when it returns).

@@ -6,6 +6,7 @@ use futures::{Stream, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::lease::{LeaseTable, MAX_LEASE_TTL};
+use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
@@ -48,7 +49,7 @@ impl LeaseIds {
 impl Core {
     pub async fn lease_grant(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         mut r: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse> {
         if r.ttl > MAX_LEASE_TTL {
@@ -57,15 +58,19 @@ impl Core {
         if r.id == 0 {
             r.id = self.lease_ids.generate(&self.server.state.read().kv.leases);
         }
-        self.server.propose_expect(Command::LeaseGrant(r)).await
+        self.server
+            .propose_expect(ctx.header(), Command::LeaseGrant(r))
+            .await
     }
 
     pub async fn lease_revoke(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse> {
-        self.server.propose_expect(Command::LeaseRevoke(r)).await
+        self.server
+            .propose_expect(ctx.header(), Command::LeaseRevoke(r))
+            .await
     }
 
     /// Answers each keep-alive of `input` in order, until the client ends the stream or, if
@@ -98,12 +103,22 @@ impl Core {
 
     pub async fn lease_time_to_live(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse> {
         self.server.read_index().await?;
         let remaining = self.server.lease_remaining(r.id).await?;
         let state = self.server.state.read();
+        // etcd's checkLeaseTimeToLive: unless an admin asks, every key of the lease must be
+        // readable by the caller.
+        if let Some(lease) = state.kv.leases.get(r.id) {
+            let (auth, who) = (&state.kv.auth, ctx.caller());
+            if auth.check_admin(&who).is_err() {
+                for key in &lease.keys {
+                    auth.check(&who, key, &[], PermType::Read)?;
+                }
+            }
+        }
         let header = Some(self.server.header(state.kv.mvcc.current_rev()));
         let Some(lease) = state.kv.leases.get(r.id) else {
             return Ok(LeaseTimeToLiveResponse {

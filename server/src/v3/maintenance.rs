@@ -4,6 +4,7 @@ use futures::Stream;
 use openraft::async_runtime::WatchReceiver;
 
 use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
@@ -94,8 +95,16 @@ fn stream_snapshot(
 
 impl Core {
     /// Lists, raises or clears alarms, through raft as etcd does (a list is linearizable).
-    pub async fn alarm(&self, _ctx: &RequestContext, r: AlarmRequest) -> Result<AlarmResponse> {
-        self.server.propose_expect(Command::Alarm(r)).await
+    /// While auth is on, listing needs a known user and raising or clearing an admin.
+    pub async fn alarm(&self, ctx: &RequestContext, r: AlarmRequest) -> Result<AlarmResponse> {
+        if r.action == AlarmAction::Get as i32 {
+            self.check_known(ctx)?;
+        } else {
+            self.check_admin(ctx)?;
+        }
+        self.server
+            .propose_expect(ctx.header(), Command::Alarm(r))
+            .await
     }
 
     pub async fn status(&self, _ctx: &RequestContext, _r: StatusRequest) -> Result<StatusResponse> {
@@ -118,9 +127,10 @@ impl Core {
 
     pub async fn defragment(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         _r: DefragmentRequest,
     ) -> Result<DefragmentResponse> {
+        self.check_admin(ctx)?;
         fail::fail_point!("defrag-before", |_| Err(Error::internal(
             "failpoint defrag-before"
         )));
@@ -137,11 +147,13 @@ impl Core {
         })
     }
 
-    pub async fn hash(&self, _ctx: &RequestContext, _r: HashRequest) -> Result<HashResponse> {
+    pub async fn hash(&self, ctx: &RequestContext, _r: HashRequest) -> Result<HashResponse> {
+        self.check_admin(ctx)?;
         self.server.hash().await
     }
 
-    pub async fn hash_kv(&self, _ctx: &RequestContext, r: HashKvRequest) -> Result<HashKvResponse> {
+    pub async fn hash_kv(&self, ctx: &RequestContext, r: HashKvRequest) -> Result<HashKvResponse> {
+        self.check_admin(ctx)?;
         self.server.hash_kv(r.revision).await
     }
 
@@ -152,9 +164,10 @@ impl Core {
     /// proportion to the state, and a crash leaves nothing behind.
     pub async fn snapshot(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         _r: SnapshotRequest,
     ) -> Result<impl Stream<Item = Result<SnapshotResponse>> + Send + 'static> {
+        self.check_admin(ctx)?;
         let server = self.server.clone();
         let (file, size) = tokio::task::spawn_blocking(move || -> Result<_> {
             let file = unlinked_file(&server.data_dir.join("member"))?;
@@ -172,9 +185,10 @@ impl Core {
 
     pub async fn move_leader(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         r: MoveLeaderRequest,
     ) -> Result<MoveLeaderResponse> {
+        self.check_admin(ctx)?;
         self.server.move_leader(r.target_id).await?;
         Ok(MoveLeaderResponse {
             header: Some(self.server.current_header()),

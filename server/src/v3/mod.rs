@@ -9,11 +9,13 @@
 //! - [`kv`] (+ [`txn_check`]): Range, Put, DeleteRange, Txn, Compact;
 //! - [`watch`]: watch streams over the applied revisions' hub;
 //! - [`lease`]: Grant, Revoke, KeepAlive, TimeToLive, Leases;
+//! - [`auth`]: the Auth service, and the permission checks other services make;
 //! - [`cluster`]: the Cluster service's membership RPCs;
 //! - [`maintenance`]: Status, Alarm, Defragment, Hash, HashKV, MoveLeader;
 //! - [`lock`] and [`election`]: etcd's Lock and Election services, built as its concurrency
 //!   recipes are ([`concurrency`]) on the KV, Lease and Watch functions above.
 
+pub mod auth;
 pub mod cluster;
 pub mod concurrency;
 pub mod context;
@@ -27,7 +29,7 @@ pub mod watch;
 
 use std::sync::Arc;
 
-pub use context::{AuthInfo, RequestContext};
+pub use context::RequestContext;
 
 use crate::server::EtcdServer;
 
@@ -44,12 +46,14 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct Core {
     pub server: Arc<EtcdServer>,
     lease_ids: lease::LeaseIds,
+    auth_attempts: auth::Attempts,
 }
 
 impl Core {
     pub fn new(server: Arc<EtcdServer>) -> Core {
         Core {
             lease_ids: lease::LeaseIds::new(server.member_id),
+            auth_attempts: auth::Attempts::default(),
             server,
         }
     }

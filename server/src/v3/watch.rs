@@ -25,6 +25,19 @@ use crate::server::EtcdServer;
 use crate::watch::{PrevKvInterest, RevisionEvents};
 
 use super::{Core, GRPC_OVERHEAD_BYTES, RequestContext};
+use crate::proto::authpb::permission::Type as PermType;
+
+/// An error as a Go gRPC status prints it (`status.Error(...).Error()`), which is how etcd
+/// words a watch refused by auth.
+fn go_status_text(e: &Error) -> String {
+    let code = match e.code() {
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::Unauthenticated => "Unauthenticated",
+        tonic::Code::FailedPrecondition => "FailedPrecondition",
+        _ => "PermissionDenied",
+    };
+    format!("rpc error: code = {code} desc = {e}")
+}
 
 /// Replayed history goes out in responses of at most this many events (whole revisions).
 const MAX_EVENTS_PER_RESPONSE: usize = 1000;
@@ -41,6 +54,7 @@ impl Core {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = WatchStreamTask {
             requires_leader: ctx.require_leader,
+            ctx: ctx.clone(),
             server: self.server.clone(),
             hub: self.server.state.hub.subscribe(),
             out: tx,
@@ -107,6 +121,8 @@ impl From<Error> for Stop {
 struct WatchStreamTask {
     /// The client asked (clientv3's `WithRequireLeader`) that the stream end without one.
     requires_leader: bool,
+    /// Who opened the stream: each new watcher's range must be readable by them.
+    ctx: RequestContext,
     server: Arc<EtcdServer>,
     hub: broadcast::Receiver<Arc<RevisionEvents>>,
     out: mpsc::Sender<Result<WatchResponse>>,
@@ -183,17 +199,17 @@ impl WatchStreamTask {
         let range = KeyRange::from_request(&c.key, &c.range_end);
         let current = self.current_rev();
         let refusal = if range.is_empty() {
-            Some("mvcc: watcher range is empty")
+            Some("mvcc: watcher range is empty".to_string())
         } else if c.watch_id != 0 && self.watchers.contains_key(&c.watch_id) {
-            Some("mvcc: duplicate watch ID provided on the WatchStream")
+            Some("mvcc: duplicate watch ID provided on the WatchStream".to_string())
         } else {
-            None
+            self.permitted(&c).err().map(|e| go_status_text(&e))
         };
         if let Some(reason) = refusal {
             let mut resp = self.response(-1, current);
             resp.created = true;
             resp.canceled = true;
-            resp.cancel_reason = reason.to_string();
+            resp.cancel_reason = reason;
             return self.send(resp).await;
         }
         let id = if c.watch_id != 0 {
@@ -231,6 +247,17 @@ impl WatchStreamTask {
         resp.created = true;
         self.send(resp).await?;
         self.catch_up(id).await
+    }
+
+    /// etcd's `isWatchPermitted`: the caller, as of now, may read the watched range.
+    fn permitted(&self, c: &WatchCreateRequest) -> Result<()> {
+        let who = self.ctx.resolve(&self.server)?.unwrap_or_default();
+        self.server
+            .state
+            .read()
+            .kv
+            .auth
+            .check(&who, &c.key, &c.range_end, PermType::Read)
     }
 
     /// The stored events `w` has not been sent, up to the current revision, and that

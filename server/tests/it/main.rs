@@ -3,6 +3,8 @@
 
 mod calls;
 
+mod auth;
+
 mod cluster;
 mod corruption;
 mod disk_full;

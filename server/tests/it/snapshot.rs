@@ -100,7 +100,7 @@ fn oxcd_snapshot(args: &[&str]) -> (bool, String, String) {
 }
 
 /// The restore flags of `member` of `cluster`.
-fn restore_args(cluster: &Cluster, i: usize) -> Vec<String> {
+pub(crate) fn restore_args(cluster: &Cluster, i: usize) -> Vec<String> {
     let m = &cluster.members[i];
     vec![
         "--data-dir".into(),
