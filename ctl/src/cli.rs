@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -136,6 +136,15 @@ pub enum Command {
     /// commands for checking properties of the etcd cluster
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Enable or disable authentication
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// User related commands
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Role related commands
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Prints the version of oxcdctl
     Version,
 }
@@ -435,4 +444,98 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("").is_err());
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Enables authentication
+    Enable,
+    /// Disables authentication
+    Disable,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Adds a new user
+    Add(UserAddArgs),
+    /// Deletes a user
+    Delete(NamesArgs),
+    /// Gets detailed information of a user
+    Get(UserGetArgs),
+    /// Lists all users
+    List(NamesArgs),
+    /// Changes password of user
+    Passwd(UserPasswdArgs),
+    /// Grants a role to a user
+    GrantRole(NamesArgs),
+    /// Revokes a role from a user
+    RevokeRole(NamesArgs),
+}
+
+/// Positional names (user, role), checked by each verb as etcdctl checks them.
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UserAddArgs {
+    /// `name` or `name:password`
+    pub names: Vec<String>,
+    /// Read password from stdin instead of interactive terminal
+    #[arg(long, default_value = "true", default_missing_value = "true", num_args = 0..=1,
+          require_equals = true, action = ArgAction::Set)]
+    pub interactive: bool,
+    /// Supply password from the command line flag
+    #[arg(long)]
+    pub new_user_password: Option<String>,
+    /// Create a user without password (CN based auth only)
+    #[arg(long)]
+    pub no_password: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserGetArgs {
+    pub names: Vec<String>,
+    /// Show permissions of roles granted to the user
+    #[arg(long)]
+    pub detail: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserPasswdArgs {
+    pub names: Vec<String>,
+    /// If true, read password from stdin instead of interactive terminal
+    #[arg(long, default_value = "true", default_missing_value = "true", num_args = 0..=1,
+          require_equals = true, action = ArgAction::Set)]
+    pub interactive: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Adds a new role
+    Add(NamesArgs),
+    /// Deletes a role
+    Delete(NamesArgs),
+    /// Gets detailed information of a role
+    Get(NamesArgs),
+    /// Lists all roles
+    List(NamesArgs),
+    /// Grants a key to a role
+    GrantPermission(PermissionArgs),
+    /// Revokes a key from a role
+    RevokePermission(PermissionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PermissionArgs {
+    /// role name, [permission type,] key and [endkey]
+    pub args: Vec<String>,
+    /// grant (or revoke) a prefix permission
+    #[arg(long)]
+    pub prefix: bool,
+    /// grant (or revoke) a permission of keys that are greater than or equal to the given key
+    /// using byte compare
+    #[arg(long)]
+    pub from_key: bool,
 }

@@ -69,25 +69,61 @@ pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client>
             "TLS (--cert, --key, --cacert) is not supported by this oxcdctl build yet",
         ));
     }
-    if global.user.is_some() || global.password.is_some() {
-        return Err(CtlError::new(
-            EXIT_BAD_FEATURE,
-            "authentication (--user, --password) is not supported by this oxcdctl build yet",
-        ));
-    }
     let urls: Vec<String> = endpoints.iter().map(|e| with_scheme(e)).collect();
     let options = ConnectOptions::new()
         .with_connect_timeout(global.dial_timeout)
         .with_keep_alive(global.keepalive_time, global.keepalive_timeout);
-    let connecting = Client::connect(urls, Some(options));
+    let credentials = credentials(global)?;
+    let connecting = async {
+        let Some((user, password)) = credentials else {
+            return Client::connect(&urls, Some(options)).await;
+        };
+        let with_user = options.clone().with_user(user, password);
+        match Client::connect(&urls, Some(with_user)).await {
+            // As clientv3: credentials for a cluster without auth are no error.
+            Err(etcd_client::Error::GRpcStatus(s))
+                if s.message() == "etcdserver: authentication is not enabled" =>
+            {
+                Client::connect(&urls, Some(options)).await
+            }
+            other => other,
+        }
+    };
     match tokio::time::timeout(global.dial_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
+        // Authenticating at connect failed: the server's message, as etcdctl prints it.
+        Ok(Err(etcd_client::Error::GRpcStatus(s))) => {
+            Err(CtlError::new(EXIT_BAD_CONNECTION, s.message()))
+        }
         Ok(Err(e)) => Err(CtlError::new(EXIT_BAD_CONNECTION, e.to_string())),
         Err(_) => Err(CtlError::new(
             EXIT_BAD_CONNECTION,
             "context deadline exceeded",
         )),
     }
+}
+
+/// `--user name[:password]` and `--password`, as etcdctl takes them: the password after the
+/// first colon, or from `--password`, or asked for on the terminal.
+fn credentials(global: &Global) -> Result<Option<(String, String)>> {
+    let Some(user) = &global.user else {
+        return Ok(None);
+    };
+    if let Some(password) = &global.password {
+        return Ok(Some((user.clone(), password.clone())));
+    }
+    if let Some((name, password)) = user.split_once(':') {
+        return Ok(Some((name.to_string(), password.to_string())));
+    }
+    use std::io::{BufRead, Write};
+    print!("Password: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(Some((
+        user.clone(),
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    )))
 }
 
 /// Connects to the `--endpoints`.

@@ -1,5 +1,6 @@
 //! The verbs, one module per group: what each sends, and what it prints in each format.
 
+mod auth;
 mod check;
 mod cluster;
 mod concurrency;
@@ -64,6 +65,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Elect(args) => concurrency::elect(&ctx, args).await,
         Command::Lock(args) => concurrency::lock(&ctx, args).await,
         Command::Check(cmd) => check::run(&ctx, cmd).await,
+        Command::Auth(cmd) => auth::auth(&ctx, cmd).await,
+        Command::User(cmd) => auth::user(&ctx, cmd).await,
+        Command::Role(cmd) => auth::role(&ctx, cmd).await,
         Command::Version => {
             println!("oxcdctl version: {}", env!("CARGO_PKG_VERSION"));
             println!("API version: 3.5");

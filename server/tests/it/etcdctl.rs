@@ -764,6 +764,109 @@ pub fn edge_cases() -> Vec<Step> {
     ]
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_auth_users_and_roles_match_etcd() {
+    compare(&auth_users_and_roles()).await;
+}
+
+/// Users, roles and permissions, auth on and off, logins right and wrong, in the simple and
+/// json formats, errors included.
+pub fn auth_users_and_roles() -> Vec<Step> {
+    let with_stdin = |args, stdin| Step::Run { args, stdin };
+    vec![
+        run(&["auth", "enable"]),
+        run(&["user", "add", "root:rootpw"]),
+        run(&["auth", "enable"]),
+        run(&["role", "add", "root"]),
+        run(&["user", "grant-role", "root", "root"]),
+        with_stdin(
+            &["user", "add", "alice", "--interactive=false"],
+            "alicepw\n",
+        ),
+        run(&["user", "add", "bob", "--new-user-password=bobpw"]),
+        run(&["user", "add", "carl", "--no-password"]),
+        run(&["user", "add", "root:again"]),
+        run(&["user", "add"]),
+        run(&["role", "add", "r1"]),
+        run(&["role", "add", "r1"]),
+        run(&["role", "add"]),
+        run(&["role", "grant-permission", "r1", "read", "/a/", "--prefix"]),
+        run(&["role", "grant-permission", "r1", "write", "k1"]),
+        run(&["role", "grant-permission", "r1", "readwrite", "a", "z"]),
+        run(&["role", "grant-permission", "r1", "READ", "x", "--from-key"]),
+        run(&["role", "grant-permission", "r1", "bogus", "x"]),
+        run(&[
+            "role",
+            "grant-permission",
+            "r1",
+            "read",
+            "a",
+            "b",
+            "--prefix",
+        ]),
+        run(&["role", "grant-permission", "nope", "read", "a"]),
+        run(&["role", "get", "r1"]),
+        run(&["role", "get", "r1", "-w", "json"]),
+        run(&["role", "get", "nope"]),
+        run(&["user", "grant-role", "alice", "r1"]),
+        run(&["user", "grant-role", "alice", "nope"]),
+        run(&["user", "grant-role", "alice"]),
+        run(&["user", "get", "alice"]),
+        run(&["user", "get", "alice", "--detail"]),
+        run(&["user", "get", "alice", "-w", "json"]),
+        run(&["user", "list"]),
+        run(&["user", "list", "-w", "json"]),
+        run(&["role", "list"]),
+        run(&["role", "list", "-w", "table"]),
+        run(&["role", "revoke-permission", "r1", "k1"]),
+        run(&["role", "revoke-permission", "r1", "a", "z"]),
+        run(&["role", "revoke-permission", "r1", "nope"]),
+        run(&["user", "revoke-role", "alice", "r1"]),
+        run(&["user", "revoke-role", "alice", "r1"]),
+        run(&["user", "grant-role", "alice", "r1"]),
+        with_stdin(
+            &["user", "passwd", "alice", "--interactive=false"],
+            "alice2\n",
+        ),
+        run(&["put", "/a/x", "1"]),
+        run(&["auth", "enable"]),
+        run(&["get", "/a/x"]),
+        run(&["--user", "root:wrong", "get", "/a/x"]),
+        run(&["--user", "alice:alicepw", "get", "/a/x"]),
+        run(&["--user", "alice:alice2", "get", "/a/x"]),
+        run(&[
+            "--user",
+            "alice",
+            "--password",
+            "alice2",
+            "get",
+            "/a/",
+            "--prefix",
+        ]),
+        run(&["--user", "alice:alice2", "put", "/a/x", "2"]),
+        run(&["--user", "alice:alice2", "get", "/b"]),
+        run(&["--user", "alice:alice2", "user", "list"]),
+        run(&["--user", "alice:alice2", "user", "get", "alice"]),
+        run(&[
+            "--user",
+            "root:rootpw",
+            "user",
+            "revoke-role",
+            "root",
+            "root",
+        ]),
+        run(&["--user", "root:rootpw", "user", "delete", "root"]),
+        run(&["--user", "root:rootpw", "user", "delete", "bob"]),
+        run(&["--user", "root:rootpw", "user", "delete", "bob"]),
+        run(&["--user", "root:rootpw", "role", "delete", "r1"]),
+        run(&["--user", "root:rootpw", "user", "get", "alice"]),
+        run(&["--user", "root:rootpw", "put", "/a/x", "3"]),
+        run(&["--user", "root:rootpw", "auth", "disable"]),
+        run(&["get", "/a/x"]),
+        run(&["--user", "root:rootpw", "get", "/a/x"]),
+    ]
+}
+
 // oxcdctl against oxcd prints what etcdctl prints against etcd, for the same scripts.
 
 fn oxcdctl() -> std::path::PathBuf {
@@ -783,4 +886,9 @@ async fn oxcdctl_lease_and_maintenance_match_etcdctl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oxcdctl_edge_cases_match_etcdctl() {
     compare_with(&edge_cases(), oxcdctl(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oxcdctl_auth_users_and_roles_match_etcdctl() {
+    compare_with(&auth_users_and_roles(), oxcdctl(), true).await;
 }
