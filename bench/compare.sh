@@ -266,8 +266,8 @@ record_failure() {
 # --- workloads -------------------------------------------------------------------------
 
 D=--duration=$DURATION
-WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch)
-TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load)
+WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch put-64-auth range-l-auth)
+TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load put-64-auth range-l-auth)
 declare -A LABEL SETUP ARGS
 LABEL[put-1]="put, 1 client"
 ARGS[put-1]="--target leader --conns 1 --clients 1 $D put --key-size 8 --val-size $VAL --key-space-size 100000"
@@ -288,16 +288,36 @@ ARGS[mixed]="--target all --conns 3 --clients 64 $D mixed --read-ratio 0.9 --key
 LABEL[watch]="watch fan-out: $WATCHERS watchers / 10 streams, $WATCH_RATE puts/s (events/s; latency put ack → event)"
 LABEL[watch-send]="watch fan-out, same run (latency put send → event)"
 ARGS[watch]="--target all --conns 10 --clients 1 --rate $WATCH_RATE $D watch --watchers $WATCHERS --streams 10 --val-size $VAL"
+# With auth on, as a user whose one role grants read-write on the benchmark's prefix: every
+# request carries a simple token and is checked against the role's permissions.
+AUTH_USER="--user bench:bench-password"
+LABEL[put-64-auth]="put, 64 clients, 1 conn, auth on (token, prefix role)"
+ARGS[put-64-auth]="$AUTH_USER ${ARGS[put-64]}"
+LABEL[range-l-auth]="range 1 key, linearizable, 64 clients, auth on (token, prefix role)"
+SETUP[range-l-auth]="$AUTH_USER $PRELOAD"
+ARGS[range-l-auth]="$AUTH_USER ${ARGS[range-l]}"
 LABEL[load]="load $LOAD_KEYS keys × $VAL B, 64 clients"
 ARGS[load]="--target leader --conns 8 --clients 64 load --keys $LOAD_KEYS --val-size $VAL --no-scan"
 ARGS[scan]="--target leader load --keys $LOAD_KEYS --scan-only --page-limit 500"
 ARGS[scale-load]="--target leader --conns 8 --clients 64 load --keys $SCALE_KEYS --val-size $VAL --no-scan"
 ARGS[scale-scan]="--target leader load --keys $SCALE_KEYS --scan-only --page-limit 500"
 
+# Turns auth on in the running cluster: root, and the user `bench` with read-write on bench/.
+enable_auth() {
+    local ctl=(etcdctl --endpoints="$ENDPOINTS" --command-timeout=30s) step
+    for step in "user add root:root-password" "user add bench:bench-password" "role add bench" \
+        "role grant-permission bench readwrite bench/ --prefix" "user grant-role bench bench" \
+        "auth enable"; do
+        # shellcheck disable=SC2086
+        "${ctl[@]}" $step >/dev/null || die "auth setup step '$step' failed"
+    done
+}
+
 # workload KIND SIZE NAME: a fresh cluster, the setup step unmeasured, the workload measured.
 workload() {
     local kind=$1 size=$2 name=$3
     start_cluster "$kind" "$size"
+    [[ $name == *-auth ]] && enable_auth
     if [[ -n ${SETUP[$name]:-} ]]; then
         # shellcheck disable=SC2086
         "$BENCH" --no-progress --endpoints "$ENDPOINTS" ${SETUP[$name]} >"$WORK/setup.out" 2>&1 ||

@@ -100,6 +100,9 @@ pub struct Common {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// `name:password`: authenticate once, and send the token with every request.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
 }
 
 fn default_threads() -> usize {

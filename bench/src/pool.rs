@@ -56,11 +56,16 @@ impl Pool {
         let loops: Vec<Handle> = (0..conns)
             .map(|i| threads[i % threads.len()].handle.clone())
             .collect();
+        let token = match &common.user {
+            Some(user) => Some(authenticate(&endpoints[0], user).await?),
+            None => None,
+        };
         let mut clients = Vec::with_capacity(conns);
         for (i, event_loop) in loops.iter().enumerate() {
             let endpoint = endpoints[i % endpoints.len()].clone();
+            let token = token.clone();
             let connected = event_loop
-                .spawn(async move { connect(&endpoint).await })
+                .spawn(async move { connect(&endpoint, token).await })
                 .await
                 .map_err(|e| Error::Cluster(format!("connecting: {e}")))??;
             clients.push(connected);
@@ -122,11 +127,32 @@ impl EventLoop {
     }
 }
 
+/// A token for `user` (`name:password`), from `endpoint`.
+async fn authenticate(endpoint: &str, user: &str) -> Result<http::HeaderValue, Error> {
+    let failed = |reason: String| Error::Connect {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let (name, password) = user
+        .split_once(':')
+        .ok_or_else(|| failed("--user takes name:password".into()))?;
+    let client = connect(endpoint, None).await?;
+    let token = client
+        .auth_client()
+        .authenticate(name.to_string(), password.to_string())
+        .await
+        .map_err(|e| failed(format!("authenticate: {e}")))?;
+    token
+        .token()
+        .parse()
+        .map_err(|e| failed(format!("token: {e}")))
+}
+
 /// One HTTP/2 connection to `endpoint`, which requests use directly from the client's own
-/// task. `Client::connect` would put two task hand-offs in front of every request (a balancing
+/// task; with `token`, every request carries it. `Client::connect` would put two task hand-offs in front of every request (a balancing
 /// buffer, then tonic's channel buffer), which costs the load generator ~5 µs of CPU per
 /// request on the cores it shares with the server it measures.
-async fn connect(endpoint: &str) -> Result<Client, Error> {
+async fn connect(endpoint: &str, token: Option<http::HeaderValue>) -> Result<Client, Error> {
     let failed = |reason: String| Error::Connect {
         endpoint: endpoint.to_string(),
         reason,
@@ -154,6 +180,7 @@ async fn connect(endpoint: &str) -> Result<Client, Error> {
     let service = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
         let mut sender = sender.clone();
         let authority = authority.clone();
+        let token = token.clone();
         async move {
             // tonic gives the path only; HTTP/2 needs the scheme and authority too.
             let (mut head, body) = request.into_parts();
@@ -161,6 +188,9 @@ async fn connect(endpoint: &str) -> Result<Client, Error> {
             uri.scheme = Some(http::uri::Scheme::HTTP);
             uri.authority = Some(authority);
             head.uri = http::Uri::from_parts(uri)?;
+            if let Some(token) = token {
+                head.headers.insert("token", token);
+            }
             let body = if CLIENT_STREAMING.contains(&head.uri.path()) {
                 body
             } else {
@@ -185,7 +215,7 @@ async fn find_leader(endpoints: &[String]) -> Result<String, Error> {
     let deadline = Instant::now() + LEADER_DEADLINE;
     loop {
         for endpoint in endpoints {
-            let Ok(mut client) = connect(endpoint).await else {
+            let Ok(mut client) = connect(endpoint, None).await else {
                 continue;
             };
             let Ok(status) = client.status().await else {

@@ -61,3 +61,34 @@ async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connectio
     let keepalives = "--conns 1 --clients 4 --total 100 lease-keepalive";
     run_expecting(&endpoints, keepalives, 100).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_user_every_request_carries_the_users_token() {
+    let member = Member::start();
+    let mut client = member.client().await;
+    client.user_add("root", "rootpw", None).await.unwrap();
+    client.user_grant_role("root", "root").await.unwrap();
+    client.user_add("bench", "pw", None).await.unwrap();
+    client.role_add("bench").await.unwrap();
+    let prefix = etcd_client::Permission::read_write("bench/").with_prefix();
+    client.role_grant_permission("bench", prefix).await.unwrap();
+    client.user_grant_role("bench", "bench").await.unwrap();
+    client.auth_enable().await.unwrap();
+    let endpoints = vec![member.endpoint()];
+
+    let puts = "--conns 2 --clients 4 --total 100 put --sequential-keys --key-space-size 100 \
+                --key-prefix bench/auth/ --val-size 16";
+    run_expecting(&endpoints, &format!("--user bench:pw {puts}"), 100).await;
+    let ranges = "--conns 1 --clients 2 --total 50 range --consistency l --key-space-size 100 \
+                  --key-prefix bench/auth/";
+    run_expecting(&endpoints, &format!("--user bench:pw {ranges}"), 50).await;
+
+    // Without the token, auth refuses every put.
+    let line = format!(
+        "oxcd-bench --endpoints={} --no-progress {puts}",
+        endpoints.join(",")
+    );
+    let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
+    let summary = oxcd_bench::run(&cli).await.unwrap();
+    assert_eq!((summary.ops, summary.errors), (0, 100));
+}
