@@ -43,6 +43,10 @@ pub struct MemberHealth {
 pub struct ClusterView {
     pub cluster_id: Option<u64>,
     pub members: Vec<ListedMember>,
+    /// The list came after a linearizable read on the member that gave it: it holds every
+    /// committed change. A list without that (no quorum) may be stale, and is only good for
+    /// restarting members, never for removing anything.
+    pub confirmed: bool,
     /// By client URL: the members that answered Status.
     pub health: BTreeMap<String, MemberHealth>,
 }
@@ -59,34 +63,33 @@ async fn connect(endpoints: &[String]) -> Result<Client> {
 /// member answers is missing from the view.
 pub async fn observe(endpoints: &[String]) -> ClusterView {
     let mut view = ClusterView::default();
-    for endpoint in endpoints {
-        let Ok(mut client) = connect(std::slice::from_ref(endpoint)).await else {
-            continue;
-        };
-        // A member that has just restarted lists the members it had applied, which may miss
-        // later changes until it hears from the leader; a member listed as gone would have
-        // its pod and volume deleted. A linearizable read first brings the member up to the
-        // leader's commit (etcd-client cannot ask for etcd 3.5's linearizable MemberList).
-        let barrier = GetOptions::new().with_count_only();
-        if client.get(BARRIER_KEY, Some(barrier)).await.is_err() {
-            continue;
+    // A member that has just restarted lists the members it had applied, which may miss
+    // later changes until it hears from the leader; a member listed as gone would have its
+    // pod and volume deleted. A linearizable read first brings the member up to the leader's
+    // commit (etcd-client cannot ask for etcd 3.5's linearizable MemberList). Without a
+    // quorum no member can, and the list any member gives is kept as unconfirmed.
+    for confirm in [true, false] {
+        for endpoint in endpoints {
+            if let Some(list) = member_list(endpoint, confirm).await {
+                view.cluster_id = list.header().map(|h| h.cluster_id());
+                view.members = list
+                    .members()
+                    .iter()
+                    .map(|m| ListedMember {
+                        id: m.id(),
+                        name: m.name().to_string(),
+                        peer_urls: m.peer_urls().to_vec(),
+                        client_urls: m.client_urls().to_vec(),
+                        learner: m.is_learner(),
+                    })
+                    .collect();
+                view.confirmed = confirm;
+                break;
+            }
         }
-        let Ok(list) = client.member_list().await else {
-            continue;
-        };
-        view.cluster_id = list.header().map(|h| h.cluster_id());
-        view.members = list
-            .members()
-            .iter()
-            .map(|m| ListedMember {
-                id: m.id(),
-                name: m.name().to_string(),
-                peer_urls: m.peer_urls().to_vec(),
-                client_urls: m.client_urls().to_vec(),
-                learner: m.is_learner(),
-            })
-            .collect();
-        break;
+        if !view.members.is_empty() {
+            break;
+        }
     }
     let mut urls: Vec<String> = endpoints.to_vec();
     urls.extend(
@@ -103,6 +106,16 @@ pub async fn observe(endpoints: &[String]) -> ClusterView {
         }
     }
     view
+}
+
+/// The member list of the member at `endpoint`, after a linearizable read there if `confirm`.
+async fn member_list(endpoint: &str, confirm: bool) -> Option<etcd_client::MemberListResponse> {
+    let mut client = connect(&[endpoint.to_string()]).await.ok()?;
+    if confirm {
+        let barrier = GetOptions::new().with_count_only();
+        client.get(BARRIER_KEY, Some(barrier)).await.ok()?;
+    }
+    client.member_list().await.ok()
 }
 
 async fn status(endpoint: &str) -> Result<MemberHealth> {

@@ -3,7 +3,7 @@
 //! for a member that has not started yet), into what the planner reads.
 
 use crate::act::{Actor, Workload, Workloads};
-use crate::members::ClusterView;
+use crate::members::{ClusterView, ListedMember};
 use crate::plan::{Health, Listed, Member, Observed, Volume};
 
 /// The ordinal in a member name `<cluster>-<n>`.
@@ -36,7 +36,33 @@ pub fn combine<W: Workloads>(
     let mut known: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     known.extend(actor.status.members.iter().map(|m| m.name.clone()));
     known.extend(actor.status.operation.iter().map(|op| op.member.clone()));
-    for listed in &view.members {
+    // No member answered the member list: the members status last recorded, so that lost
+    // pods can still be started again on their volumes.
+    let recorded: Vec<ListedMember>;
+    let listed_members = if view.members.is_empty() {
+        recorded = actor
+            .status
+            .members
+            .iter()
+            .filter_map(|m| {
+                Some(ListedMember {
+                    id: u64::from_str_radix(m.id.as_deref()?, 16).ok()?,
+                    name: if m.version.is_some() {
+                        m.name.clone()
+                    } else {
+                        String::new()
+                    },
+                    peer_urls: vec![w.peer_url(&m.name)],
+                    client_urls: vec![w.client_url(&m.name)],
+                    learner: m.learner,
+                })
+            })
+            .collect();
+        &recorded
+    } else {
+        &view.members
+    };
+    for listed in listed_members {
         let name = if listed.name.is_empty() {
             known
                 .iter()
@@ -89,6 +115,7 @@ pub fn combine<W: Workloads>(
         operation: actor.status.operation.clone(),
         next_ordinal: actor.status.next_ordinal,
         members,
+        list_confirmed: view.confirmed,
         now: actor.now,
     }
 }

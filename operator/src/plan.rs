@@ -43,6 +43,10 @@ pub struct Observed {
     pub next_ordinal: u32,
     /// Every member the operator knows of by any sign: pod, volume or member-list entry.
     pub members: Vec<Member>,
+    /// The member list holds every committed change (it came after a linearizable read).
+    /// Otherwise (no quorum) it may be stale, or only what status last recorded: members
+    /// missing from it may still be members, so nothing is removed or deleted.
+    pub list_confirmed: bool,
     pub now: Timestamp,
 }
 
@@ -196,6 +200,9 @@ pub fn plan(o: &Observed) -> Step {
                 m.name
             ),
         };
+    }
+    if o.cluster_id.is_some() && !o.list_confirmed {
+        return without_quorum(o);
     }
     match (&o.operation, o.cluster_id) {
         (Some(op), _) => continue_operation(o, op),
@@ -451,20 +458,36 @@ fn current(o: &Observed, pod: &Pod) -> bool {
     pod.version == o.want.version && pod.config == o.want.config
 }
 
-/// No operation in progress: what the spec and the members call for next.
-fn next_operation(o: &Observed) -> Step {
-    // A listed member whose pod is gone restarts on its volume: safe even without quorum,
-    // and how a quorum lost to lost pods comes back.
-    for m in &o.members {
-        if let (Some(listed), None, Volume::Ours, false) =
-            (m.listed, &m.pod, &m.volume, o.want.ephemeral)
-        {
-            return Step::StartMember {
+/// A listed member whose pod is gone restarts on its volume: safe even without quorum, and
+/// how a quorum lost to lost pods comes back.
+fn restart_lost_pod(o: &Observed) -> Option<Step> {
+    o.members
+        .iter()
+        .find_map(|m| match (m.listed, &m.pod, &m.volume) {
+            (Some(listed), None, Volume::Ours) if !o.want.ephemeral => Some(Step::StartMember {
                 member: m.name.clone(),
                 id: listed.id,
                 require_data: listed.started,
-            };
-        }
+            }),
+            _ => None,
+        })
+}
+
+/// No member could confirm the member list (no quorum): lost pods of listed members are
+/// started again on their volumes, and nothing else is done until the quorum is back.
+fn without_quorum(o: &Observed) -> Step {
+    restart_lost_pod(o).unwrap_or_else(|| Step::Wait {
+        reason: "NoQuorum",
+        message: "no member confirms the member list (no quorum): only lost pods are \
+                  started again until the quorum is back"
+            .to_string(),
+    })
+}
+
+/// No operation in progress: what the spec and the members call for next.
+fn next_operation(o: &Observed) -> Step {
+    if let Some(step) = restart_lost_pod(o) {
+        return step;
     }
     // Pods and volumes of members no longer listed: what a finished removal left.
     if let Some(m) = o

@@ -23,6 +23,7 @@ fn running(replicas: usize, voters: u32) -> Observed {
         operation: None,
         next_ordinal: voters,
         members: (0..voters).map(|o| member(o, false)).collect(),
+        list_confirmed: true,
         now: now(),
     }
 }
@@ -528,4 +529,44 @@ fn apply(o: &mut Observed, step: &Step) {
     }
     o.members
         .retain(|m| m.pod.is_some() || m.listed.is_some() || m.volume != Volume::Missing);
+}
+
+#[test]
+fn without_a_confirmed_member_list_lost_pods_restart_and_nothing_is_deleted() {
+    // Two of three pods lost: the survivor cannot confirm its member list.
+    let mut o = running(3, 3);
+    o.list_confirmed = false;
+    for name in ["demo-1", "demo-2"] {
+        o = edit(o, name, |m| {
+            m.pod = None;
+            m.health = None;
+        });
+    }
+    o.members[0].health = None;
+    assert_eq!(
+        plan(&o),
+        Step::StartMember {
+            member: "demo-1".into(),
+            id: 101,
+            require_data: true,
+        }
+    );
+    // Pods back but no quorum yet: wait, whatever the spec says.
+    let mut waiting = running(3, 3);
+    waiting.list_confirmed = false;
+    waiting.want.replicas = 1;
+    waiting.members.iter_mut().for_each(|m| m.health = None);
+    assert_eq!(reason(&plan(&waiting)), "NoQuorum");
+    // Nobody listed at all: pods and volumes are left alone, not taken for removed members.
+    let mut unknown = waiting.clone();
+    unknown.members.iter_mut().for_each(|m| m.listed = None);
+    assert_eq!(reason(&plan(&unknown)), "NoQuorum");
+    // The same members, unlisted in a confirmed list, are what a removal left.
+    unknown.list_confirmed = true;
+    assert_eq!(
+        plan(&unknown),
+        Step::DeletePod {
+            member: "demo-0".into()
+        }
+    );
 }

@@ -249,6 +249,33 @@ async fn a_member_whose_data_is_wiped_is_replaced_not_bootstrapped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_lost_with_two_pods_comes_back_on_their_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workloads(dir.path());
+    let cluster_id = three_members_with_a_key(&w).await;
+
+    // Two of three pods lost at once: the survivor cannot confirm any member list, and the
+    // members missing from what it knows must not be taken for removed ones.
+    w.kill_pod("demo-1");
+    w.kill_pod("demo-2");
+    drive(&w, &want(3), false).await;
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id, "no second cluster");
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    assert_key_kept(&w).await;
+
+    // All three lost: restarted from what status recorded, on their volumes.
+    for member in ["demo-0", "demo-1", "demo-2"] {
+        w.kill_pod(member);
+    }
+    drive(&w, &want(3), false).await;
+    let (id, listed) = voters(&w).await;
+    assert_eq!(id, cluster_id, "no second cluster");
+    assert_eq!(names(&listed), ["demo-0", "demo-1", "demo-2"]);
+    assert_key_kept(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_restarts_one_member_at_a_time_the_leader_last() {
     let dir = tempfile::tempdir().unwrap();
     let w = workloads(dir.path());
