@@ -10,9 +10,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::proto::oxcdpb::{InternalRequest, InternalResponse};
 
-/// A replicated command: one etcd mutation, prost-encoded in the log.
-#[derive(Debug, Clone, PartialEq)]
+/// A replicated command: one etcd mutation, prost-encoded in the log. Printed (Display and
+/// Debug alike) by its kind only: commands carry values, password hashes and tokens, which
+/// logs must not show.
+#[derive(Clone, PartialEq)]
 pub struct Command(pub InternalRequest);
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Command({self})")
+    }
+}
 
 /// The result of applying a [`Command`].
 #[derive(Debug, Clone, PartialEq, Default)]

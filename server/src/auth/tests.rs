@@ -177,3 +177,52 @@ fn simple_tokens_expire_unless_used_and_jwt_specs_parse() {
     assert!(TokenKind::parse("jwt,sign-method=RS256").is_err());
     assert!(TokenKind::parse("bogus").is_err());
 }
+
+/// A write authorized before a permission change and applied after it is refused, as in
+/// etcd: apply judges the header's auth revision against the state of that moment.
+#[test]
+fn a_write_authorized_before_a_permission_change_is_refused_at_apply() {
+    use crate::apply::{KvState, apply};
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::proto::oxcdpb::{InternalRequest, internal_request::Request};
+
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let backend = SledBackend::new(&db, "state").unwrap();
+    let mut batch = WriteBatch::default();
+    let mut state = KvState {
+        mvcc: crate::mvcc::Store::load(&backend).unwrap(),
+        auth: store(&mut batch),
+        ..KvState::default()
+    };
+    let put = |header: AuthInfo| InternalRequest {
+        request: Some(Request::Put(PutRequest {
+            key: b"/m/x".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        })),
+        header: Some(header.header()),
+    };
+    let alice = AuthInfo {
+        username: "alice".into(),
+        revision: state.auth.revision(),
+    };
+    let applied = apply(&mut state, &backend, &mut batch, put(alice.clone()), 1);
+    assert_eq!(applied.response.error, 0);
+    backend.write(std::mem::take(&mut batch)).unwrap();
+    // The role changes between the request's check and its apply.
+    state
+        .auth
+        .role_revoke_permission("r", b"/m", b"/p", &mut batch)
+        .unwrap();
+    let applied = apply(&mut state, &backend, &mut batch, put(alice), 1);
+    assert_eq!(
+        Error::from_apply_code(applied.response.error),
+        Error::AuthOldRevision
+    );
+    // The member's own commands carry no header and are not judged.
+    let mut own = put(AuthInfo::default());
+    own.header = None;
+    backend.write(std::mem::take(&mut batch)).unwrap();
+    let applied = apply(&mut state, &backend, &mut batch, own, 1);
+    assert_eq!(applied.response.error, 0);
+}
