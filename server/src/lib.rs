@@ -55,6 +55,7 @@ pub mod raft;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod typ;
 pub mod v3;

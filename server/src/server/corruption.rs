@@ -141,7 +141,11 @@ async fn peer_hash_kv(url: &str, revision: i64) -> Result<HashKvResponse> {
         .map_err(Error::internal)?
         .connect_timeout(PEER_HASH_TIMEOUT)
         .timeout(PEER_HASH_TIMEOUT);
-    let channel = endpoint.connect().await.map_err(Error::internal)?;
+    // Over the peer TLS, as etcd asks other members with its peer transport.
+    let channel = endpoint
+        .connect_with_connector(crate::raft::network::peer_connector())
+        .await
+        .map_err(Error::internal)?;
     let response = MaintenanceClient::new(channel)
         .hash_kv(HashKvRequest { revision })
         .await?;
