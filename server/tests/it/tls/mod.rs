@@ -1,0 +1,367 @@
+//! TLS on the client and peer ports with certificates made by rcgen: mutual TLS with
+//! etcd-client and Debian's etcdctl 3.4, refused clients (no certificate, another CA's,
+//! plaintext) that leave the server serving, a three-member cluster replicating over
+//! peer TLS with client-certificate auth through a leader's death, and certificate files
+//! replaced on disk taking effect for new connections while open streams carry on.
+
+mod certs;
+mod client;
+
+use std::path::Path;
+use std::time::Duration;
+
+use etcd_client::GetOptions;
+use oxcd_testkit::{Cluster, Launch, Member, binary, wait_for};
+
+use certs::{Ca, replace};
+
+/// Deadline for a member to serve or a cluster to converge; generous for a loaded machine.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// A one-member oxcd in `dir` whose client URL is https, started with `flags(member)`
+/// after the URLs.
+fn https_member(dir: &Path, flags: &[String]) -> Member {
+    let oxcd = binary::oxcd().unwrap_or_else(|e| panic!("{e}"));
+    let mut member = Member::new("m0", dir, Launch::new(oxcd, &[]));
+    member.launch.initial_cluster = format!("m0={}", member.peer_url());
+    let url = https_url(&member);
+    member.launch.extra_args = [
+        "--listen-client-urls",
+        &url,
+        "--advertise-client-urls",
+        &url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(flags.iter().cloned())
+    .collect();
+    member.spawn().expect("spawn the member");
+    member
+}
+
+fn https_url(member: &Member) -> String {
+    format!("https://127.0.0.1:{}", member.client_port)
+}
+
+#[tokio::test]
+async fn mutual_tls_admits_only_clients_with_a_trusted_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("oxcd test CA");
+    let server = ca.write(dir.path(), "server", &ca.server("m0"));
+    let alice = ca.write(dir.path(), "alice", &ca.client("alice"));
+    let other_ca = Ca::new("another CA");
+    let mallory = other_ca.client("mallory");
+    let member = https_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", server.cert()),
+            format!("--key-file={}", server.key()),
+            format!("--trusted-ca-file={}", server.ca()),
+            "--client-cert-auth".into(),
+        ],
+    );
+    let url = https_url(&member);
+    let alice_pem = (
+        std::fs::read_to_string(&alice.cert).unwrap(),
+        std::fs::read_to_string(&alice.key).unwrap(),
+    );
+    let trusted = client::config(&ca.pem(), Some((&alice_pem.0, &alice_pem.1)));
+    let got = wait_for(
+        CONVERGE,
+        &format!("{url} to serve\n{}", member.log()),
+        || {
+            let (url, trusted) = (url.clone(), trusted.clone());
+            async move { client::put_get(&url, trusted, "k1").await.ok() }
+        },
+    )
+    .await;
+    assert_eq!(got, "v");
+
+    // Refused: no certificate, and a certificate from a CA the server does not trust.
+    let addr = format!("127.0.0.1:{}", member.client_port);
+    assert!(!client::refused(&addr, trusted.clone()).await);
+    let anonymous = client::config(&ca.pem(), None);
+    assert!(client::refused(&addr, anonymous.clone()).await);
+    client::put_get(&url, anonymous, "k2").await.unwrap_err();
+    let foreign = client::config(&ca.pem(), Some((&mallory.cert_pem, &mallory.key_pem)));
+    assert!(client::refused(&addr, foreign.clone()).await);
+    client::put_get(&url, foreign, "k2").await.unwrap_err();
+
+    // Plaintext on the TLS port fails, and only that connection.
+    let plain = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(2));
+    let plain_url = format!("http://127.0.0.1:{}", member.client_port);
+    let plaintext = async {
+        let mut c = etcd_client::Client::connect([plain_url], Some(plain)).await?;
+        c.put("k2", "v", None).await
+    };
+    assert!(
+        plaintext.await.is_err(),
+        "a plaintext put succeeded on the TLS port"
+    );
+    assert_eq!(
+        client::put_get(&url, trusted.clone(), "k3").await.unwrap(),
+        "v"
+    );
+    assert!(
+        member.log().contains("TLS handshake failed"),
+        "refused handshakes are logged\n{}",
+        member.log()
+    );
+
+    // Debian's etcdctl (grpc-go) as the client: with the certificate it works, without it
+    // the handshake is refused.
+    let tls_args = [
+        format!("--cacert={}", alice.ca()),
+        format!("--cert={}", alice.cert()),
+        format!("--key={}", alice.key()),
+    ];
+    let mut args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    args.extend(["put", "from-etcdctl", "yes"]);
+    let (ok, out, err) = client::etcdctl(&url, &args).await;
+    assert!(ok, "etcdctl put over mTLS: {out}{err}");
+    let mut args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    args.extend(["get", "from-etcdctl", "--print-value-only"]);
+    let (ok, out, err) = client::etcdctl(&url, &args).await;
+    assert!(
+        ok && out.trim() == "yes",
+        "etcdctl get over mTLS: {out}{err}"
+    );
+    let (ok, out, err) = client::etcdctl(&url, &[&tls_args[0], "get", "from-etcdctl"]).await;
+    assert!(
+        !ok,
+        "etcdctl without a client certificate succeeded: {out}{err}"
+    );
+}
+
+#[tokio::test]
+async fn auto_tls_serves_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = https_member(dir.path(), &["--auto-tls".into()]);
+    let url = https_url(&member);
+    let out = wait_for(
+        CONVERGE,
+        &format!("{url} to serve\n{}", member.log()),
+        || {
+            let url = url.clone();
+            async move {
+                // etcdctl 3.4 applies the skip only with transport security on.
+            let put = [
+                "--insecure-transport=false",
+                "--insecure-skip-tls-verify",
+                "put",
+                "auto",
+                "tls",
+            ];
+                let (ok, out, _) = client::etcdctl(&url, &put).await;
+                ok.then_some(out)
+            }
+        },
+    )
+    .await;
+    assert!(out.contains("OK"), "{out}");
+    assert!(member.data_dir.join("fixtures/client/cert.pem").exists());
+}
+
+#[tokio::test]
+async fn an_unknown_cipher_suite_stops_the_start_with_etcds_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("oxcd test CA");
+    let server = ca.write(dir.path(), "server", &ca.server("m0"));
+    let mut member = https_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", server.cert()),
+            format!("--key-file={}", server.key()),
+            "--cipher-suites=TLS_RSA_WITH_RC4_128_SHA".into(),
+        ],
+    );
+    assert!(member.wait_exit(CONVERGE).is_some_and(|code| code != 0));
+    assert!(
+        member
+            .log()
+            .contains("unexpected TLS cipher suite \"TLS_RSA_WITH_RC4_128_SHA\""),
+        "{}",
+        member.log()
+    );
+}
+
+#[tokio::test]
+async fn replaced_certificate_files_apply_to_new_connections_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("oxcd test CA");
+    let first = ca.server("first");
+    let server = ca.write(dir.path(), "server", &first);
+    let mut member = https_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", server.cert()),
+            format!("--key-file={}", server.key()),
+        ],
+    );
+    let url = https_url(&member);
+    let addr = format!("127.0.0.1:{}", member.client_port);
+    let trust = client::config(&ca.pem(), None);
+    wait_for(
+        CONVERGE,
+        &format!("{url} to serve\n{}", member.log()),
+        || {
+            let (url, trust) = (url.clone(), trust.clone());
+            async move { client::put_get(&url, trust, "before").await.ok() }
+        },
+    )
+    .await;
+    assert_eq!(
+        client::served_certificate(&addr, trust.clone()).await,
+        Some(first.der.clone())
+    );
+
+    // A watch opened on the first certificate's connection.
+    let mut watcher = client::connect(&url, trust.clone()).await.unwrap();
+    let mut events = watcher.watch("rotated", None).await.unwrap();
+
+    let second = ca.server("second");
+    replace(&server.key, &second.key_pem);
+    replace(&server.cert, &second.cert_pem);
+    wait_for(
+        Duration::from_secs(20),
+        &format!("the new certificate to be served\n{}", member.log()),
+        || {
+            let (addr, trust) = (addr.clone(), trust.clone());
+            let want = second.der.clone();
+            async move { (client::served_certificate(&addr, trust).await? == want).then_some(()) }
+        },
+    )
+    .await;
+
+    // A new connection works with the new certificate; the old watch still delivers.
+    client::put_get(&url, trust.clone(), "rotated")
+        .await
+        .unwrap();
+    let keys = tokio::time::timeout(CONVERGE, async {
+        // The first response only confirms the watch was created.
+        loop {
+            let response = events
+                .message()
+                .await
+                .unwrap()
+                .expect("the watch stream is open");
+            let keys: Vec<Vec<u8>> = response
+                .events()
+                .iter()
+                .filter_map(|e| e.kv())
+                .map(|kv| kv.key().to_vec())
+                .collect();
+            if !keys.is_empty() {
+                return keys;
+            }
+        }
+    })
+    .await
+    .expect("the watch delivers within the deadline");
+    assert_eq!(keys, [b"rotated".to_vec()]);
+    assert!(member.is_running(), "the member kept running (no restart)");
+
+    // Files that make no configuration (a key that is not the certificate's) are not taken.
+    let third = ca.server("third");
+    replace(&server.cert, &third.cert_pem);
+    wait_for(CONVERGE, "the unusable files to be reported", || async {
+        member.log().contains("not usable").then_some(())
+    })
+    .await;
+    assert_eq!(
+        client::served_certificate(&addr, trust.clone()).await,
+        Some(second.der.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_replicates_over_peer_tls_with_client_certificates_through_a_leader_loss() {
+    let ca = Ca::new("oxcd peer CA");
+    let oxcd = binary::oxcd().unwrap_or_else(|e| panic!("{e}"));
+    let mut cluster = Cluster::new(oxcd, 3, &[]).expect("create the cluster dir");
+    let https_peer = |m: &Member| format!("https://127.0.0.1:{}", m.peer_port);
+    let initial_cluster = cluster
+        .members
+        .iter()
+        .map(|m| format!("{}={}", m.name, https_peer(m)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let dir = cluster.dir().to_path_buf();
+    for member in &mut cluster.members {
+        let files = ca.write(
+            &dir,
+            &format!("{}-peer", member.name),
+            &ca.server(&member.name),
+        );
+        let peer_url = https_peer(member);
+        member.launch.initial_cluster = initial_cluster.clone();
+        member.launch.extra_args = vec![
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--peer-cert-file={}", files.cert()),
+            format!("--peer-key-file={}", files.key()),
+            format!("--peer-trusted-ca-file={}", files.ca()),
+            "--peer-client-cert-auth".into(),
+        ];
+    }
+    cluster.spawn_all().expect("spawn the members");
+    let leader = cluster.leader().await;
+    let mut c = cluster.client(leader).await;
+    c.put("replicated", "1", None).await.unwrap();
+    for i in 0..3 {
+        wait_local(&cluster, i, "replicated", "1").await;
+    }
+
+    // The peer port refuses a client without a certificate, and admits a member's.
+    let peer_addr = format!("127.0.0.1:{}", cluster.members[0].peer_port);
+    assert!(client::refused(&peer_addr, client::config(&ca.pem(), None)).await);
+    let m1 = ca.server("m1");
+    let as_member = client::config(&ca.pem(), Some((&m1.cert_pem, &m1.key_pem)));
+    assert!(!client::refused(&peer_addr, as_member).await);
+
+    cluster.members[leader].kill9();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let new_leader = cluster
+        .leader_among(&survivors, CONVERGE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(10)));
+    let mut c = cluster.client(new_leader).await;
+    c.put("after-failover", "2", None).await.unwrap();
+    for &i in &survivors {
+        wait_local(&cluster, i, "after-failover", "2").await;
+    }
+    assert!(
+        survivors
+            .iter()
+            .all(|&i| !cluster.members[i].log().contains("panicked")),
+        "{}",
+        cluster.log_tails(10)
+    );
+}
+
+/// Waits until member `i` holds `key` = `value`, read locally (serializable).
+async fn wait_local(cluster: &Cluster, i: usize, key: &str, value: &str) {
+    let endpoint = cluster.members[i].endpoint();
+    wait_for(
+        CONVERGE,
+        &format!(
+            "member {i} to hold {key}={value}\n{}",
+            cluster.members[i].log()
+        ),
+        || {
+            let endpoint = endpoint.clone();
+            async move {
+                let mut c = oxcd_testkit::connect(&[endpoint]).await.ok()?;
+                let got = c
+                    .get(key, Some(GetOptions::new().with_serializable()))
+                    .await
+                    .ok()?;
+                let kv = got.kvs().first()?;
+                (kv.value() == value.as_bytes()).then_some(())
+            }
+        },
+    )
+    .await;
+}
