@@ -63,12 +63,6 @@ impl From<std::io::Error> for CtlError {
 
 /// Connects to `endpoints` within the dial timeout.
 pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client> {
-    if global.cert.is_some() || global.key.is_some() || global.cacert.is_some() {
-        return Err(CtlError::new(
-            EXIT_BAD_FEATURE,
-            "TLS (--cert, --key, --cacert) is not supported by this oxcdctl build yet",
-        ));
-    }
     if global.user.is_some() || global.password.is_some() {
         return Err(CtlError::new(
             EXIT_BAD_FEATURE,
@@ -76,6 +70,9 @@ pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client>
         ));
     }
     let urls: Vec<String> = endpoints.iter().map(|e| with_scheme(e)).collect();
+    if urls.iter().any(|u| u.starts_with("https://")) {
+        return connect_tls(global, &urls).await;
+    }
     let options = ConnectOptions::new()
         .with_connect_timeout(global.dial_timeout)
         .with_keep_alive(global.keepalive_time, global.keepalive_timeout);
@@ -88,6 +85,36 @@ pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client>
             "context deadline exceeded",
         )),
     }
+}
+
+/// Connects over TLS to the first of `urls` that completes a handshake (etcdctl's balancer
+/// also talks to one endpoint at a time).
+async fn connect_tls(global: &Global, urls: &[String]) -> Result<Client> {
+    let config = crate::tls::client_config(global).map_err(|e| CtlError::new(EXIT_BAD_ARGS, e))?;
+    let mut last = String::from("context deadline exceeded");
+    for url in urls {
+        let endpoint = tonic::transport::Endpoint::from_shared(crate::tls::endpoint(url))
+            .map_err(|e| CtlError::new(EXIT_BAD_ARGS, e.to_string()))?
+            .connect_timeout(global.dial_timeout)
+            .http2_keep_alive_interval(global.keepalive_time)
+            .keep_alive_timeout(global.keepalive_timeout);
+        let connector = crate::tls::Connector(config.clone());
+        let connecting = async {
+            let channel = endpoint
+                .connect_with_connector(connector)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            Client::from_channel(etcd_client::Channel::Tonic(channel), None)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(global.dial_timeout, connecting).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "context deadline exceeded".into(),
+        }
+    }
+    Err(CtlError::new(EXIT_BAD_CONNECTION, last))
 }
 
 /// Connects to the `--endpoints`.

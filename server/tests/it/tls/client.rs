@@ -1,6 +1,7 @@
 //! TLS clients for the tests: etcd-client over a channel dialed with rustls, a raw
 //! handshake that reports the server's certificate, and Debian's etcdctl 3.4.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,8 +73,28 @@ pub async fn served_certificate(addr: &str, config: Arc<ClientConfig>) -> Option
 
 /// `etcdctl <args>` (v3 API) against `endpoint`; (success, stdout, stderr).
 pub async fn etcdctl(endpoint: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("/usr/bin/etcdctl")
+    ctl(Path::new("/usr/bin/etcdctl"), endpoint, args, &[]).await
+}
+
+/// `oxcdctl <args>` against `endpoint` with `env`; (success, stdout, stderr).
+pub async fn oxcdctl(
+    endpoint: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let binary = oxcd_testkit::binary::oxcdctl().unwrap_or_else(|e| panic!("{e}"));
+    ctl(&binary, endpoint, args, env).await
+}
+
+async fn ctl(
+    binary: &Path,
+    endpoint: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let out = Command::new(binary)
         .env("ETCDCTL_API", "3")
+        .envs(env.iter().copied())
         .arg(format!("--endpoints={endpoint}"))
         .args(["--command-timeout=10s", "--dial-timeout=5s"])
         .args(args)

@@ -6,12 +6,12 @@
 
 mod certs;
 mod client;
+mod peer;
 
 use std::path::Path;
 use std::time::Duration;
 
-use etcd_client::GetOptions;
-use oxcd_testkit::{Cluster, Launch, Member, binary, wait_for};
+use oxcd_testkit::{Launch, Member, binary, wait_for};
 
 use certs::{Ca, replace};
 
@@ -147,13 +147,13 @@ async fn auto_tls_serves_a_self_signed_certificate() {
             let url = url.clone();
             async move {
                 // etcdctl 3.4 applies the skip only with transport security on.
-            let put = [
-                "--insecure-transport=false",
-                "--insecure-skip-tls-verify",
-                "put",
-                "auto",
-                "tls",
-            ];
+                let put = [
+                    "--insecure-transport=false",
+                    "--insecure-skip-tls-verify",
+                    "put",
+                    "auto",
+                    "tls",
+                ];
                 let (ok, out, _) = client::etcdctl(&url, &put).await;
                 ok.then_some(out)
             }
@@ -162,6 +162,17 @@ async fn auto_tls_serves_a_self_signed_certificate() {
     .await;
     assert!(out.contains("OK"), "{out}");
     assert!(member.data_dir.join("fixtures/client/cert.pem").exists());
+    let skip = [("ETCDCTL_INSECURE_SKIP_TLS_VERIFY", "true")];
+    let (ok, out, err) = client::oxcdctl(&url, &["get", "auto", "--print-value-only"], &skip).await;
+    assert!(
+        ok && out.trim() == "tls",
+        "oxcdctl skipping verification: {out}{err}"
+    );
+    let (ok, out, err) = client::oxcdctl(&url, &["get", "auto"], &[]).await;
+    assert!(
+        !ok,
+        "oxcdctl verified a self-signed certificate: {out}{err}"
+    );
 }
 
 #[tokio::test]
@@ -274,94 +285,4 @@ async fn replaced_certificate_files_apply_to_new_connections_without_a_restart()
         client::served_certificate(&addr, trust.clone()).await,
         Some(second.der.clone())
     );
-}
-
-#[tokio::test]
-async fn a_cluster_replicates_over_peer_tls_with_client_certificates_through_a_leader_loss() {
-    let ca = Ca::new("oxcd peer CA");
-    let oxcd = binary::oxcd().unwrap_or_else(|e| panic!("{e}"));
-    let mut cluster = Cluster::new(oxcd, 3, &[]).expect("create the cluster dir");
-    let https_peer = |m: &Member| format!("https://127.0.0.1:{}", m.peer_port);
-    let initial_cluster = cluster
-        .members
-        .iter()
-        .map(|m| format!("{}={}", m.name, https_peer(m)))
-        .collect::<Vec<_>>()
-        .join(",");
-    let dir = cluster.dir().to_path_buf();
-    for member in &mut cluster.members {
-        let files = ca.write(
-            &dir,
-            &format!("{}-peer", member.name),
-            &ca.server(&member.name),
-        );
-        let peer_url = https_peer(member);
-        member.launch.initial_cluster = initial_cluster.clone();
-        member.launch.extra_args = vec![
-            format!("--listen-peer-urls={peer_url}"),
-            format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--peer-cert-file={}", files.cert()),
-            format!("--peer-key-file={}", files.key()),
-            format!("--peer-trusted-ca-file={}", files.ca()),
-            "--peer-client-cert-auth".into(),
-        ];
-    }
-    cluster.spawn_all().expect("spawn the members");
-    let leader = cluster.leader().await;
-    let mut c = cluster.client(leader).await;
-    c.put("replicated", "1", None).await.unwrap();
-    for i in 0..3 {
-        wait_local(&cluster, i, "replicated", "1").await;
-    }
-
-    // The peer port refuses a client without a certificate, and admits a member's.
-    let peer_addr = format!("127.0.0.1:{}", cluster.members[0].peer_port);
-    assert!(client::refused(&peer_addr, client::config(&ca.pem(), None)).await);
-    let m1 = ca.server("m1");
-    let as_member = client::config(&ca.pem(), Some((&m1.cert_pem, &m1.key_pem)));
-    assert!(!client::refused(&peer_addr, as_member).await);
-
-    cluster.members[leader].kill9();
-    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let new_leader = cluster
-        .leader_among(&survivors, CONVERGE)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(10)));
-    let mut c = cluster.client(new_leader).await;
-    c.put("after-failover", "2", None).await.unwrap();
-    for &i in &survivors {
-        wait_local(&cluster, i, "after-failover", "2").await;
-    }
-    assert!(
-        survivors
-            .iter()
-            .all(|&i| !cluster.members[i].log().contains("panicked")),
-        "{}",
-        cluster.log_tails(10)
-    );
-}
-
-/// Waits until member `i` holds `key` = `value`, read locally (serializable).
-async fn wait_local(cluster: &Cluster, i: usize, key: &str, value: &str) {
-    let endpoint = cluster.members[i].endpoint();
-    wait_for(
-        CONVERGE,
-        &format!(
-            "member {i} to hold {key}={value}\n{}",
-            cluster.members[i].log()
-        ),
-        || {
-            let endpoint = endpoint.clone();
-            async move {
-                let mut c = oxcd_testkit::connect(&[endpoint]).await.ok()?;
-                let got = c
-                    .get(key, Some(GetOptions::new().with_serializable()))
-                    .await
-                    .ok()?;
-                let kv = got.kvs().first()?;
-                (kv.value() == value.as_bytes()).then_some(())
-            }
-        },
-    )
-    .await;
 }
