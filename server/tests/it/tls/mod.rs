@@ -6,6 +6,7 @@
 
 mod certs;
 mod client;
+mod identity;
 mod peer;
 
 use std::path::Path;
