@@ -100,6 +100,15 @@ pub struct Common {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// CA bundle that https endpoints' certificates must chain to (etcd benchmark's flag).
+    #[arg(long, global = true)]
+    pub cacert: Option<String>,
+    /// Client certificate for https endpoints that require one.
+    #[arg(long, global = true, requires = "key")]
+    pub cert: Option<String>,
+    /// The client certificate's key.
+    #[arg(long, global = true, requires = "cert")]
+    pub key: Option<String>,
 }
 
 fn default_threads() -> usize {
