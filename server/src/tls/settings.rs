@@ -45,18 +45,31 @@ impl TlsSettings {
             (true, Some((cert, key))) => (cert, key, true),
             (true, None) => return Ok(None),
         };
-        Ok(Some(TlsSettings {
-            cert_file,
-            key_file,
-            trusted_ca_file: non_empty(&s.trusted_ca_file),
-            crl_file: non_empty(&s.client_crl_file),
-            client_cert_auth: s.client_cert_auth,
-            self_signed,
-            allowed_cn: None,
-            allowed_hostname: None,
-            versions: versions(&s.tls_min_version, &s.tls_max_version)?,
-            cipher_suites: cipher_suites(&s.cipher_suites)?,
-        }))
+        Ok(Some(
+            TlsSettings {
+                cert_file,
+                key_file,
+                trusted_ca_file: non_empty(&s.trusted_ca_file),
+                crl_file: non_empty(&s.client_crl_file),
+                client_cert_auth: s.client_cert_auth,
+                self_signed,
+                allowed_cn: None,
+                allowed_hostname: None,
+                versions: versions(&s.tls_min_version, &s.tls_max_version)?,
+                cipher_suites: cipher_suites(&s.cipher_suites)?,
+            }
+            .checked()?,
+        ))
+    }
+
+    /// etcd refuses cipher suites that no allowed version would use.
+    fn checked(self) -> Result<Self> {
+        if !self.cipher_suites.is_empty() && self.versions == [&rustls::version::TLS13] {
+            return Err(Error::InvalidArgument(
+                "cipher suites cannot be configured when only TLS1.3 is enabled".into(),
+            ));
+        }
+        Ok(self)
     }
 
     /// The peer port's TLS, and the TLS members dial each other with.
@@ -71,18 +84,21 @@ impl TlsSettings {
             (true, Some((cert, key))) => (cert, key, true),
             (true, None) => return Ok(None),
         };
-        Ok(Some(TlsSettings {
-            cert_file,
-            key_file,
-            trusted_ca_file: non_empty(&s.peer_trusted_ca_file),
-            crl_file: non_empty(&s.peer_crl_file),
-            client_cert_auth: s.peer_client_cert_auth,
-            self_signed,
-            allowed_cn: non_empty(&s.peer_cert_allowed_cn),
-            allowed_hostname: non_empty(&s.peer_cert_allowed_hostname),
-            versions: versions(&s.tls_min_version, &s.tls_max_version)?,
-            cipher_suites: cipher_suites(&s.cipher_suites)?,
-        }))
+        Ok(Some(
+            TlsSettings {
+                cert_file,
+                key_file,
+                trusted_ca_file: non_empty(&s.peer_trusted_ca_file),
+                crl_file: non_empty(&s.peer_crl_file),
+                client_cert_auth: s.peer_client_cert_auth,
+                self_signed,
+                allowed_cn: non_empty(&s.peer_cert_allowed_cn),
+                allowed_hostname: non_empty(&s.peer_cert_allowed_hostname),
+                versions: versions(&s.tls_min_version, &s.tls_max_version)?,
+                cipher_suites: cipher_suites(&s.cipher_suites)?,
+            }
+            .checked()?,
+        ))
     }
 }
 

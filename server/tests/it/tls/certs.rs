@@ -3,10 +3,13 @@
 //! reads them from.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
 };
 
 /// A certificate authority that issues leaves.
@@ -79,9 +82,30 @@ impl Ca {
         self.leaf(cn, &[], vec![ExtendedKeyUsagePurpose::ClientAuth])
     }
 
+    /// A CRL from this CA revoking the certificate with serial number `serial`.
+    pub fn crl_revoking(&self, serial: u64) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::from_secs(60),
+            next_update: now + Duration::from_secs(86_400),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time: now - Duration::from_secs(60),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).unwrap().pem().unwrap()
+    }
+
     fn leaf(&self, cn: &str, sans: &[&str], usages: Vec<ExtendedKeyUsagePurpose>) -> Leaf {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(sans).unwrap();
+        // Distinct serials, so that a CRL can name one.
+        params.serial_number = Some(SerialNumber::from(next_serial()));
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = usages;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -107,6 +131,19 @@ impl Ca {
         std::fs::write(&files.ca, self.pem()).unwrap();
         files
     }
+}
+
+/// A serial number no other certificate of this test binary has.
+fn next_serial() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The serial number of `leaf`'s certificate.
+pub fn serial(leaf: &Leaf) -> u64 {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&leaf.der).unwrap();
+    u64::try_from(cert.serial.clone()).unwrap()
 }
 
 /// Replaces `path`'s contents in one step (write aside, rename), as a renewal tool does,

@@ -137,6 +137,36 @@ async fn mutual_tls_admits_only_clients_with_a_trusted_certificate() {
 }
 
 #[tokio::test]
+async fn a_revoked_client_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("oxcd test CA");
+    let server = ca.write(dir.path(), "server", &ca.server("m0"));
+    let (alice, bob) = (ca.client("alice"), ca.client("bob"));
+    let crl = dir.path().join("crl.pem");
+    std::fs::write(&crl, ca.crl_revoking(certs::serial(&bob))).unwrap();
+    let member = https_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", server.cert()),
+            format!("--key-file={}", server.key()),
+            format!("--trusted-ca-file={}", server.ca()),
+            "--client-cert-auth".into(),
+            format!("--client-crl-file={}", crl.display()),
+        ],
+    );
+    let url = https_url(&member);
+    let alice = client::config(&ca.pem(), Some((&alice.cert_pem, &alice.key_pem)));
+    wait_for(CONVERGE, &format!("{url} to serve"), || {
+        let (url, alice) = (url.clone(), alice.clone());
+        async move { client::put_get(&url, alice, "k").await.ok() }
+    })
+    .await;
+    let addr = format!("127.0.0.1:{}", member.client_port);
+    let bob = client::config(&ca.pem(), Some((&bob.cert_pem, &bob.key_pem)));
+    assert!(client::refused(&addr, bob).await, "{}", member.log());
+}
+
+#[tokio::test]
 async fn auto_tls_serves_a_self_signed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let member = https_member(dir.path(), &["--auto-tls".into()]);
