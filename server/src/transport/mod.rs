@@ -8,9 +8,8 @@ pub mod conn;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -63,9 +62,9 @@ pub fn secure(
         .zip(urls)
         .map(|(tcp, url)| Listener {
             tcp,
-            tls: matches!(url.scheme(), "https" | "unixs")
-                .then(|| tls.cloned())
-                .flatten(),
+            tls: tls
+                .filter(|_| matches!(url.scheme(), "https" | "unixs"))
+                .cloned(),
         })
         .collect()
 }
