@@ -12,6 +12,8 @@
 #   bench/compare.sh --scale-keys N  keys for the scale rows (1,000,000; --quick: 20,000;
 #                                    0 leaves the scale rows out)
 #
+# The "TLS" rows serve the client port over https (--cert-file/--key-file, a certificate
+# from a CA made with openssl for the run) and run the client with --cacert.
 # Builds oxcd and oxcd-bench in release (CARGO_TARGET_DIR is honoured); installs
 # etcd-server, etcd-client and jq with apt-get if they are missing. Run it on a quiet
 # machine: the load generator shares the cores with the servers.
@@ -28,7 +30,7 @@ while (($#)); do
         --out) OUT=$2; shift ;;
         --members) read -r -a MEMBERS <<<"$2"; shift ;;
         --scale-keys) SCALE_KEYS=$2; shift ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -79,6 +81,29 @@ COMMANDS=$WORK/commands.txt
 : >"$WORK/bench-commands.txt"
 CLK_TCK=$(getconf CLK_TCK)
 
+# --- TLS -------------------------------------------------------------------------------
+
+# A CA and a server certificate for 127.0.0.1 (ECDSA P-256, what both servers take), made
+# once per run in $WORK/tls.
+CERTS=$WORK/tls
+make_certs() {
+    mkdir -p "$CERTS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=oxcd-bench-ca -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$CERTS/ca-key.pem" -out "$CERTS/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=oxcd-bench \
+        -keyout "$CERTS/server-key.pem" -out "$CERTS/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$CERTS/ext"
+    openssl x509 -req -in "$CERTS/server.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$CERTS/ext" -out "$CERTS/server.pem" 2>/dev/null
+}
+# Set by workload() for the TLS rows: the client URLs are https, the servers get the
+# certificate, etcdctl and oxcd-bench the CA.
+SECURE=0
+tls_server_args() { ((SECURE)) && echo "--cert-file $CERTS/server.pem --key-file $CERTS/server-key.pem"; true; }
+tls_client_args() { ((SECURE)) && echo "--cacert $CERTS/ca.pem"; true; }
+
 # --- clusters --------------------------------------------------------------------------
 
 PIDS=()
@@ -103,9 +128,10 @@ start_cluster() {
     RUN=$((RUN + 1))
     CLUSTER_DIR=$WORK/run$RUN-$kind-$n
     mkdir -p "$CLUSTER_DIR"
-    local clients=() peers=() initial=
+    local clients=() peers=() initial= scheme=http
+    ((SECURE)) && scheme=https
     for ((i = 0; i < n; i++)); do
-        next_port; clients+=("http://127.0.0.1:$PORT")
+        next_port; clients+=("$scheme://127.0.0.1:$PORT")
         next_port; peers+=("http://127.0.0.1:$PORT")
         initial+="${initial:+,}m$i=${peers[i]}"
     done
@@ -116,12 +142,14 @@ start_cluster() {
             --listen-peer-urls "${peers[i]}" --initial-advertise-peer-urls "${peers[i]}"
             --initial-cluster "$initial" --initial-cluster-state new
             --initial-cluster-token "bench-$kind-$RUN")
+        # shellcheck disable=SC2207
+        args+=($(tls_server_args))
         "$bin" "${args[@]}" >"$CLUSTER_DIR/m$i.log" 2>&1 &
         PIDS+=($!)
         ((i == 0)) && LAUNCH=("$bin" "${args[@]}")
         DATA_DIRS+=("$CLUSTER_DIR/m$i.etcd")
-        if ((i == 0)) && ! grep -q "^$kind $n member(s)" "$COMMANDS"; then
-            echo "$kind $n member(s), member m0: $bin ${args[*]}" >>"$COMMANDS"
+        if ((i == 0)) && ! grep -q "^$kind $n member(s)$(((SECURE)) && echo ", TLS")" "$COMMANDS"; then
+            echo "$kind $n member(s)$(((SECURE)) && echo ", TLS"), member m0: $bin ${args[*]}" >>"$COMMANDS"
         fi
     done
     ENDPOINTS=$(IFS=,; echo "${clients[*]}")
@@ -132,7 +160,8 @@ start_cluster() {
             kill -0 "${PIDS[i]}" 2>/dev/null || die "$kind member m$i exited at start: $(tail -5 "$CLUSTER_DIR/m$i.log")"
         done
         for ep in "${clients[@]}"; do
-            etcdctl --endpoints="$ep" --command-timeout=2s get bench-ready >/dev/null 2>&1 || { ready=0; break; }
+            # shellcheck disable=SC2046
+            etcdctl $(tls_client_args) --endpoints="$ep" --command-timeout=2s get bench-ready >/dev/null 2>&1 || { ready=0; break; }
         done
         if ((ready)); then
             log "$kind, $n member(s): serving after $(elapsed_since "$started") s"
@@ -232,6 +261,8 @@ bench() {
     local kind=$1 size=$2 workload=$3
     shift 3
     local out=$WORK/$workload-$kind-$size.out t0 t1 status=0
+    # shellcheck disable=SC2046
+    set -- $(tls_client_args) "$@"
     echo "$size member(s), $workload: oxcd-bench --endpoints \$ENDPOINTS $*" >>"$WORK/bench-commands.txt"
     t0=$(cpu_ticks)
     "$BENCH" --no-progress --endpoints "$ENDPOINTS" "$@" >"$out" 2>"$out.err" || status=$?
@@ -266,8 +297,8 @@ record_failure() {
 # --- workloads -------------------------------------------------------------------------
 
 D=--duration=$DURATION
-WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch put-64-auth range-l-auth)
-TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load put-64-auth range-l-auth)
+WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch put-64-auth range-l-auth put-64-tls range-l-tls)
+TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load put-64-auth range-l-auth put-64-tls range-l-tls)
 declare -A LABEL SETUP ARGS
 LABEL[put-1]="put, 1 client"
 ARGS[put-1]="--target leader --conns 1 --clients 1 $D put --key-size 8 --val-size $VAL --key-space-size 100000"
@@ -285,6 +316,11 @@ ARGS[range-s]="--target all --conns 3 --clients 64 $D range --consistency s --ke
 LABEL[mixed]="mixed 90% reads (l) / 10% puts, 64 clients"
 SETUP[mixed]=$PRELOAD
 ARGS[mixed]="--target all --conns 3 --clients 64 $D mixed --read-ratio 0.9 --key-space-size $RANGE_KEYS --val-size $VAL"
+LABEL[put-64-tls]="put, 64 clients, 1 conn, TLS"
+ARGS[put-64-tls]=${ARGS[put-64]}
+LABEL[range-l-tls]="range 1 key, linearizable, 64 clients, TLS"
+SETUP[range-l-tls]=$PRELOAD
+ARGS[range-l-tls]=${ARGS[range-l]}
 LABEL[watch]="watch fan-out: $WATCHERS watchers / 10 streams, $WATCH_RATE puts/s (events/s; latency put ack → event)"
 LABEL[watch-send]="watch fan-out, same run (latency put send → event)"
 ARGS[watch]="--target all --conns 10 --clients 1 --rate $WATCH_RATE $D watch --watchers $WATCHERS --streams 10 --val-size $VAL"
@@ -316,16 +352,19 @@ enable_auth() {
 # workload KIND SIZE NAME: a fresh cluster, the setup step unmeasured, the workload measured.
 workload() {
     local kind=$1 size=$2 name=$3
+    SECURE=0
+    [[ $name == *-tls ]] && SECURE=1
     start_cluster "$kind" "$size"
     [[ $name == *-auth ]] && enable_auth
     if [[ -n ${SETUP[$name]:-} ]]; then
-        # shellcheck disable=SC2086
-        "$BENCH" --no-progress --endpoints "$ENDPOINTS" ${SETUP[$name]} >"$WORK/setup.out" 2>&1 ||
+        # shellcheck disable=SC2086,SC2046
+        "$BENCH" --no-progress --endpoints "$ENDPOINTS" $(tls_client_args) ${SETUP[$name]} >"$WORK/setup.out" 2>&1 ||
             log "setup for $name on $kind failed: $(tail -3 "$WORK/setup.out")"
     fi
     # shellcheck disable=SC2086
     bench "$kind" "$size" "$name" ${ARGS[$name]} || true
     stop_cluster
+    SECURE=0
 }
 
 # storage KIND SIZE: load, scan, then disk use after load and after deleting half of the
@@ -423,6 +462,7 @@ db_size_mib() {
 
 # --- the run ---------------------------------------------------------------------------
 
+make_certs
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 log "mode $MODE, members ${SIZES[*]}, $DURATION per workload; work dir $WORK"

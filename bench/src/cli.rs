@@ -103,6 +103,15 @@ pub struct Common {
     /// `name:password`: authenticate once, and send the token with every request.
     #[arg(long, global = true)]
     pub user: Option<String>,
+    /// CA bundle that https endpoints' certificates must chain to (etcd benchmark's flag).
+    #[arg(long, global = true)]
+    pub cacert: Option<String>,
+    /// Client certificate for https endpoints that require one.
+    #[arg(long, global = true, requires = "key")]
+    pub cert: Option<String>,
+    /// The client certificate's key.
+    #[arg(long, global = true, requires = "cert")]
+    pub key: Option<String>,
 }
 
 fn default_threads() -> usize {

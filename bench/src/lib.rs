@@ -15,6 +15,7 @@
 //! - [`kv`]: `put`, `range`, `txn-put`, `mixed`; [`watch`]: watch fan-out delivery latency;
 //!   [`lease`]: `lease-keepalive`; [`load`]: bulk load, then a full scan by prefix in pages.
 //! - [`report`]: the [`report::Summary`], printed for people and as one JSON line.
+//! - [`tls`]: TLS to https endpoints (`--cacert`, `--cert`, `--key`).
 //! - [`error`]: the crate's error type: why a run could not start.
 //!
 //! The `oxcd-bench` binary (`src/main.rs`) parses the command line and calls [`run`];
@@ -29,6 +30,7 @@ pub mod lease;
 pub mod load;
 pub mod pool;
 pub mod report;
+pub mod tls;
 pub mod watch;
 
 use cli::{Cli, Workload};

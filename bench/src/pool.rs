@@ -6,6 +6,7 @@
 //! use it, stays on one of them: a request, its connection's writes and reads, and the
 //! client's next request are handled on one thread, without hand-offs between threads.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Channel, Client};
@@ -19,6 +20,7 @@ use tower::util::BoxCloneSyncService;
 
 use crate::cli::{Common, Target};
 use crate::error::Error;
+use crate::tls::{self, Io};
 
 /// How long to look for a leader before giving up (an election may be under way).
 const LEADER_DEADLINE: Duration = Duration::from_secs(15);
@@ -45,9 +47,10 @@ pub struct Pool {
 
 impl Pool {
     pub async fn connect(common: &Common) -> Result<Pool, Error> {
+        let tls = tls::client_config(common)?;
         let endpoints = match common.target {
             Target::All => common.endpoints.clone(),
-            Target::Leader => vec![find_leader(&common.endpoints).await?],
+            Target::Leader => vec![find_leader(&common.endpoints, tls.as_ref()).await?],
         };
         let conns = common.conns.max(1);
         let threads = (0..common.threads.clamp(1, conns))
@@ -57,15 +60,16 @@ impl Pool {
             .map(|i| threads[i % threads.len()].handle.clone())
             .collect();
         let token = match &common.user {
-            Some(user) => Some(authenticate(&endpoints[0], user).await?),
+            Some(user) => Some(authenticate(&endpoints[0], tls.as_ref(), user).await?),
             None => None,
         };
         let mut clients = Vec::with_capacity(conns);
         for (i, event_loop) in loops.iter().enumerate() {
             let endpoint = endpoints[i % endpoints.len()].clone();
             let token = token.clone();
+            let tls = tls.clone();
             let connected = event_loop
-                .spawn(async move { connect(&endpoint, token).await })
+                .spawn(async move { connect(&endpoint, tls.as_ref(), token).await })
                 .await
                 .map_err(|e| Error::Cluster(format!("connecting: {e}")))??;
             clients.push(connected);
@@ -128,7 +132,11 @@ impl EventLoop {
 }
 
 /// A token for `user` (`name:password`), from `endpoint`.
-async fn authenticate(endpoint: &str, user: &str) -> Result<http::HeaderValue, Error> {
+async fn authenticate(
+    endpoint: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    user: &str,
+) -> Result<http::HeaderValue, Error> {
     let failed = |reason: String| Error::Connect {
         endpoint: endpoint.to_string(),
         reason,
@@ -136,7 +144,7 @@ async fn authenticate(endpoint: &str, user: &str) -> Result<http::HeaderValue, E
     let (name, password) = user
         .split_once(':')
         .ok_or_else(|| failed("--user takes name:password".into()))?;
-    let client = connect(endpoint, None).await?;
+    let client = connect(endpoint, tls, None).await?;
     let token = client
         .auth_client()
         .authenticate(name.to_string(), password.to_string())
@@ -149,10 +157,16 @@ async fn authenticate(endpoint: &str, user: &str) -> Result<http::HeaderValue, E
 }
 
 /// One HTTP/2 connection to `endpoint`, which requests use directly from the client's own
-/// task; with `token`, every request carries it. `Client::connect` would put two task hand-offs in front of every request (a balancing
+/// task; with `token`, every request carries it. `Client::connect` would put two task
+/// hand-offs in front of every request (a balancing
 /// buffer, then tonic's channel buffer), which costs the load generator ~5 µs of CPU per
-/// request on the cores it shares with the server it measures.
-async fn connect(endpoint: &str, token: Option<http::HeaderValue>) -> Result<Client, Error> {
+/// request on the cores it shares with the server it measures. An https endpoint is dialed
+/// with `tls`.
+async fn connect(
+    endpoint: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    token: Option<http::HeaderValue>,
+) -> Result<Client, Error> {
     let failed = |reason: String| Error::Connect {
         endpoint: endpoint.to_string(),
         reason,
@@ -169,6 +183,25 @@ async fn connect(endpoint: &str, token: Option<http::HeaderValue>) -> Result<Cli
     stream
         .set_nodelay(true)
         .map_err(|e| failed(e.to_string()))?;
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let stream: Box<dyn Io> = match (https, tls) {
+        (false, _) => Box::new(stream),
+        (true, Some(config)) => {
+            let handshake = tls::handshake(config.clone(), authority.host(), stream);
+            Box::new(
+                tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| failed(format!("no TLS session within {CONNECT_TIMEOUT:?}")))?
+                    .map_err(|e| failed(format!("TLS: {e}")))?,
+            )
+        }
+        (true, None) => return Err(failed("an https endpoint needs --cacert".into())),
+    };
+    let scheme = if https {
+        http::uri::Scheme::HTTPS
+    } else {
+        http::uri::Scheme::HTTP
+    };
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -181,11 +214,12 @@ async fn connect(endpoint: &str, token: Option<http::HeaderValue>) -> Result<Cli
         let mut sender = sender.clone();
         let authority = authority.clone();
         let token = token.clone();
+        let scheme = scheme.clone();
         async move {
             // tonic gives the path only; HTTP/2 needs the scheme and authority too.
             let (mut head, body) = request.into_parts();
             let mut uri = http::uri::Parts::from(head.uri);
-            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.scheme = Some(scheme.clone());
             uri.authority = Some(authority);
             head.uri = http::Uri::from_parts(uri)?;
             if let Some(token) = token {
@@ -211,11 +245,14 @@ async fn connect(endpoint: &str, token: Option<http::HeaderValue>) -> Result<Cli
 }
 
 /// The endpoint whose member is the leader, asking each member for its status.
-async fn find_leader(endpoints: &[String]) -> Result<String, Error> {
+async fn find_leader(
+    endpoints: &[String],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<String, Error> {
     let deadline = Instant::now() + LEADER_DEADLINE;
     loop {
         for endpoint in endpoints {
-            let Ok(mut client) = connect(endpoint, None).await else {
+            let Ok(mut client) = connect(endpoint, tls, None).await else {
                 continue;
             };
             let Ok(status) = client.status().await else {

@@ -61,30 +61,30 @@ impl From<std::io::Error> for CtlError {
     }
 }
 
-/// Connects to `endpoints` within the dial timeout.
+/// Connects to `endpoints` within the dial timeout, authenticating with `--user` if given.
 pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client> {
-    if global.cert.is_some() || global.key.is_some() || global.cacert.is_some() {
-        return Err(CtlError::new(
-            EXIT_BAD_FEATURE,
-            "TLS (--cert, --key, --cacert) is not supported by this oxcdctl build yet",
-        ));
-    }
     let urls: Vec<String> = endpoints.iter().map(|e| with_scheme(e)).collect();
+    let tls = match urls.iter().any(|u| u.starts_with("https://")) {
+        true => {
+            Some(crate::tls::client_config(global).map_err(|e| CtlError::new(EXIT_BAD_ARGS, e))?)
+        }
+        false => None,
+    };
     let options = ConnectOptions::new()
         .with_connect_timeout(global.dial_timeout)
         .with_keep_alive(global.keepalive_time, global.keepalive_timeout);
     let credentials = credentials(global)?;
+    let dial = |options| dial(global, &urls, tls.clone(), options);
     let connecting = async {
         let Some((user, password)) = credentials else {
-            return Client::connect(&urls, Some(options)).await;
+            return dial(options).await;
         };
-        let with_user = options.clone().with_user(user, password);
-        match Client::connect(&urls, Some(with_user)).await {
+        match dial(options.clone().with_user(user, password)).await {
             // As clientv3: credentials for a cluster without auth are no error.
             Err(etcd_client::Error::GRpcStatus(s))
                 if s.message() == "etcdserver: authentication is not enabled" =>
             {
-                Client::connect(&urls, Some(options)).await
+                dial(options).await
             }
             other => other,
         }
@@ -95,12 +95,42 @@ pub async fn connect_to(global: &Global, endpoints: &[String]) -> Result<Client>
         Ok(Err(etcd_client::Error::GRpcStatus(s))) => {
             Err(CtlError::new(EXIT_BAD_CONNECTION, s.message()))
         }
+        Ok(Err(etcd_client::Error::InvalidArgs(e))) => Err(CtlError::new(EXIT_BAD_CONNECTION, e)),
         Ok(Err(e)) => Err(CtlError::new(EXIT_BAD_CONNECTION, e.to_string())),
         Err(_) => Err(CtlError::new(
             EXIT_BAD_CONNECTION,
             "context deadline exceeded",
         )),
     }
+}
+
+/// A client of `urls` with `options`: over TLS with `tls` (to the first endpoint that
+/// completes a handshake: etcdctl's balancer also talks to one endpoint at a time).
+async fn dial(
+    global: &Global,
+    urls: &[String],
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    options: ConnectOptions,
+) -> std::result::Result<Client, etcd_client::Error> {
+    let Some(config) = tls else {
+        return Client::connect(urls, Some(options)).await;
+    };
+    let mut last = String::from("context deadline exceeded");
+    for url in urls {
+        let endpoint = tonic::transport::Endpoint::from_shared(crate::tls::endpoint(url))?
+            .connect_timeout(global.dial_timeout)
+            .http2_keep_alive_interval(global.keepalive_time)
+            .keep_alive_timeout(global.keepalive_timeout);
+        let connector = crate::tls::Connector(config.clone());
+        match endpoint.connect_with_connector(connector).await {
+            Ok(channel) => {
+                return Client::from_channel(etcd_client::Channel::Tonic(channel), Some(options))
+                    .await;
+            }
+            Err(e) => last = format!("{e:?}"),
+        }
+    }
+    Err(etcd_client::Error::InvalidArgs(last))
 }
 
 /// `--user name[:password]` and `--password`, as etcdctl takes them: the password after the

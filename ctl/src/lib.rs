@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`cli`]: the command line: global flags, verbs and their flags;
 //! - [`client`]: connecting with the dial and command timeouts, and etcdctl's errors and exit
-//!   codes;
+//!   codes; [`tls`]: TLS to https endpoints (`--cacert`, `--cert`, `--key`);
 //! - [`output`]: the four output formats of every response; [`json`]: etcd's JSON form of
 //!   the responses (Go's `encoding/json` of the protobuf messages);
 //! - [`commands`]: one module per group of verbs.
@@ -16,6 +16,7 @@ pub mod client;
 pub mod commands;
 pub mod json;
 pub mod output;
+pub mod tls;
 
 use clap::Parser;
 

@@ -25,7 +25,8 @@ use crate::raft::state_machine::StateMachine;
 use crate::server::{AuthSettings, EtcdServer, Limits, Settings};
 use crate::state::StateStore;
 use crate::storage::SledBackend;
-use crate::transport::{self, PortOptions};
+use crate::tls::PortsTls;
+use crate::transport::{self, Listener, PortOptions};
 use crate::typ::MemberNode;
 
 /// What [`open_storage`] opens in a data dir.
@@ -35,6 +36,14 @@ struct Storage {
     raft_db: sled::Db,
     log_store: LogStore,
     state: Arc<StateStore>,
+}
+
+/// Both ports' TLS from the flags, its files watched for renewals; members dial each other
+/// with the peer port's. Call before [`start`]: a joining member dials its peers there.
+pub fn tls(cfg: &Config) -> Result<PortsTls> {
+    let tls = PortsTls::from_config(cfg)?;
+    crate::raft::network::use_peer_tls(tls.peer.clone());
+    Ok(tls)
 }
 
 /// Opens the data dir and starts raft, then the member's background loops. A brand-new
@@ -83,15 +92,15 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
 /// from its cluster), then stops raft and flushes the applied state.
 pub async fn serve(
     server: &Arc<EtcdServer>,
-    client: Vec<TcpListener>,
-    peer: Vec<TcpListener>,
+    client: Vec<Listener>,
+    peer: Vec<Listener>,
     metrics: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_port = tokio::spawn(transport::serve(
         crate::http::metrics_routes(server.clone()),
-        metrics,
+        metrics.into_iter().map(Listener::plain).collect(),
         PortOptions {
             accept_http1: true,
             ..PortOptions::default()

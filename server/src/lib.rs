@@ -7,11 +7,13 @@
 //! ```text
 //! app, offline ─▶ transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
 //!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, auth, watch ─▶ storage, bolt
-//!                       (beside all: typ, config, error, proto, metrics, checksum)
+//!                       (beside all: typ, config, error, proto, metrics, checksum, tls)
 //! ```
 //!
 //! - [`app`]: start-up wiring: opens storage, builds raft, spawns the loops, serves the ports;
-//! - [`transport`]: listeners, accepting, one server per port (gRPC + HTTP), graceful shutdown;
+//! - [`transport`]: listeners, accepting (TLS handshakes included), one server per port
+//!   (gRPC + HTTP), graceful shutdown; what a request knows of its connection
+//!   ([`transport::client_cert_cn`]);
 //! - [`grpc`]: thin gRPC adapters over the v3 core, the request-context layer, and the peer
 //!   port's service; [`http`]: the client port's HTTP endpoints;
 //! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC;
@@ -33,7 +35,8 @@
 //! - [`typ`]: the replicated types and openraft's type configuration; [`config`]: etcd's
 //!   flags, `ETCD_*` variables and config file; [`error`]: internal errors and their etcd
 //!   wire form; [`proto`]: generated etcd wire types; [`metrics`]: Prometheus metrics under
-//!   etcd's names; [`checksum`]: CRC-32C.
+//!   etcd's names; [`checksum`]: CRC-32C; [`tls`]: both ports' rustls configurations from
+//!   the security flags, re-read when their files change, and dialing peers over TLS.
 
 pub mod alarm;
 pub mod app;
@@ -57,6 +60,7 @@ pub mod raft;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod typ;
 pub mod v3;

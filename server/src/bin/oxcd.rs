@@ -7,7 +7,7 @@
 use anyhow::Context;
 use oxcd::app;
 use oxcd::config::Config;
-use oxcd::transport::bind_all;
+use oxcd::transport::{bind_all, secure};
 
 /// mimalloc instead of glibc malloc: a request allocates and frees many small buffers across
 /// threads (gRPC frames, raft entries, MVCC records), where glibc's arenas spent ~15 % of the
@@ -40,18 +40,20 @@ pub fn main() {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
-    // Serving plaintext where TLS was asked for would leave the operator believing traffic
-    // is encrypted (and every TLS client failing its handshake): refuse to start instead.
-    if cfg.tls_requested()? {
-        anyhow::bail!(
-            "TLS (--cert-file, --peer-cert-file, --auto-tls, https URLs) is not supported by this oxcd build yet"
-        );
-    }
     let addrs = cfg.listen_client_addrs()?;
-    let client = bind_all(&addrs).await.context("--listen-client-urls")?;
-    let peer = bind_all(&cfg.listen_peer_addrs()?)
-        .await
-        .context("--listen-peer-urls")?;
+    let tls = app::tls(&cfg).context("TLS")?;
+    let client = secure(
+        bind_all(&addrs).await.context("--listen-client-urls")?,
+        &cfg.listen_client_url_list()?,
+        tls.client.as_ref(),
+    );
+    let peer = secure(
+        bind_all(&cfg.listen_peer_addrs()?)
+            .await
+            .context("--listen-peer-urls")?,
+        &cfg.listen_peer_url_list()?,
+        tls.peer.as_ref(),
+    );
     let metrics_addrs = cfg.listen_metrics_addrs()?;
     let metrics = match metrics_addrs.is_empty() {
         true => Vec::new(),

@@ -88,6 +88,7 @@ fn transport_security_flag(peer: bool, key: &str) -> Option<&'static str> {
         (true, "auto-tls") => "peer-auto-tls",
         (true, "crl-file") => "peer-crl-file",
         (true, "allowed-cn") => "peer-cert-allowed-cn",
+        (true, "allowed-hostname") => "peer-cert-allowed-hostname",
         _ => return None,
     })
 }

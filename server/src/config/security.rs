@@ -90,6 +90,14 @@ pub struct SecurityFlags {
     )]
     pub peer_cert_allowed_cn: String,
 
+    /// Allowed TLS hostname for inter peer authentication.
+    #[arg(
+        long = "peer-cert-allowed-hostname",
+        env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME",
+        default_value = ""
+    )]
+    pub peer_cert_allowed_hostname: String,
+
     /// Path to the peer certificate revocation list file.
     #[arg(long = "peer-crl-file", env = "ETCD_PEER_CRL_FILE", default_value = "")]
     pub peer_crl_file: String,
@@ -99,6 +107,14 @@ pub struct SecurityFlags {
           num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set,
           value_parser = parse_go_bool)]
     pub peer_auto_tls: bool,
+
+    /// The validity period of the client and peer certificates, unit is year.
+    #[arg(
+        long = "self-signed-cert-validity",
+        env = "ETCD_SELF_SIGNED_CERT_VALIDITY",
+        default_value_t = 1
+    )]
+    pub self_signed_cert_validity: u32,
 
     /// Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).
     #[arg(
@@ -112,4 +128,9 @@ pub struct SecurityFlags {
     #[arg(long = "tls-min-version", env = "ETCD_TLS_MIN_VERSION", default_value = "TLS1.2",
           value_parser = ["TLS1.2", "TLS1.3"])]
     pub tls_min_version: String,
+
+    /// Maximum TLS version supported by etcd (TLS1.2 or TLS1.3; empty: the newest).
+    #[arg(long = "tls-max-version", env = "ETCD_TLS_MAX_VERSION", default_value = "",
+          value_parser = ["", "TLS1.2", "TLS1.3"])]
+    pub tls_max_version: String,
 }

@@ -207,25 +207,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Whether any flag asks for TLS: certificates, auto TLS, or a listen or advertise URL
-    /// with a TLS scheme.
-    pub fn tls_requested(&self) -> Result<bool, ConfigError> {
-        let urls = [
-            self.listen_client_url_list()?,
-            self.advertise_client_url_list()?,
-            self.listen_peer_url_list()?,
-            self.initial_advertise_peer_url_list()?,
-        ];
-        Ok(!self.security.cert_file.is_empty()
-            || !self.security.peer_cert_file.is_empty()
-            || self.security.auto_tls
-            || self.security.peer_auto_tls
-            || urls
-                .iter()
-                .flatten()
-                .any(|u| matches!(u.scheme(), "https" | "unixs")))
-    }
 }
 
 /// etcd's `advertiseMatchesCluster`.

@@ -52,8 +52,9 @@ where
         let mut ctx = RequestContext::from_headers(req.headers());
         ctx.remote = req
             .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|i| i.remote_addr());
+            .get::<crate::transport::ConnInfo>()
+            .and_then(|i| i.remote_addr);
+        ctx.cert_cn = crate::transport::client_cert_cn(req.extensions());
         if let Err(e) = crate::v3::context::admit(&self.server, &mut ctx, req.uri().path()) {
             let response = tonic::Status::from(e).into_http();
             return async move { Ok(response) }.boxed();

@@ -30,6 +30,8 @@ use super::peer_activity::{PeerActivity, PeerStatus};
 use super::state_machine::SnapshotFile;
 use crate::proto::oxcdpb::peer_client::PeerClient as PeerRpc;
 use crate::proto::oxcdpb::{RaftBytes, SnapshotChunk};
+use crate::tls::PortTls;
+use crate::tls::connector::TlsConnector;
 use crate::typ::{MemberNode, TypeConfig};
 
 /// A replication stream with requests outstanding fails once the peer has not answered for
@@ -46,6 +48,23 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// The variable naming a proxy for each peer URL; see the module doc.
 pub const PEER_ROUTES_VAR: &str = "OXCD_PEER_ROUTES";
 
+/// The peer port's TLS, which members dial each other with (`None`: plaintext only). One
+/// per process, set at start like the routes below, because every channel to a peer is
+/// made here, from raft's network and from the forwarding and membership code alike.
+static PEER_TLS: OnceLock<Option<Arc<PortTls>>> = OnceLock::new();
+
+/// Sets the TLS that [`peer_channel`] dials https peer URLs with; the first call wins.
+pub fn use_peer_tls(tls: Option<Arc<PortTls>>) {
+    let _ = PEER_TLS.set(tls);
+}
+
+/// An endpoint for another member's `url` (peer or client URL) and the connector to dial
+/// it with: plaintext for http, the peer port's TLS for https.
+pub fn peer_endpoint(url: &str) -> Result<(Endpoint, TlsConnector), String> {
+    let tls = PEER_TLS.get().cloned().flatten().map(TlsConnector::port);
+    crate::tls::connector::endpoint(url, tls)
+}
+
 /// A lazily connecting channel to the first peer URL of `node`.
 pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
     let url = node
@@ -53,13 +72,13 @@ pub fn peer_channel(node: &MemberNode) -> Result<Channel, String> {
         .first()
         .ok_or_else(|| format!("member {} has no peer URL", node.name))?;
     let url = routed(url);
-    let endpoint =
-        Endpoint::from_shared(url.clone()).map_err(|e| format!("bad peer URL {url}: {e}"))?;
+    let (endpoint, connector) =
+        peer_endpoint(&url).map_err(|e| format!("bad peer URL {url}: {e}"))?;
     Ok(endpoint
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .connect_lazy())
+        .connect_with_connector_lazy(connector))
 }
 
 /// The URL to dial for the peer URL `url`: its proxy under `OXCD_PEER_ROUTES`, else itself.

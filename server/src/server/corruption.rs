@@ -9,8 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
-
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -137,11 +135,16 @@ impl EtcdServer {
 
 /// A member's HashKV at `revision`, asked on its client URL.
 async fn peer_hash_kv(url: &str, revision: i64) -> Result<HashKvResponse> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(Error::internal)?
+    // Over the peer TLS, as etcd asks other members with its peer transport.
+    let (endpoint, connector) =
+        crate::raft::network::peer_endpoint(url).map_err(Error::Internal)?;
+    let endpoint = endpoint
         .connect_timeout(PEER_HASH_TIMEOUT)
         .timeout(PEER_HASH_TIMEOUT);
-    let channel = endpoint.connect().await.map_err(Error::internal)?;
+    let channel = endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(Error::internal)?;
     let response = MaintenanceClient::new(channel)
         .hash_kv(HashKvRequest { revision })
         .await?;

@@ -2,17 +2,23 @@
 //! port that answers gRPC, HTTP/2 and HTTP/1.1 on the same listener, and graceful shutdown
 //! with one grace period. What a port serves is a [`Routes`] built by its API layer
 //! ([`crate::grpc`] and [`crate::http`] for the client port, the peer service for the peer
-//! port); the TLS acceptor will wrap accepted connections here, for both ports alike.
+//! port); TLS wraps accepted connections here ([`conn`]), for both ports alike.
+
+pub mod conn;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::TcpListener;
 use tonic::service::Routes;
+use url::Url;
+
+pub use conn::{ConnInfo, Listener, client_cert_cn};
 
 use crate::error::{Error, Result};
+use crate::tls::PortTls;
 
 /// How long open connections get to finish after a shutdown signal, on either port. Clients
 /// with open streams (watches, keep-alives) and other members (which keep their connections)
@@ -44,26 +50,30 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Connections accepted on every listener, with Nagle's algorithm off: a response larger
-/// than one segment would otherwise wait for the client's delayed ACK (about 40 ms). tonic's
-/// own nodelay setting does not reach connections from an incoming stream.
-pub fn accept_nodelay(
+/// `listeners` (bound for `urls`, in the same order) with `tls` on those whose URL is
+/// https (or unixs), as etcd serves TLS only on its TLS URLs.
+pub fn secure(
     listeners: Vec<TcpListener>,
-) -> impl tokio_stream::Stream<Item = std::io::Result<TcpStream>> {
-    use tokio_stream::StreamExt;
-    futures::stream::select_all(listeners.into_iter().map(TcpListenerStream::new)).map(|conn| {
-        if let Ok(c) = &conn {
-            let _ = c.set_nodelay(true);
-        }
-        conn
-    })
+    urls: &[Url],
+    tls: Option<&Arc<PortTls>>,
+) -> Vec<Listener> {
+    listeners
+        .into_iter()
+        .zip(urls)
+        .map(|(tcp, url)| Listener {
+            tcp,
+            tls: tls
+                .filter(|_| matches!(url.scheme(), "https" | "unixs"))
+                .cloned(),
+        })
+        .collect()
 }
 
 /// Serves `routes` on `listeners` until `shutdown` completes, then gives open connections
 /// [`SHUTDOWN_GRACE`] to finish and closes what is left.
 pub async fn serve(
     routes: Routes,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     options: PortOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -72,7 +82,7 @@ pub async fn serve(
         .max_concurrent_streams(options.max_concurrent_streams)
         .accept_http1(options.accept_http1)
         .add_routes(routes.prepare())
-        .serve_with_incoming_shutdown(accept_nodelay(listeners), async move {
+        .serve_with_incoming_shutdown(conn::accept_all(listeners), async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });

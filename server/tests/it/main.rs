@@ -26,6 +26,7 @@ mod reconfig;
 mod restart;
 mod snapshot;
 mod startup;
+mod tls;
 mod transport;
 mod txn;
 mod watch;

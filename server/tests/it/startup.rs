@@ -4,44 +4,30 @@ use std::time::Duration;
 
 use oxcd_testkit::{Member, free_port, wait_for};
 
-/// TLS is not in this build: a member asked for it must not serve plaintext instead.
+/// A member whose TLS files are unusable must not start (and never serve plaintext
+/// instead), as etcd refuses them.
 #[test]
-fn tls_is_refused_rather_than_served_in_plaintext() {
+fn unusable_tls_files_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cert, "not read").unwrap();
-    std::fs::write(&key, "not read").unwrap();
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
     let url = format!("https://127.0.0.1:{}", free_port());
-    let files = [
+    // The harness's own URL flags come first; these, later, win.
+    let mut m = Member::start_with(&[
         "--cert-file",
         cert.to_str().unwrap(),
         "--key-file",
         key.to_str().unwrap(),
-    ];
-    let cases: Vec<Vec<&str>> = vec![
-        [
-            &files[..],
-            &[
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ],
-        ]
-        .concat(),
-        vec!["--auto-tls"],
-    ];
-    for args in cases {
-        // The harness's own URL flags come first; these, later, win.
-        let mut m = Member::start_with(&args);
-        let code = m.wait_exit(Duration::from_secs(20));
-        let log = m.log();
-        assert_eq!(code, Some(1), "{args:?}: {log}");
-        assert!(
-            log.contains("TLS (--cert-file, --peer-cert-file, --auto-tls, https URLs) is not supported by this oxcd build yet"),
-            "{args:?}: {log}"
-        );
-    }
+        "--listen-client-urls",
+        &url,
+        "--advertise-client-urls",
+        &url,
+    ]);
+    let code = m.wait_exit(Duration::from_secs(20));
+    let log = m.log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("cert file: no certificate"), "{log}");
 }
 
 /// Like etcd, a member serves clients on every URL of `--listen-client-urls` (kubeadm lists
