@@ -1,13 +1,15 @@
 //! TLS on the client and peer ports with certificates made by rcgen: mutual TLS with
 //! etcd-client and Debian's etcdctl 3.4, refused clients (no certificate, another CA's,
 //! plaintext) that leave the server serving, a three-member cluster replicating over
-//! peer TLS with client-certificate auth through a leader's death, and certificate files
-//! replaced on disk taking effect for new connections while open streams carry on.
+//! peer TLS with client-certificate auth through a leader's death, certificate files
+//! replaced on disk taking effect for new connections while open streams carry on, and a
+//! peer CA rotated in two steps under a running cluster.
 
 mod certs;
 mod client;
 mod identity;
 mod peer;
+mod rotation;
 
 use std::path::Path;
 use std::time::Duration;

@@ -17,7 +17,7 @@ fn https_peer(m: &Member) -> String {
 
 /// A new cluster of `n` members on https peer URLs, each also started with
 /// `flags(member, cluster dir)`.
-fn peer_tls_cluster(n: usize, flags: impl Fn(&Member, &Path) -> Vec<String>) -> Cluster {
+pub(super) fn peer_tls_cluster(n: usize, flags: impl Fn(&Member, &Path) -> Vec<String>) -> Cluster {
     let oxcd = binary::oxcd().unwrap_or_else(|e| panic!("{e}"));
     let mut cluster = Cluster::new(oxcd, n, &[]).expect("create the cluster dir");
     let initial_cluster = cluster
@@ -43,7 +43,7 @@ fn peer_tls_cluster(n: usize, flags: impl Fn(&Member, &Path) -> Vec<String>) -> 
 }
 
 /// The files of a peer certificate for `member` with Common Name `cn`, from `ca`.
-fn peer_cert_flags(ca: &Ca, member: &Member, dir: &Path, cn: &str) -> Vec<String> {
+pub(super) fn peer_cert_flags(ca: &Ca, member: &Member, dir: &Path, cn: &str) -> Vec<String> {
     let files = ca.write(dir, &format!("{}-peer", member.name), &ca.server(cn));
     vec![
         format!("--peer-cert-file={}", files.cert()),
@@ -132,19 +132,37 @@ async fn a_peer_certificate_without_the_allowed_cn_is_refused() {
 }
 
 /// Waits until member `i` holds `key` = `value`, read locally (serializable).
-async fn wait_local(cluster: &Cluster, i: usize, key: &str, value: &str) {
+pub(super) async fn wait_local(cluster: &Cluster, i: usize, key: &str, value: &str) {
+    wait_read(cluster, i, key, value, true).await;
+}
+
+/// Waits until a read of `key` through member `i` gives `value`: `serializable` (from
+/// the member's own store) or linearizable (confirmed with the leader).
+pub(super) async fn wait_read(
+    cluster: &Cluster,
+    i: usize,
+    key: &str,
+    value: &str,
+    serializable: bool,
+) {
     let endpoint = cluster.members[i].endpoint();
+    let read = if serializable {
+        "serializable"
+    } else {
+        "linearizable"
+    };
     wait_for(
         CONVERGE,
-        &format!("member {i} to hold {key}={value}"),
+        &format!("a {read} read through member {i} to give {key}={value}"),
         || {
             let endpoint = endpoint.clone();
+            let options = match serializable {
+                true => GetOptions::new().with_serializable(),
+                false => GetOptions::new(),
+            };
             async move {
                 let mut c = oxcd_testkit::connect(&[endpoint]).await.ok()?;
-                let got = c
-                    .get(key, Some(GetOptions::new().with_serializable()))
-                    .await
-                    .ok()?;
+                let got = c.get(key, Some(options)).await.ok()?;
                 let kv = got.kvs().first()?;
                 (kv.value() == value.as_bytes()).then_some(())
             }
