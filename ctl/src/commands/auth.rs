@@ -70,6 +70,11 @@ fn exactly<'a>(args: &'a NamesArgs, n: usize, usage: &str) -> Result<&'a [String
     }
 }
 
+/// The one positional name, or etcdctl's usage error `usage`.
+fn one<'a>(args: &'a NamesArgs, usage: &str) -> Result<&'a String> {
+    Ok(&exactly(args, 1, usage)?[0])
+}
+
 /// A password typed twice at the terminal, or one word read from standard input.
 fn read_password(name: &str, interactive: bool) -> Result<String> {
     let stdin = std::io::stdin();
@@ -104,14 +109,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add(args) => user_add(ctx, args).await,
         UserCommand::Delete(args) => {
-            let [name] = exactly(
+            let name = one(
                 &args,
-                1,
                 "user delete command requires user name as its argument",
-            )?
-            else {
-                unreachable!("one name")
-            };
+            )?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.user_delete(name.as_str())).await?.0;
             done(ctx, &r.header, format!("User {name} deleted"))
@@ -268,40 +269,22 @@ async fn user_passwd(ctx: &Ctx, args: UserPasswdArgs) -> Result<()> {
 pub async fn role(ctx: &Ctx, cmd: RoleCommand) -> Result<()> {
     match cmd {
         RoleCommand::Add(args) => {
-            let [name] = exactly(
-                &args,
-                1,
-                "role add command requires role name as its argument",
-            )?
-            else {
-                unreachable!("one name")
-            };
+            let name = one(&args, "role add command requires role name as its argument")?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.role_add(name.as_str())).await?.0;
             done(ctx, &r.header, format!("Role {name} created"))
         }
         RoleCommand::Delete(args) => {
-            let [name] = exactly(
+            let name = one(
                 &args,
-                1,
                 "role delete command requires role name as its argument",
-            )?
-            else {
-                unreachable!("one name")
-            };
+            )?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.role_delete(name.as_str())).await?.0;
             done(ctx, &r.header, format!("Role {name} deleted"))
         }
         RoleCommand::Get(args) => {
-            let [name] = exactly(
-                &args,
-                1,
-                "role get command requires role name as its argument",
-            )?
-            else {
-                unreachable!("one name")
-            };
+            let name = one(&args, "role get command requires role name as its argument")?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.role_get(name.as_str())).await?.0;
             match ctx.printer.format {

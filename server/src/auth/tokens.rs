@@ -80,9 +80,8 @@ impl JwtKeys {
             .parse()
             .map_err(|_| format!("auth: invalid JWT sign-method {method:?}"))?;
         let ttl = match opts.get("ttl") {
-            Some(t) => {
-                parse_go_duration(t).ok_or_else(|| format!("auth: invalid JWT ttl {t:?}"))?
-            }
+            Some(t) => crate::config::parse_go_duration(t)
+                .map_err(|e| format!("auth: invalid JWT ttl {t:?}: {e}"))?,
             None => DEFAULT_JWT_TTL,
         };
         let read = |name: &str| -> Result<Option<Vec<u8>>, String> {
@@ -164,37 +163,6 @@ impl JwtKeys {
             revision: data.claims.revision,
         })
     }
-}
-
-/// Go's duration syntax for the JWT ttl (`10m`, `1h30m`, `300s`, `500ms`).
-fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(n * unit).ok()?;
-    }
-    Some(total)
 }
 
 /// A new simple token: 16 random letters and digits, a dot, and a random number (etcd's

@@ -51,6 +51,16 @@ async fn add_users(c: &mut Client) {
     c.user_grant_role("reader", "prefix-reader").await.unwrap();
 }
 
+/// A member with the users of [`add_users`], the key /a/x = 1, and auth on.
+async fn member_with_auth() -> Member {
+    let m = Member::start();
+    let mut c = m.client().await;
+    add_users(&mut c).await;
+    c.put("/a/x", "1", None).await.unwrap();
+    c.auth_enable().await.unwrap();
+    m
+}
+
 #[tokio::test]
 async fn enabling_auth_needs_a_root_user_with_the_root_role() {
     let m = Member::start();
@@ -224,11 +234,7 @@ async fn a_watch_on_a_forbidden_range_is_refused() {
 
 #[tokio::test]
 async fn revoking_a_role_takes_effect_on_the_next_request() {
-    let m = Member::start();
-    let mut c = m.client().await;
-    add_users(&mut c).await;
-    c.put("/a/x", "1", None).await.unwrap();
-    c.auth_enable().await.unwrap();
+    let m = member_with_auth().await;
     let mut root = login(&m.endpoint(), "root", "rootpw").await.unwrap();
     let mut reader = login(&m.endpoint(), "reader", "readpw").await.unwrap();
     reader.get("/a/x", None).await.unwrap();
@@ -388,11 +394,7 @@ async fn auth_state_is_there(endpoint: &str) {
 
 #[tokio::test]
 async fn auth_state_survives_kill_9_and_restart() {
-    let mut m = Member::start();
-    let mut c = m.client().await;
-    add_users(&mut c).await;
-    c.put("/a/x", "1", None).await.unwrap();
-    c.auth_enable().await.unwrap();
+    let mut m = member_with_auth().await;
     m.kill9();
     m.restart();
     oxcd_testkit::wait_for(Duration::from_secs(20), "the member to serve", || {
@@ -405,11 +407,7 @@ async fn auth_state_survives_kill_9_and_restart() {
 
 #[tokio::test]
 async fn auth_state_survives_snapshot_and_restore() {
-    let m = Member::start();
-    let mut c = m.client().await;
-    add_users(&mut c).await;
-    c.put("/a/x", "1", None).await.unwrap();
-    c.auth_enable().await.unwrap();
+    let m = member_with_auth().await;
     let mut root = login(&m.endpoint(), "root", "rootpw").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("auth.db");
