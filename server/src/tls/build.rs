@@ -81,6 +81,20 @@ fn roots(pem: &[u8]) -> Result<Arc<RootCertStore>> {
     Ok(Arc::new(roots))
 }
 
+/// The system's trusted CAs.
+fn system_roots() -> Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "no trusted CA file given and no system CA certificates found ({:?})",
+            found.errors
+        )));
+    }
+    Ok(Arc::new(roots))
+}
+
 fn crls(pem: Option<&[u8]>) -> Result<Vec<CertificateRevocationListDer<'static>>> {
     let Some(pem) = pem else {
         return Ok(Vec::new());
@@ -96,11 +110,18 @@ pub fn server_config(settings: &TlsSettings, files: &Files) -> Result<ServerConf
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&settings.versions)
         .map_err(|e| Error::InvalidArgument(format!("TLS versions: {e}")))?;
-    let builder = match &files.trusted_ca {
-        Some(ca) => {
+    // Client certificates chain to the trusted CA file; with --client-cert-auth and no CA
+    // file, to the system's CAs, as Go's (etcd's) TLS does.
+    let client_roots = match (&files.trusted_ca, settings.client_cert_auth) {
+        (Some(ca), _) => Some(roots(ca)?),
+        (None, true) => Some(system_roots()?),
+        (None, false) => None,
+    };
+    let builder = match client_roots {
+        Some(client_roots) => {
             // A certificate no CRL speaks for is accepted, as Go's (etcd's) check only
             // refuses serials a CRL lists.
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider)
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(client_roots, provider)
                 .with_crls(crls(files.crl.as_deref())?)
                 .allow_unknown_revocation_status();
             // With a CA but without client-cert auth, a certificate is verified when one is
@@ -136,9 +157,11 @@ pub fn client_config(settings: &TlsSettings, files: &Files) -> Result<ClientConf
         .map_err(|e| Error::InvalidArgument(format!("TLS versions: {e}")))?;
     let builder = match (&files.trusted_ca, settings.self_signed) {
         (Some(ca), false) => builder.with_root_certificates(roots(ca)?),
-        // etcd dials with InsecureSkipVerify when no CA is given: with auto TLS every
-        // member's certificate is its own, so there is nothing to verify against.
-        _ => builder
+        // Without a CA file, the system's CAs, as Go's (etcd's) TLS does.
+        (None, false) => builder.with_root_certificates(system_roots()?),
+        // With auto TLS every member's certificate is its own, so there is nothing to
+        // verify against: etcd dials with InsecureSkipVerify.
+        (_, true) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider))),
     };

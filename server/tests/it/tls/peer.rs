@@ -109,8 +109,14 @@ async fn a_peer_certificate_without_the_allowed_cn_is_refused() {
     });
     let leader = cluster.leader_among(&[0, 1], CONVERGE).await;
     let leader = leader.unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(10)));
-    let mut c = cluster.client(leader).await;
-    c.put("allowed", "yes", None).await.unwrap();
+    // m2, whose own connections are refused, times out and campaigns; the term it raises
+    // can unseat the leader now and then, so a write may need another try.
+    let c = cluster.client(leader).await;
+    wait_for(CONVERGE, "a write to be accepted", || {
+        let mut c = c.clone();
+        async move { c.put("allowed", "yes", None).await.ok() }
+    })
+    .await;
     let refusing = [&cluster.members[0], &cluster.members[1]];
     wait_for(CONVERGE, "m0 or m1 to refuse m2's certificate", || async {
         refusing
