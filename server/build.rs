@@ -27,10 +27,23 @@ fn main() -> io::Result<()> {
     }
 
     let descriptors = protox::compile(PROTOS, ["proto"]).map_err(io::Error::other)?;
-    fs::write(
-        out_dir.join("etcd_descriptor.bin"),
-        descriptors.encode_to_vec(),
-    )?;
+    let encoded = descriptors.encode_to_vec();
+    fs::write(out_dir.join("etcd_descriptor.bin"), &encoded)?;
+
+    // The proto3 JSON mapping of etcd's types for the JSON gateway, as etcd's gateway writes
+    // it (grpc-gateway's JSONPb with OrigName): field names as the protos spell them, int64
+    // as strings, bytes as base64, enums by name, default values left out.
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .preserve_proto_field_names()
+        .ignore_unknown_fields()
+        .build(&[
+            ".etcdserverpb",
+            ".mvccpb",
+            ".authpb",
+            ".v3electionpb",
+            ".v3lockpb",
+        ])?;
 
     tonic_prost_build::configure()
         .build_server(true)

@@ -6,8 +6,10 @@
 //! # Layout
 //! - [`health`]: `/health`, `/livez`, `/readyz`;
 //! - [`metrics`]: the `/metrics` endpoint;
-//! - [`version`]: the `/version` endpoint.
+//! - [`version`]: the `/version` endpoint;
+//! - [`gateway`]: etcd's JSON gateway (`POST /v3/...`).
 
+pub mod gateway;
 pub mod health;
 pub mod metrics;
 pub mod version;
@@ -25,6 +27,7 @@ pub fn router(core: Arc<Core>) -> Router {
     health::routes()
         .route("/version", only_get(get(version::version)))
         .route("/metrics", only_get(get(metrics::metrics)))
+        .merge(gateway::routes())
         .with_state(core)
 }
 

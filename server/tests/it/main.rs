@@ -12,6 +12,7 @@ mod durability;
 mod errors;
 mod etcdctl;
 mod etcdctl_cluster;
+mod gateway;
 mod http;
 mod kv;
 mod lease;

@@ -1,0 +1,293 @@
+//! etcd's JSON gateway, side by side with a real etcd 3.4: the same requests (curl, as
+//! scripts send them) to both, and the JSON answers compared after the fields that differ by
+//! nature (ids, terms, sizes) are masked. Streams (watch, lease keep-alive) and the
+//! `Authorization` header are checked against oxcd.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use oxcd_testkit::{Member, wait_for};
+use serde_json::Value;
+
+/// `curl -X POST <endpoint><path> -d <body>` with extra headers: HTTP status and body.
+fn post(endpoint: &str, path: &str, body: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .arg(format!("{endpoint}{path}"))
+        .args(["-d", body]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.output().expect("curl (Debian's curl package)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl's status line");
+    (status.parse().unwrap(), body.to_string())
+}
+
+/// `value` with what differs between two servers by nature replaced by placeholders.
+fn mask(mut value: Value) -> Value {
+    const MASKED: &[&str] = &[
+        "cluster_id",
+        "member_id",
+        "raft_term",
+        "ID",
+        "id",
+        "raftIndex",
+        "raftAppliedIndex",
+        "raftTerm",
+        "leader",
+        "version",
+        "hash",
+        "compact_revision",
+        "hash_revision",
+        "clientURLs",
+        "peerURLs",
+    ];
+    /// Measured sizes, left out altogether: a member that has not measured its database
+    /// yet reports 0, which the JSON mapping leaves out.
+    const DROPPED: &[&str] = &["dbSize", "dbSizeInUse"];
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| !DROPPED.contains(&k.as_str()));
+                for (k, field) in map.iter_mut() {
+                    if MASKED.contains(&k.as_str()) && !field.is_object() {
+                        *field = Value::String("<masked>".into());
+                    } else {
+                        walk(field);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+/// An answer as compared: status, and the masked JSON (for a refusal, the gRPC code alone,
+/// since Go's and our JSON parsers word their errors differently), or the text of one that
+/// is not JSON.
+fn shape(status: u16, body: &str, exact_message: bool) -> (u16, Value) {
+    let Ok(json) = serde_json::from_str::<Value>(body) else {
+        return (status, Value::String(body.to_string()));
+    };
+    if !exact_message && json.get("code").is_some() {
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        return (
+            status,
+            serde_json::json!({ "code": json["code"], "keys": keys }),
+        );
+    }
+    (status, mask(json))
+}
+
+/// The requests both servers get, in order: (path, body, whether a refusal's message must
+/// match word for word).
+const STEPS: &[(&str, &str, bool)] = &[
+    ("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#, true),
+    (
+        "/v3/kv/put",
+        r#"{"key":"Zm9v","value":"YmF6","prev_kv":true}"#,
+        true,
+    ),
+    ("/v3/kv/range", r#"{"key":"Zm9v"}"#, true),
+    (
+        "/v3beta/kv/range",
+        r#"{"key":"Zm9v","count_only":true}"#,
+        true,
+    ),
+    (
+        "/v3/kv/range",
+        r#"{"key":"AA==","range_end":"AA==","keys_only":true}"#,
+        true,
+    ),
+    ("/v3/kv/range", r#"{"key":"bm9uZQ=="}"#, true),
+    (
+        "/v3/kv/txn",
+        r#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VERSION","version":"2"}],
+            "success":[{"request_put":{"key":"dHhu","value":"eWVz"}}],
+            "failure":[{"request_range":{"key":"Zm9v"}}]}"#,
+        true,
+    ),
+    (
+        "/v3/kv/txn",
+        r#"{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"bm8="}],
+            "success":[{"request_delete_range":{"key":"Zm9v"}}],
+            "failure":[{"request_range":{"key":"dHhu"}}]}"#,
+        true,
+    ),
+    (
+        "/v3/kv/deleterange",
+        r#"{"key":"dHhu","prev_kv":true}"#,
+        true,
+    ),
+    ("/v3/kv/compaction", r#"{"revision":"3"}"#, true),
+    ("/v3/kv/range", r#"{"key":"Zm9v","revision":"2"}"#, true),
+    ("/v3/lease/grant", r#"{"TTL":"60"}"#, true),
+    ("/v3/kv/lease/leases", "{}", true),
+    ("/v3/maintenance/status", "", true),
+    ("/v3/cluster/member/list", "{}", true),
+    ("/v3/kv/bogus", "{}", true),
+    ("/v3/lease/revoke", r#"{"ID":"1"}"#, true),
+    ("/v3/kv/put", r#"{"key":""}"#, true),
+    ("/v3/kv/range", r#"{"key":"Zm9v""#, false),
+    ("/v3/kv/range", r#"{"key":"@@"}"#, false),
+];
+
+#[tokio::test]
+async fn the_gateway_answers_every_group_as_etcds_does() {
+    let etcd = Member::start_etcd();
+    let oxcd = Member::start();
+    tokio::join!(etcd.client(), oxcd.client());
+    let mut diffs = Vec::new();
+    for (path, body, exact) in STEPS {
+        let (want_status, want) = post(&etcd.endpoint(), path, body, &[]);
+        let (got_status, got) = post(&oxcd.endpoint(), path, body, &[]);
+        let want = shape(want_status, &want, *exact);
+        let got = shape(got_status, &got, *exact);
+        if want != got {
+            diffs.push(format!(
+                "POST {path} {body}\n etcd: {want:?}\n oxcd: {got:?}"
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_watch_streams_events_while_puts_happen() {
+    let m = Member::start();
+    m.client().await;
+    let mut watch = Command::new("curl")
+        .args(["-s", "-N", "-X", "POST"])
+        .arg(format!("{}/v3/watch", m.endpoint()))
+        .args([
+            "-d",
+            r#"{"create_request":{"key":"dw==","range_end":"eA=="}}"#,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let created: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(created["result"]["created"], true, "{created}");
+    for i in 0..3 {
+        let body = format!(
+            r#"{{"key":"dw==","value":"{}"}}"#,
+            ["MA==", "MQ==", "Mg=="][i]
+        );
+        let (status, _) = post(&m.endpoint(), "/v3/kv/put", &body, &[]);
+        assert_eq!(status, 200);
+    }
+    let mut values = Vec::new();
+    while values.len() < 3 {
+        let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        for event in line["result"]["events"].as_array().into_iter().flatten() {
+            values.push(event["kv"]["value"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(values, ["MA==", "MQ==", "Mg=="]);
+    watch.kill().unwrap();
+    let _ = watch.wait();
+}
+
+#[tokio::test]
+async fn a_lease_is_kept_alive_through_the_gateway() {
+    let m = Member::start();
+    m.client().await;
+    let (_, granted) = post(&m.endpoint(), "/v3/lease/grant", r#"{"TTL":"30"}"#, &[]);
+    let id = serde_json::from_str::<Value>(&granted).unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, kept) = post(
+        &m.endpoint(),
+        "/v3/lease/keepalive",
+        &format!(r#"{{"ID":"{id}"}}"#),
+        &[],
+    );
+    assert_eq!(status, 200);
+    let kept: Value = serde_json::from_str(kept.lines().next().unwrap()).unwrap();
+    assert_eq!(kept["result"]["ID"], id.as_str());
+    assert_eq!(kept["result"]["TTL"], "30");
+    let (_, ttl) = post(
+        &m.endpoint(),
+        "/v3/lease/timetolive",
+        &format!(r#"{{"ID":"{id}"}}"#),
+        &[],
+    );
+    let ttl: Value = serde_json::from_str(&ttl).unwrap();
+    assert_eq!(ttl["grantedTTL"], "30");
+}
+
+#[tokio::test]
+async fn auth_through_the_gateway_takes_the_authorization_header() {
+    let m = Member::start();
+    m.client().await;
+    let e = m.endpoint();
+    for (path, body) in [
+        ("/v3/auth/user/add", r#"{"name":"root","password":"pw"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#),
+        ("/v3/auth/enable", "{}"),
+    ] {
+        let (status, answer) = post(&e, path, body, &[]);
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let (status, refused) = post(&e, "/v3/kv/put", r#"{"key":"YQ==","value":"Yg=="}"#, &[]);
+    assert_eq!(status, 400);
+    let refused: Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(refused["message"], "etcdserver: user name is empty");
+    assert_eq!(refused["code"], 3);
+    let (status, wrong) = post(
+        &e,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"no"}"#,
+        &[],
+    );
+    assert_eq!(status, 400, "{wrong}");
+    let (status, token) = post(
+        &e,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    let token = serde_json::from_str::<Value>(&token).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let header = format!("Authorization: {token}");
+    let (status, put) = post(
+        &e,
+        "/v3/kv/put",
+        r#"{"key":"YQ==","value":"Yg=="}"#,
+        &[&header],
+    );
+    assert_eq!(status, 200, "{put}");
+    let (status, bad) = post(
+        &e,
+        "/v3/kv/range",
+        r#"{"key":"YQ=="}"#,
+        &["Authorization: forged"],
+    );
+    assert_eq!(status, 401, "{bad}");
+    let got = wait_for(Duration::from_secs(10), "the put to be read", || {
+        let (e, header) = (e.clone(), header.clone());
+        async move {
+            let (_, got) = post(&e, "/v3/kv/range", r#"{"key":"YQ=="}"#, &[&header]);
+            serde_json::from_str::<Value>(&got).ok()?["kvs"][0]["value"]
+                .as_str()
+                .map(str::to_string)
+        }
+    })
+    .await;
+    assert_eq!(got, "Yg==");
+}
