@@ -297,8 +297,8 @@ record_failure() {
 # --- workloads -------------------------------------------------------------------------
 
 D=--duration=$DURATION
-WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch put-64-auth range-l-auth put-64-tls range-l-tls)
-TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load put-64-auth range-l-auth put-64-tls range-l-tls)
+WORKLOADS=(put-1 put-64 put-256 range-l range-s mixed watch put-64-auth range-l-auth put-64-tls range-l-tls put-64-gw range-l-gw)
+TABLE_ROWS=(put-1 put-64 put-256 range-l range-s mixed watch watch-send load put-64-auth range-l-auth put-64-tls range-l-tls put-64-gw range-l-gw)
 declare -A LABEL SETUP ARGS
 LABEL[put-1]="put, 1 client"
 ARGS[put-1]="--target leader --conns 1 --clients 1 $D put --key-size 8 --val-size $VAL --key-space-size 100000"
@@ -332,6 +332,12 @@ ARGS[put-64-auth]="$AUTH_USER ${ARGS[put-64]}"
 LABEL[range-l-auth]="range 1 key, linearizable, 64 clients, auth on (token, prefix role)"
 SETUP[range-l-auth]="$AUTH_USER $PRELOAD"
 ARGS[range-l-auth]="$AUTH_USER ${ARGS[range-l]}"
+# Through the JSON gateway: the same requests as JSON over HTTP/1.1, a connection per client.
+LABEL[put-64-gw]="put, 64 clients, JSON gateway (HTTP/1.1, a connection each)"
+ARGS[put-64-gw]="--target leader --conns 1 --clients 64 $D gateway-put --key-size 8 --val-size $VAL --key-space-size 100000"
+LABEL[range-l-gw]="range 1 key, linearizable, 64 clients, JSON gateway"
+SETUP[range-l-gw]=$PRELOAD
+ARGS[range-l-gw]="--target all --conns 3 --clients 64 $D gateway-range --consistency l --key-space-size $RANGE_KEYS"
 LABEL[load]="load $LOAD_KEYS keys × $VAL B, 64 clients"
 ARGS[load]="--target leader --conns 8 --clients 64 load --keys $LOAD_KEYS --val-size $VAL --no-scan"
 ARGS[scan]="--target leader load --keys $LOAD_KEYS --scan-only --page-limit 500"

@@ -31,8 +31,8 @@ impl Cli {
             return Err("--rate must be 0 (no limit) or a positive number".into());
         }
         match &self.workload {
-            Workload::Put(args) => args.keys.validate(),
-            Workload::Range(args) => args.keys.validate(),
+            Workload::Put(args) | Workload::GatewayPut(args) => args.keys.validate(),
+            Workload::Range(args) | Workload::GatewayRange(args) => args.keys.validate(),
             Workload::TxnPut(args) => {
                 args.put.keys.validate()?;
                 if args.txn_ops == 0 || args.txn_ops as u64 > args.put.keys.key_space_size {
@@ -155,6 +155,11 @@ pub enum Workload {
     /// Load --keys keys under --key-prefix, then page through them all by prefix with
     /// --page-limit, measuring the full scan.
     Load(LoadArgs),
+    /// `put` through the JSON gateway (POST /v3/kv/put), each client on an HTTP/1.1
+    /// connection of its own.
+    GatewayPut(PutArgs),
+    /// `range` of one key through the JSON gateway (POST /v3/kv/range).
+    GatewayRange(RangeArgs),
 }
 
 /// The key space a workload draws its keys from.

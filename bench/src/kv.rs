@@ -100,7 +100,7 @@ fn read_options(consistency: Consistency) -> GetOptions {
 }
 
 /// Connects, runs one worker per client, and sums up.
-async fn run_workers<W: Worker>(
+pub(crate) async fn run_workers<W: Worker>(
     common: &Common,
     workload: &str,
     make: impl Fn(&Pool, usize) -> W,

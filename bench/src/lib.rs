@@ -14,6 +14,8 @@
 //! - [`keys`]: key spaces and values.
 //! - [`kv`]: `put`, `range`, `txn-put`, `mixed`; [`watch`]: watch fan-out delivery latency;
 //!   [`lease`]: `lease-keepalive`; [`load`]: bulk load, then a full scan by prefix in pages.
+//! - [`gateway`]: `gateway-put` and `gateway-range`, the same requests through the JSON
+//!   gateway over HTTP/1.1.
 //! - [`report`]: the [`report::Summary`], printed for people and as one JSON line.
 //! - [`tls`]: TLS to https endpoints (`--cacert`, `--cert`, `--key`).
 //! - [`error`]: the crate's error type: why a run could not start.
@@ -24,6 +26,7 @@
 pub mod cli;
 pub mod driver;
 pub mod error;
+pub mod gateway;
 pub mod keys;
 pub mod kv;
 pub mod lease;
@@ -49,5 +52,7 @@ pub async fn run(cli: &Cli) -> Result<Summary, Error> {
         Workload::Watch(args) => watch::watch(common, args).await,
         Workload::LeaseKeepalive(args) => lease::lease_keepalive(common, args).await,
         Workload::Load(args) => load::load(common, args).await,
+        Workload::GatewayPut(args) => gateway::put(common, args).await,
+        Workload::GatewayRange(args) => gateway::range(common, args).await,
     }
 }

@@ -92,3 +92,32 @@ async fn with_user_every_request_carries_the_users_token() {
     let summary = oxcd_bench::run(&cli).await.unwrap();
     assert_eq!((summary.ops, summary.errors), (0, 100));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_workloads_put_and_read_through_the_json_gateway() {
+    let member = Member::start();
+    let mut client = member.client().await;
+    let endpoints = vec![member.endpoint()];
+    let puts = "--conns 1 --clients 4 --total 120 gateway-put --sequential-keys \
+                --key-space-size 120 --key-prefix bench/gw/ --val-size 16";
+    run_expecting(&endpoints, puts, 120).await;
+    let stored = client
+        .get(
+            "bench/gw/",
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_count_only(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.count(),
+        120,
+        "every acknowledged put is in the store"
+    );
+    let ranges = "--conns 1 --clients 4 --total 80 gateway-range --key-space-size 120 \
+                  --key-prefix bench/gw/";
+    run_expecting(&endpoints, ranges, 80).await;
+}

@@ -291,3 +291,24 @@ async fn auth_through_the_gateway_takes_the_authorization_header() {
     .await;
     assert_eq!(got, "Yg==");
 }
+
+#[tokio::test]
+async fn the_pypi_gateway_client_etcd3gw_runs_its_scenario() {
+    let m = Member::start();
+    m.client().await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/etcd3gw_scenario.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["127.0.0.1", &m.client_port.to_string()])
+        .output()
+        .expect("python3 with etcd3gw (scripts/test installs it from PyPI)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
