@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::SnapshotPolicy;
-use tokio::net::TcpListener;
 
 use crate::auth::TokenKind;
 use crate::config::{ClusterState, Config};
@@ -94,13 +93,13 @@ pub async fn serve(
     server: &Arc<EtcdServer>,
     client: Vec<Listener>,
     peer: Vec<Listener>,
-    metrics: Vec<TcpListener>,
+    metrics: Vec<Listener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_port = tokio::spawn(transport::serve(
         crate::http::metrics_routes(server.clone()),
-        metrics.into_iter().map(Listener::plain).collect(),
+        metrics,
         PortOptions {
             accept_http1: true,
             ..PortOptions::default()

@@ -54,12 +54,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         &cfg.listen_peer_url_list()?,
         tls.peer.as_ref(),
     );
+    // https metrics URLs are served with the client port's certificates, as etcd does.
     let metrics_addrs = cfg.listen_metrics_addrs()?;
     let metrics = match metrics_addrs.is_empty() {
         true => Vec::new(),
-        false => bind_all(&metrics_addrs)
-            .await
-            .context("--listen-metrics-urls")?,
+        false => secure(
+            bind_all(&metrics_addrs)
+                .await
+                .context("--listen-metrics-urls")?,
+            &cfg.listen_metrics_url_list()?,
+            tls.client.as_ref(),
+        ),
     };
     let server = app::start(&cfg).await?;
     tracing::info!(name = %cfg.member.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");

@@ -196,6 +196,14 @@ impl Config {
                 )));
             }
         }
+        for u in self.listen_metrics_url_list()? {
+            if u.scheme() == "https" && !client_tls {
+                return Err(ConfigError::Invalid(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for metrics url {} with HTTPS scheme",
+                    url_display(&u)
+                )));
+            }
+        }
         let peer_tls = !self.security.peer_cert_file.is_empty() || self.security.peer_auto_tls;
         for u in self.listen_peer_url_list()? {
             if u.scheme() == "https" && !peer_tls {

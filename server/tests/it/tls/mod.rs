@@ -399,3 +399,54 @@ async fn the_client_certificates_common_name_is_the_user_under_auth() {
     assert_eq!(users.users(), ["alice", "root"]);
     admin.put("/b", "by root", None).await.unwrap();
 }
+
+/// An https `--listen-metrics-urls` is served with the client port's certificate.
+#[tokio::test]
+async fn https_metrics_urls_are_served_with_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("oxcd test CA");
+    let server = ca.write(dir.path(), "server", &ca.server("m0"));
+    let metrics = format!("https://127.0.0.1:{}", oxcd_testkit::free_port());
+    let member = https_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", server.cert()),
+            format!("--key-file={}", server.key()),
+            format!("--listen-metrics-urls={metrics}"),
+        ],
+    );
+    let scrape = |secure: bool| {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-s", "--max-time", "5"]);
+        if secure {
+            curl.args(["--cacert", server.ca()]);
+        }
+        let out = curl
+            .arg(format!("{metrics}/metrics"))
+            .output()
+            .expect("curl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let body = wait_for(
+        CONVERGE,
+        &format!("{metrics} to serve\n{}", member.log()),
+        || async {
+            let (ok, body) = scrape(true);
+            ok.then_some(body)
+        },
+    )
+    .await;
+    assert!(body.contains("etcd_server_has_leader"), "{body}");
+    let plain = format!("http://{}/metrics", metrics.trim_start_matches("https://"));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", &plain])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("etcd_server_has_leader"),
+        "plaintext answered on a TLS port"
+    );
+}
