@@ -61,6 +61,27 @@ fn done(ctx: &Ctx, header: &Option<PbResponseHeader>, simple: String) -> Result<
     Ok(())
 }
 
+/// A list of users or roles: a name a line, or the response as json with the list as `field`.
+fn print_names(
+    ctx: &Ctx,
+    header: &Option<PbResponseHeader>,
+    field: &str,
+    names: &[String],
+) -> Result<()> {
+    match ctx.printer.format {
+        Format::Simple => names.iter().for_each(|n| println!("{n}")),
+        Format::Json => println!(
+            "{}",
+            Obj::new()
+                .obj("header", json::header(header))
+                .list(field, names.iter().map(|n| json::string(n)).collect())
+                .finish()
+        ),
+        _ => return Err(ctx.printer.unsupported()),
+    }
+    Ok(())
+}
+
 /// Exactly `n` positional names, or etcdctl's usage error `usage`.
 fn exactly<'a>(args: &'a NamesArgs, n: usize, usage: &str) -> Result<&'a [String]> {
     if args.names.len() == n {
@@ -122,18 +143,7 @@ pub async fn user(ctx: &Ctx, cmd: UserCommand) -> Result<()> {
             exactly(&args, 0, "user list command requires no arguments")?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.user_list()).await?.0;
-            match ctx.printer.format {
-                Format::Simple => r.users.iter().for_each(|u| println!("{u}")),
-                Format::Json => println!(
-                    "{}",
-                    Obj::new()
-                        .obj("header", json::header(&r.header))
-                        .list("users", r.users.iter().map(|u| json::string(u)).collect())
-                        .finish()
-                ),
-                _ => return Err(ctx.printer.unsupported()),
-            }
-            Ok(())
+            print_names(ctx, &r.header, "users", &r.users)
         }
         UserCommand::Passwd(args) => user_passwd(ctx, args).await,
         UserCommand::GrantRole(args) => {
@@ -298,18 +308,7 @@ pub async fn role(ctx: &Ctx, cmd: RoleCommand) -> Result<()> {
             exactly(&args, 0, "role list command requires no arguments")?;
             let mut c = ctx.client().await?;
             let r = ctx.timed(c.role_list()).await?.0;
-            match ctx.printer.format {
-                Format::Simple => r.roles.iter().for_each(|r| println!("{r}")),
-                Format::Json => println!(
-                    "{}",
-                    Obj::new()
-                        .obj("header", json::header(&r.header))
-                        .list("roles", r.roles.iter().map(|r| json::string(r)).collect())
-                        .finish()
-                ),
-                _ => return Err(ctx.printer.unsupported()),
-            }
-            Ok(())
+            print_names(ctx, &r.header, "roles", &r.roles)
         }
         RoleCommand::GrantPermission(args) => grant(ctx, args).await,
         RoleCommand::RevokePermission(args) => revoke(ctx, args).await,
