@@ -255,6 +255,7 @@ fn settings(cfg: &Config, identity: &Identity) -> Result<Settings> {
         quota_bytes: cfg.backend_quota_bytes(),
         election_timeout: Duration::from_millis(cfg.member.election_timeout),
         strict_reconfig_check: cfg.clustering.strict_reconfig_check,
+        cors: crate::config::split_urls(&cfg.security.cors),
         auth: AuthSettings {
             tokens: Arc::new(tokens),
             bcrypt_cost: cfg.auth.bcrypt_cost,

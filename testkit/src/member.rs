@@ -103,7 +103,12 @@ impl Member {
     /// as [`Member::start`], so that outputs that show them compare equal: the reference the
     /// tests compare oxcd against.
     pub fn start_etcd() -> Member {
-        Member::start_alone(binary::etcd(), &[])
+        Member::start_etcd_with(&[])
+    }
+
+    /// [`Member::start_etcd`] with extra flags.
+    pub fn start_etcd_with(extra_args: &[&str]) -> Member {
+        Member::start_alone(binary::etcd(), extra_args)
     }
 
     fn start_alone(binary: PathBuf, extra_args: &[&str]) -> Member {

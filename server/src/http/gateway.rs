@@ -196,21 +196,41 @@ fn plain(status: StatusCode) -> Response {
         .into_response()
 }
 
-/// The CORS headers etcd's gateway sends with every answer.
-async fn cors(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("access-control-allow-origin", "*"),
-        (
-            "access-control-allow-methods",
-            "POST, GET, OPTIONS, PUT, DELETE",
-        ),
-        (
-            "access-control-allow-headers",
-            "accept, content-type, authorization",
-        ),
-    ] {
-        headers.insert(name, http::HeaderValue::from_static(value));
+/// etcd's CORS handling (`--cors`): with every origin allowed (no list, or `*`) every answer
+/// allows `*`; otherwise an allowed `Origin` is echoed back, and other origins get no CORS
+/// headers. A preflight (`OPTIONS`) is answered 200 at once.
+async fn cors(
+    State(core): State<Arc<Core>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = &core.server.cors;
+    let origin = request
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let allow = if allowed.is_empty() || allowed.iter().any(|a| a == "*") {
+        Some("*".to_string())
+    } else {
+        origin.filter(|o| allowed.contains(o))
+    };
+    let mut response = if request.method() == http::Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = allow.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
+        let headers = response.headers_mut();
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_METHODS,
+            http::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+        );
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+            http::HeaderValue::from_static("accept, content-type, authorization"),
+        );
     }
     response
 }
@@ -246,8 +266,8 @@ macro_rules! unary_route {
     };
 }
 
-/// The gateway's routes.
-pub fn routes() -> Router<Arc<Core>> {
+/// The gateway's routes, answering with `core`.
+pub fn routes(core: Arc<Core>) -> Router<Arc<Core>> {
     let mut r = Router::new();
     unary_route!(r, "/kv/range", "/etcdserverpb.KV/Range", range);
     unary_route!(r, "/kv/put", "/etcdserverpb.KV/Put", put);
@@ -495,7 +515,7 @@ pub fn routes() -> Router<Arc<Core>> {
             axum::routing::any(|| async { plain(StatusCode::NOT_FOUND) }),
         );
     }
-    r.layer(axum::middleware::map_response(cors))
+    r.layer(axum::middleware::from_fn_with_state(core, cors))
 }
 
 /// `/v3/watch`: the watch requests in the body, then the stream's responses.

@@ -27,7 +27,7 @@ pub fn router(core: Arc<Core>) -> Router {
     health::routes()
         .route("/version", only_get(get(version::version)))
         .route("/metrics", only_get(get(metrics::metrics)))
-        .merge(gateway::routes())
+        .merge(gateway::routes(core.clone()))
         .with_state(core)
 }
 

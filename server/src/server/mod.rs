@@ -69,6 +69,9 @@ pub struct Settings {
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
     pub auth: AuthSettings,
+    /// `--cors`: the origins the JSON gateway answers cross-origin requests for; empty or
+    /// `*` means any.
+    pub cors: Vec<String>,
 }
 
 /// How this member authenticates clients.
@@ -116,6 +119,8 @@ pub struct EtcdServer {
     /// `--strict-reconfig-check`: refuse membership changes that risk the quorum.
     pub strict_reconfig_check: bool,
     pub auth: AuthSettings,
+    /// `--cors` (see [`Settings::cors`]).
+    pub cors: Vec<String>,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
     /// Since when each peer has answered this member without a break (the leader's view
@@ -152,6 +157,7 @@ impl EtcdServer {
             election_timeout,
             strict_reconfig_check,
             auth,
+            cors,
         } = settings;
         EtcdServer {
             name,
@@ -174,6 +180,7 @@ impl EtcdServer {
             election_timeout,
             strict_reconfig_check,
             auth,
+            cors,
             raft_db,
             peer_activity,
             disk_low: std::sync::atomic::AtomicBool::new(false),

@@ -312,3 +312,55 @@ async fn the_pypi_gateway_client_etcd3gw_runs_its_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The status and `Access-Control-Allow-Origin` of `method` on the gateway's put path, sent
+/// from `origin`.
+fn cors_answer(endpoint: &str, method: &str, origin: &str) -> (u16, Option<String>) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "-X", method])
+        .args(["-H", &format!("Origin: {origin}")])
+        .arg(format!("{endpoint}/v3/kv/put"))
+        .args(["-d", r#"{"key":"Yw==","value":"dg=="}"#])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let allow = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("access-control-allow-origin")
+            .then(|| value.trim().to_string())
+    });
+    (status, allow)
+}
+
+#[tokio::test]
+async fn cors_follows_the_cors_flag_as_etcds_does() {
+    let flags = ["--cors", "http://allowed.example:8080"];
+    let etcd = Member::start_etcd_with(&flags);
+    let oxcd = Member::start_with(&flags);
+    tokio::join!(etcd.client(), oxcd.client());
+    for (method, origin) in [
+        ("POST", "http://allowed.example:8080"),
+        ("POST", "http://other.example:8080"),
+        ("OPTIONS", "http://allowed.example:8080"),
+    ] {
+        assert_eq!(
+            cors_answer(&oxcd.endpoint(), method, origin),
+            cors_answer(&etcd.endpoint(), method, origin),
+            "{method} from {origin}"
+        );
+    }
+    // Without the flag, every origin.
+    let open = Member::start();
+    open.client().await;
+    assert_eq!(
+        cors_answer(&open.endpoint(), "POST", "http://any.example")
+            .1
+            .as_deref(),
+        Some("*")
+    );
+}
