@@ -48,14 +48,14 @@ fn http_status(code: tonic::Code) -> StatusCode {
     }
 }
 
-/// etcd's gateway error body for `code` and `message`.
+/// etcd's gateway error body for `code` and `message`, its fields in etcd's order.
 fn error_response(code: tonic::Code, message: &str) -> Response {
-    let body = serde_json::json!({
-        "error": message,
-        "message": message,
-        "code": code as i32,
-    });
-    json_response(http_status(code), body.to_string())
+    let text = serde_json::Value::from(message);
+    let body = format!(
+        r#"{{"error":{text},"message":{text},"code":{}}}"#,
+        code as i32
+    );
+    json_response(http_status(code), body)
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -74,23 +74,37 @@ impl Error {
     }
 }
 
-/// The request in `body`: JSON (an empty body is the default request), within the size the
-/// gRPC port would take.
-fn decode<T: DeserializeOwned + Default>(core: &Core, body: &[u8]) -> Result<T> {
-    let limit = core.server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    if body.len() > limit {
-        return Err(refusal(
-            tonic::Code::ResourceExhausted,
-            format!(
-                "grpc: received message larger than max ({} vs. {limit})",
-                body.len()
-            ),
-        ));
-    }
+/// The largest message the gRPC port takes, which the gateway holds its requests to.
+fn message_limit(core: &Core) -> usize {
+    core.server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES
+}
+
+/// The largest JSON body read: base64 makes bytes a third larger, and JSON adds its syntax.
+/// Beyond it the body is refused unread (413).
+fn body_limit(core: &Core) -> usize {
+    2 * message_limit(core) + (1 << 20)
+}
+
+/// grpc-go's refusal of a message over the limit, which etcd's gateway passes on.
+fn too_large(size: usize, limit: usize) -> Error {
+    refusal(
+        tonic::Code::ResourceExhausted,
+        format!("grpc: received message larger than max ({size} vs. {limit})"),
+    )
+}
+
+/// The request in `body`: JSON (an empty body is the default request), whose message is
+/// within the size the gRPC port would take.
+fn decode<T: DeserializeOwned + Default + prost::Message>(core: &Core, body: &[u8]) -> Result<T> {
+    let limit = message_limit(core);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(bad_json)
+    let request: T = serde_json::from_slice(body).map_err(bad_json)?;
+    match request.encoded_len() {
+        size if size > limit => Err(too_large(size, limit)),
+        _ => Ok(request),
+    }
 }
 
 /// Every JSON object in `body`, one after another (a stream's requests).
@@ -126,7 +140,7 @@ async fn unary<Req, Resp, F, Fut>(
     call: F,
 ) -> Response
 where
-    Req: DeserializeOwned + Default,
+    Req: DeserializeOwned + Default + prost::Message,
     Resp: Serialize,
     F: FnOnce(Arc<Core>, RequestContext, Req) -> Fut,
     Fut: Future<Output = Result<Resp>>,
@@ -515,7 +529,9 @@ pub fn routes(core: Arc<Core>) -> Router<Arc<Core>> {
             axum::routing::any(|| async { plain(StatusCode::NOT_FOUND) }),
         );
     }
-    r.layer(axum::middleware::from_fn_with_state(core, cors))
+    let limit = body_limit(&core);
+    r.layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(core, cors))
 }
 
 /// `/v3/watch`: the watch requests in the body, then the stream's responses.

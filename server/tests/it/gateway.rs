@@ -364,3 +364,46 @@ async fn cors_follows_the_cors_flag_as_etcds_does() {
         Some("*")
     );
 }
+
+/// `curl -X POST --data-binary @file`: HTTP status and body.
+fn post_file(endpoint: &str, path: &str, file: &std::path::Path) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .arg(format!("{endpoint}{path}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl's status line");
+    (status.parse().unwrap(), body.to_string())
+}
+
+#[tokio::test]
+async fn oversized_requests_and_other_methods_are_refused_as_etcd_refuses_them() {
+    use base64::Engine;
+    let etcd = Member::start_etcd();
+    let oxcd = Member::start();
+    tokio::join!(etcd.client(), oxcd.client());
+    let dir = tempfile::tempdir().unwrap();
+    // Over the gRPC message limit (1.5 MiB + 512 KiB), and over --max-request-bytes only.
+    for size in [3_000_000, 1_600_000] {
+        let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; size]);
+        let file = dir.path().join(format!("put-{size}.json"));
+        std::fs::write(&file, format!(r#"{{"key":"Yg==","value":"{value}"}}"#)).unwrap();
+        assert_eq!(
+            post_file(&oxcd.endpoint(), "/v3/kv/put", &file),
+            post_file(&etcd.endpoint(), "/v3/kv/put", &file),
+            "a put of {size} bytes"
+        );
+    }
+    let get = |endpoint: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .arg(format!("{endpoint}/v3/kv/range"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get(&oxcd.endpoint()), get(&etcd.endpoint()));
+}
