@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -13,7 +14,7 @@ use rustls::pki_types::{
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::identity::AllowedPeerVerifier;
+use super::identity::{AllowedPeerVerifier, AllowedServerVerifier};
 use super::settings::TlsSettings;
 use crate::error::{Error, Result};
 
@@ -155,13 +156,32 @@ pub fn client_config(settings: &TlsSettings, files: &Files) -> Result<ClientConf
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&settings.versions)
         .map_err(|e| Error::InvalidArgument(format!("TLS versions: {e}")))?;
-    let builder = match (&files.trusted_ca, settings.self_signed) {
-        (Some(ca), false) => builder.with_root_certificates(roots(ca)?),
+    let server_roots = match (&files.trusted_ca, settings.self_signed) {
+        (Some(ca), false) => Some(roots(ca)?),
         // Without a CA file, the system's CAs, as Go's (etcd's) TLS does.
-        (None, false) => builder.with_root_certificates(system_roots()?),
+        (None, false) => Some(system_roots()?),
+        (_, true) => None,
+    };
+    let builder = match server_roots {
+        Some(server_roots) => {
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(server_roots, provider.clone())
+                    .build()
+                    .map_err(|e| {
+                        Error::InvalidArgument(format!("server certificate verifier: {e}"))
+                    })?;
+            let verifier = AllowedServerVerifier::wrap(
+                verifier,
+                settings.allowed_cn.clone(),
+                settings.allowed_hostname.clone(),
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+        }
         // With auto TLS every member's certificate is its own, so there is nothing to
         // verify against: etcd dials with InsecureSkipVerify.
-        (_, true) => builder
+        None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider))),
     };

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use x509_parser::extensions::GeneralName;
@@ -46,8 +46,7 @@ pub fn host_names(cert: &CertificateDer<'_>) -> Vec<String> {
 #[derive(Debug)]
 pub struct AllowedPeerVerifier {
     inner: Arc<dyn ClientCertVerifier>,
-    allowed_cn: Option<String>,
-    allowed_hostname: Option<String>,
+    allowed: AllowedNames,
 }
 
 impl AllowedPeerVerifier {
@@ -62,25 +61,11 @@ impl AllowedPeerVerifier {
         }
         Arc::new(AllowedPeerVerifier {
             inner,
-            allowed_cn,
-            allowed_hostname,
+            allowed: AllowedNames {
+                cn: allowed_cn,
+                hostname: allowed_hostname,
+            },
         })
-    }
-
-    fn allowed(&self, cert: &CertificateDer<'_>) -> bool {
-        if let Some(cn) = &self.allowed_cn
-            && common_name(cert).as_deref() != Some(cn.as_str())
-        {
-            return false;
-        }
-        if let Some(host) = &self.allowed_hostname
-            && !host_names(cert)
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(host))
-        {
-            return false;
-        }
-        true
     }
 }
 
@@ -106,11 +91,115 @@ impl ClientCertVerifier for AllowedPeerVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if !self.allowed(end_entity) {
+        if !self.allowed.allows(end_entity) {
             tracing::warn!(
-                allowed_cn = ?self.allowed_cn,
-                allowed_hostname = ?self.allowed_hostname,
+                allowed_cn = ?self.allowed.cn,
+                allowed_hostname = ?self.allowed.hostname,
                 "refused a peer certificate: not the allowed CN or host name"
+            );
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The server-certificate side of the same checks: etcd's `VerifyPeerCertificate` sits in the
+/// base TLS configuration of both the peer listener and the peer dialer, so a member also
+/// refuses to talk to a peer whose server certificate lacks the allowed CN or host name (its
+/// answers would otherwise reach the cluster over the dialer's own connections).
+#[derive(Debug)]
+pub struct AllowedServerVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+    allowed: AllowedNames,
+}
+
+/// `--peer-cert-allowed-cn` and `--peer-cert-allowed-hostname`.
+#[derive(Debug, Clone)]
+struct AllowedNames {
+    cn: Option<String>,
+    hostname: Option<String>,
+}
+
+impl AllowedNames {
+    fn allows(&self, cert: &CertificateDer<'_>) -> bool {
+        let cn_ok = self
+            .cn
+            .as_ref()
+            .is_none_or(|cn| common_name(cert).as_deref() == Some(cn.as_str()));
+        let host_ok = self.hostname.as_ref().is_none_or(|host| {
+            host_names(cert)
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+        });
+        cn_ok && host_ok
+    }
+}
+
+impl AllowedServerVerifier {
+    /// `inner` itself when nothing is restricted.
+    pub fn wrap(
+        inner: Arc<dyn ServerCertVerifier>,
+        allowed_cn: Option<String>,
+        allowed_hostname: Option<String>,
+    ) -> Arc<dyn ServerCertVerifier> {
+        if allowed_cn.is_none() && allowed_hostname.is_none() {
+            return inner;
+        }
+        Arc::new(AllowedServerVerifier {
+            inner,
+            allowed: AllowedNames {
+                cn: allowed_cn,
+                hostname: allowed_hostname,
+            },
+        })
+    }
+}
+
+impl ServerCertVerifier for AllowedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        if !self.allowed.allows(end_entity) {
+            tracing::warn!(
+                allowed_cn = ?self.allowed.cn,
+                allowed_hostname = ?self.allowed.hostname,
+                "refused a peer's server certificate: not the allowed CN or host name"
             );
             return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
