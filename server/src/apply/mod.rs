@@ -81,33 +81,31 @@ pub fn apply(
     // etcd's corrupt applier: with CORRUPT up, nothing but alarm requests is applied.
     let corrupt =
         state.alarms.is_active(AlarmType::Corrupt) && !matches!(req.request, Some(Req::Alarm(_)));
-    let denied = req
-        .request
-        .as_ref()
-        .and_then(|r| auth::check(state, req.header.as_ref(), r).err());
-    let result: Result<internal_response::Response> = match req.request {
-        _ if corrupt => Err(Error::Corrupt),
-        _ if denied.is_some() => Err(denied.expect("checked")),
-        _ if capped => Err(Error::NoSpace),
-        Some(Req::Put(put)) => kv::put(state, backend, batch, put, &mut applied),
-        Some(Req::DeleteRange(del)) => kv::delete_range(state, backend, batch, del, &mut applied),
-        Some(Req::Txn(t)) => txn::txn(state, backend, batch, &t, &mut applied),
-        Some(Req::Compaction(c)) => kv::compact(state, batch, c, &mut applied),
-        Some(Req::LeaseGrant(g)) => lease::grant(state, batch, g, min_lease_ttl, &mut applied),
-        Some(Req::LeaseRevoke(r)) => lease::revoke(state, backend, batch, r, &mut applied),
-        Some(Req::Alarm(a)) => alarm::alarm(state, batch, a, &mut applied),
-        Some(other) => auth::apply(state, batch, &other, &mut applied),
-        None => Err(Error::internal("empty command")),
+    // Refusals in the order of etcd's appliers: corrupt, then auth, then the quota.
+    let refused = if corrupt {
+        Some(Error::Corrupt)
+    } else {
+        req.request
+            .as_ref()
+            .and_then(|r| auth::check(state, req.header.as_ref(), r).err())
+            .or(capped.then_some(Error::NoSpace))
     };
-    finish(state, applied, result)
-}
-
-/// `applied` with the command's result as its response.
-fn finish(
-    state: &KvState,
-    mut applied: Applied,
-    result: Result<internal_response::Response>,
-) -> Applied {
+    let result: Result<internal_response::Response> = match (refused, req.request) {
+        (Some(e), _) => Err(e),
+        (None, Some(Req::Put(put))) => kv::put(state, backend, batch, put, &mut applied),
+        (None, Some(Req::DeleteRange(del))) => {
+            kv::delete_range(state, backend, batch, del, &mut applied)
+        }
+        (None, Some(Req::Txn(t))) => txn::txn(state, backend, batch, &t, &mut applied),
+        (None, Some(Req::Compaction(c))) => kv::compact(state, batch, c, &mut applied),
+        (None, Some(Req::LeaseGrant(g))) => {
+            lease::grant(state, batch, g, min_lease_ttl, &mut applied)
+        }
+        (None, Some(Req::LeaseRevoke(r))) => lease::revoke(state, backend, batch, r, &mut applied),
+        (None, Some(Req::Alarm(a))) => alarm::alarm(state, batch, a, &mut applied),
+        (None, Some(other)) => auth::apply(state, batch, &other, &mut applied),
+        (None, None) => Err(Error::internal("empty command")),
+    };
     match result {
         Ok(resp) => applied.response.response = Some(resp),
         Err(e) => {
