@@ -34,7 +34,7 @@ use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
 use crate::server::EtcdServer;
-use crate::v3::{Core, GRPC_OVERHEAD_BYTES};
+use crate::v3::{Core, max_message_bytes};
 
 /// A unary RPC: the context and message of `request`, passed to the core method, its answer
 /// or error sent back.
@@ -56,7 +56,7 @@ pub(crate) use unary;
 /// HTTP endpoints beside them.
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let core = Arc::new(Core::new(server.clone()));
-    let max = server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let max = max_message_bytes(&server.limits);
     let grpc = Routes::new(
         KvServer::new(kv::KvService { core: core.clone() }).max_decoding_message_size(max),
     )

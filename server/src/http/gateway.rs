@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::v3::{Core, GRPC_OVERHEAD_BYTES, RequestContext};
+use crate::v3::{Core, RequestContext, max_message_bytes};
 
 /// The path prefixes etcd 3.4 serves the gateway under.
 const PREFIXES: &[&str] = &["/v3", "/v3beta"];
@@ -74,15 +74,10 @@ impl Error {
     }
 }
 
-/// The largest message the gRPC port takes, which the gateway holds its requests to.
-fn message_limit(core: &Core) -> usize {
-    core.server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES
-}
-
 /// The largest JSON body read: base64 makes bytes a third larger, and JSON adds its syntax.
 /// Beyond it the body is refused unread (413).
 fn body_limit(core: &Core) -> usize {
-    2 * message_limit(core) + (1 << 20)
+    2 * max_message_bytes(&core.server.limits) + (1 << 20)
 }
 
 /// grpc-go's refusal of a message over the limit, which etcd's gateway passes on.
@@ -96,7 +91,7 @@ fn too_large(size: usize, limit: usize) -> Error {
 /// The request in `body`: JSON (an empty body is the default request), whose message is
 /// within the size the gRPC port would take.
 fn decode<T: DeserializeOwned + Default + prost::Message>(core: &Core, body: &[u8]) -> Result<T> {
-    let limit = message_limit(core);
+    let limit = max_message_bytes(&core.server.limits);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -252,28 +247,22 @@ async fn cors(
 /// A route for a unary RPC: `path` => gRPC method `rpc`, answered by `Core::method`.
 macro_rules! unary_route {
     ($router:ident, $path:literal, $rpc:literal, $method:ident) => {
-        $router = at(
-            $router,
-            $path,
-            |State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes| {
-                unary(core, headers, body, $rpc, |core, ctx, r| async move {
-                    core.$method(&ctx, r).await
-                })
-            },
-        );
+        unary_route!($router, $path, $rpc, $method, |e| e);
     };
-    // etcd serves Election and Lock through an in-process client that keeps only the
-    // message: every error of theirs has code Unknown (see `Error::recipe_status`).
+    // Election and Lock answer their errors as etcd's in-process client does, with code
+    // Unknown (`Error::recipe_status`).
     ($router:ident, $path:literal, $rpc:literal, $method:ident, recipe) => {
+        unary_route!($router, $path, $rpc, $method, |e: Error| e
+            .recipe_status()
+            .into());
+    };
+    ($router:ident, $path:literal, $rpc:literal, $method:ident, $map_err:expr) => {
         $router = at(
             $router,
             $path,
             |State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes| {
                 unary(core, headers, body, $rpc, |core, ctx, r| async move {
-                    core.$method(&ctx, r).await.map_err(|e| Error::Remote {
-                        code: tonic::Code::Unknown,
-                        message: e.to_string(),
-                    })
+                    core.$method(&ctx, r).await.map_err($map_err)
                 })
             },
         );

@@ -42,6 +42,12 @@ pub const ETCD_API_VERSION: &str = "3.5.0";
 /// it are fragmented for clients that allow it.
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
+/// The largest message a client may send on the gRPC port (or, in JSON, to the gateway):
+/// `--max-request-bytes` plus [`GRPC_OVERHEAD_BYTES`].
+pub fn max_message_bytes(limits: &crate::server::Limits) -> usize {
+    limits.max_request_bytes + GRPC_OVERHEAD_BYTES
+}
+
 /// The v3 services of one member.
 pub struct Core {
     pub server: Arc<EtcdServer>,

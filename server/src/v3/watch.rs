@@ -24,7 +24,7 @@ use crate::proto::mvccpb::{Event, event::EventType};
 use crate::server::EtcdServer;
 use crate::watch::{PrevKvInterest, RevisionEvents};
 
-use super::{Core, GRPC_OVERHEAD_BYTES, RequestContext};
+use super::{Core, RequestContext};
 use crate::proto::authpb::permission::Type as PermType;
 
 /// An error as a Go gRPC status prints it (`status.Error(...).Error()`), which is how etcd
@@ -375,7 +375,7 @@ impl WatchStreamTask {
         let fragment = self.watchers.get(&id).is_some_and(|w| w.fragment);
         let mut resp = self.response(id, revision);
         resp.events = events;
-        let limit = self.server.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+        let limit = super::max_message_bytes(&self.server.limits);
         if !fragment || resp.events.len() < 2 || resp.encoded_len() < limit {
             return self.send(resp).await;
         }
