@@ -56,16 +56,10 @@ impl AllowedPeerVerifier {
         allowed_cn: Option<String>,
         allowed_hostname: Option<String>,
     ) -> Arc<dyn ClientCertVerifier> {
-        if allowed_cn.is_none() && allowed_hostname.is_none() {
-            return inner;
+        match AllowedNames::new(allowed_cn, allowed_hostname) {
+            Some(allowed) => Arc::new(AllowedPeerVerifier { inner, allowed }),
+            None => inner,
         }
-        Arc::new(AllowedPeerVerifier {
-            inner,
-            allowed: AllowedNames {
-                cn: allowed_cn,
-                hostname: allowed_hostname,
-            },
-        })
     }
 }
 
@@ -91,16 +85,7 @@ impl ClientCertVerifier for AllowedPeerVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if !self.allowed.allows(end_entity) {
-            tracing::warn!(
-                allowed_cn = ?self.allowed.cn,
-                allowed_hostname = ?self.allowed.hostname,
-                "refused a peer certificate: not the allowed CN or host name"
-            );
-            return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ));
-        }
+        self.allowed.check(end_entity, "certificate")?;
         Ok(verified)
     }
 
@@ -145,6 +130,26 @@ struct AllowedNames {
 }
 
 impl AllowedNames {
+    /// `None` when nothing is restricted.
+    fn new(cn: Option<String>, hostname: Option<String>) -> Option<AllowedNames> {
+        (cn.is_some() || hostname.is_some()).then_some(AllowedNames { cn, hostname })
+    }
+
+    /// Refuses `cert` (a peer's `what`) unless it carries the allowed CN and host name.
+    fn check(&self, cert: &CertificateDer<'_>, what: &str) -> Result<(), rustls::Error> {
+        if self.allows(cert) {
+            return Ok(());
+        }
+        tracing::warn!(
+            allowed_cn = ?self.cn,
+            allowed_hostname = ?self.hostname,
+            "refused a peer's {what}: not the allowed CN or host name"
+        );
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
     fn allows(&self, cert: &CertificateDer<'_>) -> bool {
         let cn_ok = self
             .cn
@@ -166,16 +171,10 @@ impl AllowedServerVerifier {
         allowed_cn: Option<String>,
         allowed_hostname: Option<String>,
     ) -> Arc<dyn ServerCertVerifier> {
-        if allowed_cn.is_none() && allowed_hostname.is_none() {
-            return inner;
+        match AllowedNames::new(allowed_cn, allowed_hostname) {
+            Some(allowed) => Arc::new(AllowedServerVerifier { inner, allowed }),
+            None => inner,
         }
-        Arc::new(AllowedServerVerifier {
-            inner,
-            allowed: AllowedNames {
-                cn: allowed_cn,
-                hostname: allowed_hostname,
-            },
-        })
     }
 }
 
@@ -195,16 +194,7 @@ impl ServerCertVerifier for AllowedServerVerifier {
             ocsp_response,
             now,
         )?;
-        if !self.allowed.allows(end_entity) {
-            tracing::warn!(
-                allowed_cn = ?self.allowed.cn,
-                allowed_hostname = ?self.allowed.hostname,
-                "refused a peer's server certificate: not the allowed CN or host name"
-            );
-            return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ));
-        }
+        self.allowed.check(end_entity, "server certificate")?;
         Ok(verified)
     }
 

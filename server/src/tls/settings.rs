@@ -40,66 +40,76 @@ impl TlsSettings {
         auto_files: Option<(PathBuf, PathBuf)>,
     ) -> Result<Option<Self>> {
         let s = &cfg.security;
-        let (cert_file, key_file, self_signed) = match (s.cert_file.is_empty(), auto_files) {
-            (false, _) => (s.cert_file.clone().into(), s.key_file.clone().into(), false),
-            (true, Some((cert, key))) => (cert, key, true),
-            (true, None) => return Ok(None),
+        let flags = PortFlags {
+            cert_file: &s.cert_file,
+            key_file: &s.key_file,
+            trusted_ca_file: &s.trusted_ca_file,
+            crl_file: &s.client_crl_file,
+            client_cert_auth: s.client_cert_auth,
+            allowed_cn: "",
+            allowed_hostname: "",
         };
-        Ok(Some(
-            TlsSettings {
-                cert_file,
-                key_file,
-                trusted_ca_file: non_empty(&s.trusted_ca_file),
-                crl_file: non_empty(&s.client_crl_file),
-                client_cert_auth: s.client_cert_auth,
-                self_signed,
-                allowed_cn: None,
-                allowed_hostname: None,
-                versions: versions(&s.tls_min_version, &s.tls_max_version)?,
-                cipher_suites: cipher_suites(&s.cipher_suites)?,
-            }
-            .checked()?,
-        ))
-    }
-
-    /// etcd refuses cipher suites that no allowed version would use.
-    fn checked(self) -> Result<Self> {
-        if !self.cipher_suites.is_empty() && self.versions == [&rustls::version::TLS13] {
-            return Err(Error::InvalidArgument(
-                "cipher suites cannot be configured when only TLS1.3 is enabled".into(),
-            ));
-        }
-        Ok(self)
+        TlsSettings::port(cfg, flags, auto_files)
     }
 
     /// The peer port's TLS, and the TLS members dial each other with.
     pub fn peer_port(cfg: &Config, auto_files: Option<(PathBuf, PathBuf)>) -> Result<Option<Self>> {
         let s = &cfg.security;
-        let (cert_file, key_file, self_signed) = match (s.peer_cert_file.is_empty(), auto_files) {
-            (false, _) => (
-                s.peer_cert_file.clone().into(),
-                s.peer_key_file.clone().into(),
-                false,
-            ),
+        let flags = PortFlags {
+            cert_file: &s.peer_cert_file,
+            key_file: &s.peer_key_file,
+            trusted_ca_file: &s.peer_trusted_ca_file,
+            crl_file: &s.peer_crl_file,
+            client_cert_auth: s.peer_client_cert_auth,
+            allowed_cn: &s.peer_cert_allowed_cn,
+            allowed_hostname: &s.peer_cert_allowed_hostname,
+        };
+        TlsSettings::port(cfg, flags, auto_files)
+    }
+
+    /// A port's TLS from its flags (or auto TLS's files); `None` without either. etcd refuses
+    /// cipher suites that no allowed version would use.
+    fn port(
+        cfg: &Config,
+        flags: PortFlags<'_>,
+        auto_files: Option<(PathBuf, PathBuf)>,
+    ) -> Result<Option<Self>> {
+        let s = &cfg.security;
+        let (cert_file, key_file, self_signed) = match (flags.cert_file.is_empty(), auto_files) {
+            (false, _) => (flags.cert_file.into(), flags.key_file.into(), false),
             (true, Some((cert, key))) => (cert, key, true),
             (true, None) => return Ok(None),
         };
-        Ok(Some(
-            TlsSettings {
-                cert_file,
-                key_file,
-                trusted_ca_file: non_empty(&s.peer_trusted_ca_file),
-                crl_file: non_empty(&s.peer_crl_file),
-                client_cert_auth: s.peer_client_cert_auth,
-                self_signed,
-                allowed_cn: non_empty(&s.peer_cert_allowed_cn),
-                allowed_hostname: non_empty(&s.peer_cert_allowed_hostname),
-                versions: versions(&s.tls_min_version, &s.tls_max_version)?,
-                cipher_suites: cipher_suites(&s.cipher_suites)?,
-            }
-            .checked()?,
-        ))
+        let settings = TlsSettings {
+            cert_file,
+            key_file,
+            trusted_ca_file: non_empty(flags.trusted_ca_file),
+            crl_file: non_empty(flags.crl_file),
+            client_cert_auth: flags.client_cert_auth,
+            self_signed,
+            allowed_cn: non_empty(flags.allowed_cn),
+            allowed_hostname: non_empty(flags.allowed_hostname),
+            versions: versions(&s.tls_min_version, &s.tls_max_version)?,
+            cipher_suites: cipher_suites(&s.cipher_suites)?,
+        };
+        if !settings.cipher_suites.is_empty() && settings.versions == [&rustls::version::TLS13] {
+            return Err(Error::InvalidArgument(
+                "cipher suites cannot be configured when only TLS1.3 is enabled".into(),
+            ));
+        }
+        Ok(Some(settings))
     }
+}
+
+/// One port's certificate flags (`--cert-file` … or `--peer-cert-file` …).
+struct PortFlags<'a> {
+    cert_file: &'a str,
+    key_file: &'a str,
+    trusted_ca_file: &'a str,
+    crl_file: &'a str,
+    client_cert_auth: bool,
+    allowed_cn: &'a str,
+    allowed_hostname: &'a str,
 }
 
 fn non_empty<T: From<String>>(s: &str) -> Option<T> {
