@@ -164,13 +164,10 @@ fn the_store_survives_a_reload_and_round_trips_etcds_records() {
 }
 
 #[test]
-fn simple_tokens_expire_unless_used_and_jwt_specs_parse() {
-    let tokens = SimpleTokens::new(std::time::Duration::from_secs(3));
-    tokens.assign("t".into(), "alice".into());
-    assert_eq!(tokens.user("t").as_deref(), Some("alice"));
-    std::thread::sleep(std::time::Duration::from_millis(3500));
-    assert_eq!(tokens.user("t"), None);
+fn simple_tokens_go_with_their_user_and_jwt_specs_parse() {
+    let tokens = SimpleTokens::new(std::time::Duration::from_secs(300));
     tokens.assign("u".into(), "bob".into());
+    assert_eq!(tokens.user("u").as_deref(), Some("bob"));
     tokens.invalidate_user("bob");
     assert_eq!(tokens.user("u"), None);
     assert!(matches!(TokenKind::parse("simple"), Ok(TokenKind::Simple)));

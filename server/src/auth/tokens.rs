@@ -213,7 +213,10 @@ impl SimpleTokens {
     }
 
     pub fn assign(&self, token: String, username: String) {
-        let now = Instant::now();
+        self.assign_at(token, username, Instant::now());
+    }
+
+    fn assign_at(&self, token: String, username: String, now: Instant) {
         let mut tokens = self.lock();
         tokens.retain(|_, (_, expiry)| *expiry > now);
         tokens.insert(token, (username, now + self.ttl()));
@@ -221,7 +224,11 @@ impl SimpleTokens {
 
     /// The user a live token belongs to; using it restarts its TTL, as in etcd.
     pub fn user(&self, token: &str) -> Option<String> {
-        let now = Instant::now();
+        self.user_at(token, Instant::now())
+    }
+
+    /// [`SimpleTokens::user`] at the moment `now`.
+    fn user_at(&self, token: &str, now: Instant) -> Option<String> {
         let mut tokens = self.lock();
         let (user, expiry) = tokens.get_mut(token)?;
         if *expiry <= now {
@@ -256,5 +263,25 @@ impl SimpleTokens {
             TokenChange::InvalidateUser(name) => self.invalidate_user(&name),
             TokenChange::Clear => self.clear(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::SimpleTokens;
+
+    #[test]
+    fn a_simple_token_lives_its_ttl_after_its_last_use() {
+        let tokens = SimpleTokens::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        tokens.assign_at("t".into(), "alice".into(), t0);
+        assert_eq!(tokens.user_at("t", at(9)).as_deref(), Some("alice"));
+        // Used at 9 s, so alive until 19 s.
+        assert_eq!(tokens.user_at("t", at(18)).as_deref(), Some("alice"));
+        assert_eq!(tokens.user_at("t", at(29)), None);
+        assert_eq!(tokens.user_at("t", at(1)), None, "an expired token is gone");
     }
 }

@@ -267,13 +267,15 @@ async fn revoking_a_role_takes_effect_on_the_next_request() {
 
 #[tokio::test]
 async fn a_simple_token_expires_after_its_ttl_and_wrong_passwords_are_slow() {
-    let m = Member::start_with(&["--auth-token-ttl", "2"]);
+    // A TTL long enough that the first read, right after the login, comes within it even on
+    // a loaded machine.
+    let m = Member::start_with(&["--auth-token-ttl", "10"]);
     let mut c = m.client().await;
     add_users(&mut c).await;
     c.auth_enable().await.unwrap();
     let mut reader = login(&m.endpoint(), "reader", "readpw").await.unwrap();
     reader.get("/a/x", None).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     is(refused(reader.get("/a/x", None).await), BAD_TOKEN);
 
     // Three wrong passwords on one connection are answered one after another, each after a
