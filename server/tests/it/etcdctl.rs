@@ -411,14 +411,19 @@ async fn wait_events(stdout: &Collector, n: usize) -> String {
 /// Marks a watch that printed fewer events than the script expects.
 const SHORT: &str = "!! watch short:";
 
-/// Events a watch printed so far: simple format prints PUT/DELETE lines, JSON a `"kv"`
-/// object per event.
+/// Events a watch printed whole so far: the simple format prints an event as three lines
+/// (PUT/DELETE, the key, the value), JSON a `"kv"` object per event on a line of its own. Only
+/// lines already ended count, so an event whose last lines are still on their way (the pipe
+/// gives output in pieces) is not counted, and the watch is not stopped before it arrives.
 fn count_events(stdout: &str) -> usize {
-    let simple = stdout
-        .lines()
-        .filter(|l| *l == "PUT" || *l == "DELETE")
+    let ended = &stdout[..stdout.rfind('\n').map_or(0, |i| i + 1)];
+    let lines: Vec<&str> = ended.lines().collect();
+    let simple = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| (**l == "PUT" || **l == "DELETE") && i + 2 < lines.len())
         .count();
-    simple + stdout.matches("\"kv\":{").count()
+    simple + ended.matches("\"kv\":{").count()
 }
 
 /// A pipe read to the end in the background; `now()` shows what arrived so far.
