@@ -49,6 +49,8 @@ pub fn tls(cfg: &Config) -> Result<PortsTls> {
 /// member of a new cluster bootstraps it.
 pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let storage = open_storage(cfg)?;
+    let discovered = discover_cluster(cfg, &storage.member_dir).await?;
+    let cfg = discovered.as_ref().unwrap_or(cfg);
     let cluster = InitialCluster::from_config(cfg)?;
     let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
     // A silence of an election timeout breaks a peer's run of answers: raft itself gives up
@@ -220,6 +222,9 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     server.refresh_db_size();
     tokio::spawn(crate::server::track_db_size(server.clone()));
     tokio::spawn(crate::server::leader::monitor_leader(server.clone()));
+    if let Some(v2) = crate::v2::V2Store::of(server) {
+        tokio::spawn(crate::v2::expiry::run(v2));
+    }
     tokio::spawn(crate::server::leader::count_leader_changes(server.clone()));
     let member_dir = PathBuf::from(&cfg.member.data_dir).join("member");
     let disks = std::iter::once(member_dir)
@@ -232,6 +237,51 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
         cfg.experimental.experimental_corrupt_check_time,
     ));
     Ok(())
+}
+
+/// With `--discovery`, a member that has no data yet learns its initial cluster from the
+/// discovery service (the URL is then the cluster token, as in etcd): answers the
+/// configuration with both set. Otherwise (or on a restart) `None`.
+async fn discover_cluster(cfg: &Config, member_dir: &std::path::Path) -> Result<Option<Config>> {
+    let url = &cfg.clustering.discovery;
+    if url.is_empty()
+        || member_dir.join("identity").exists()
+        || cfg.clustering.initial_cluster_state != ClusterState::New
+    {
+        return Ok(None);
+    }
+    let me = format!(
+        "{}={}",
+        cfg.member.name,
+        crate::config::split_urls(&cfg.clustering.initial_advertise_peer_urls)
+            .join(&format!(",{}=", cfg.member.name))
+    );
+    let my_id = InitialCluster::parse(&me, url)?
+        .member(&cfg.member.name)
+        .map(|m| m.id)
+        .ok_or_else(|| Error::internal("no id for this member"))?;
+    let cluster = crate::v2::discovery::join_cluster(
+        url,
+        &cfg.clustering.discovery_proxy,
+        my_id,
+        &me,
+    )
+    .await
+    .map_err(|e| match e.to_string() {
+        msg if msg.contains(crate::v2::discovery::ERR_FULL_CLUSTER)
+            && cfg.clustering.discovery_fallback == "proxy" =>
+        {
+            Error::InvalidArgument(format!(
+                "{msg} (--discovery-fallback=proxy: oxcd has no v2 proxy mode to fall back to)"
+            ))
+        }
+        _ => e,
+    })?;
+    tracing::info!("discovery: the initial cluster is {cluster}");
+    let mut resolved = cfg.clone();
+    resolved.clustering.initial_cluster = cluster;
+    resolved.clustering.initial_cluster_token = url.clone();
+    Ok(Some(resolved))
 }
 
 fn settings(cfg: &Config, identity: &Identity) -> Result<Settings> {
@@ -256,6 +306,7 @@ fn settings(cfg: &Config, identity: &Identity) -> Result<Settings> {
         election_timeout: Duration::from_millis(cfg.member.election_timeout),
         strict_reconfig_check: cfg.clustering.strict_reconfig_check,
         cors: crate::config::split_urls(&cfg.security.cors),
+        v2_prefix: cfg.clustering.enable_v2.then(|| cfg.clustering.v2_prefix()),
         auth: AuthSettings {
             tokens: Arc::new(tokens),
             bcrypt_cost: cfg.auth.bcrypt_cost,

@@ -16,7 +16,8 @@
 //!   ([`transport::client_cert_cn`]);
 //! - [`grpc`]: thin gRPC adapters over the v3 core, the request-context layer, and the peer
 //!   port's service; [`http`]: the client port's HTTP endpoints;
-//! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC;
+//! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC; [`v2`]: etcd's v2
+//!   keys API, kept in the v3 key space under a reserved prefix;
 //! - [`offline`]: the offline tools, `oxcd snapshot restore|status` and `oxcd member-guard`;
 //! - [`backup`]: snapshots in etcd's format: writing the state as etcd's database, a
 //!   snapshot file's status, restoring a data dir from one (oxcd's or etcd's);
@@ -63,5 +64,6 @@ pub mod storage;
 pub mod tls;
 pub mod transport;
 pub mod typ;
+pub mod v2;
 pub mod v3;
 pub mod watch;

@@ -5,6 +5,9 @@ use clap::{ArgAction, Args, ValueEnum};
 
 use super::go_syntax::parse_go_bool;
 
+/// Where the v2 API keeps its keys when `--experimental-enable-v2v3` names no prefix.
+pub const DEFAULT_V2_PREFIX: &str = "/_oxcd/v2";
+
 /// etcd's default `--initial-cluster` value.
 pub const DEFAULT_INITIAL_CLUSTER: &str = "default=http://localhost:2380";
 
@@ -39,6 +42,27 @@ pub struct ClusteringFlags {
         default_value = "etcd-cluster"
     )]
     pub initial_cluster_token: String,
+
+    /// Discovery URL used to bootstrap the cluster.
+    #[arg(long = "discovery", env = "ETCD_DISCOVERY", default_value = "")]
+    pub discovery: String,
+
+    /// Expected behavior ('exit' or 'proxy') when discovery services fails.
+    #[arg(
+        long = "discovery-fallback",
+        env = "ETCD_DISCOVERY_FALLBACK",
+        default_value = "proxy",
+        value_parser = ["exit", "proxy"]
+    )]
+    pub discovery_fallback: String,
+
+    /// HTTP proxy to use for traffic to discovery service.
+    #[arg(
+        long = "discovery-proxy",
+        env = "ETCD_DISCOVERY_PROXY",
+        default_value = ""
+    )]
+    pub discovery_proxy: String,
 
     /// List of this member's client URLs to advertise to the public.
     #[arg(
@@ -82,6 +106,26 @@ pub struct ClusteringFlags {
           num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set,
           value_parser = parse_go_bool)]
     pub enable_v2: bool,
+
+    /// Serve the v2 API from the v3 key space under this prefix (with --enable-v2).
+    #[arg(
+        long = "experimental-enable-v2v3",
+        alias = "enable-v2v3",
+        env = "ETCD_EXPERIMENTAL_ENABLE_V2V3",
+        default_value = ""
+    )]
+    pub experimental_enable_v2v3: String,
+}
+
+impl ClusteringFlags {
+    /// Where the v2 API keeps its keys: `--experimental-enable-v2v3`'s prefix, or oxcd's
+    /// reserved one.
+    pub fn v2_prefix(&self) -> String {
+        match self.experimental_enable_v2v3.trim_end_matches('/') {
+            "" => DEFAULT_V2_PREFIX.to_string(),
+            p => p.to_string(),
+        }
+    }
 }
 
 /// `--initial-cluster-state`.

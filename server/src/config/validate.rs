@@ -41,12 +41,14 @@ impl Config {
         self.check_request_limits()?;
         self.check_logger()?;
         self.check_tls()?;
-        // Like etcd, the initial cluster only matters to a member that has no data yet.
-        if !self
-            .data_dir_path()
-            .join("member")
-            .join("identity")
-            .exists()
+        // Like etcd, the initial cluster only matters to a member that has no data yet (and
+        // not at all to one that bootstraps through a discovery service).
+        if self.clustering.discovery.is_empty()
+            && !self
+                .data_dir_path()
+                .join("member")
+                .join("identity")
+                .exists()
         {
             self.verify_initial_cluster()?;
         }

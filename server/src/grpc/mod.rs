@@ -56,6 +56,7 @@ pub(crate) use unary;
 /// HTTP endpoints beside them.
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let core = Arc::new(Core::new(server.clone()));
+    let v2 = crate::v2::V2Store::of(&server);
     let max = max_message_bytes(&server.limits);
     let grpc = Routes::new(
         KvServer::new(kv::KvService { core: core.clone() }).max_decoding_message_size(max),
@@ -87,7 +88,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     .into_axum_router()
     .layer(context::ContextLayer { server });
     let client_port = grpc
-        .merge(crate::http::router(core))
+        .merge(crate::http::router(core, v2))
         .fallback(crate::http::unknown_path)
         .layer(metrics::MetricsLayer);
     Routes::from(client_port)

@@ -208,7 +208,7 @@ fn plain(status: StatusCode) -> Response {
 /// etcd's CORS handling (`--cors`): with every origin allowed (no list, or `*`) every answer
 /// allows `*`; otherwise an allowed `Origin` is echoed back, and other origins get no CORS
 /// headers. A preflight (`OPTIONS`) is answered 200 at once.
-async fn cors(
+pub(super) async fn cors(
     State(core): State<Arc<Core>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

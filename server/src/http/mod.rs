@@ -7,11 +7,14 @@
 //! - [`health`]: `/health`, `/livez`, `/readyz`;
 //! - [`metrics`]: the `/metrics` endpoint;
 //! - [`version`]: the `/version` endpoint;
-//! - [`gateway`]: etcd's JSON gateway (`POST /v3/...`).
+//! - [`gateway`]: etcd's JSON gateway (`POST /v3/...`);
+//! - [`v2`]: etcd's v2 API (`/v2/keys/...`, `/v2/members`, `/v2/stats/...`), with
+//!   `--enable-v2`.
 
 pub mod gateway;
 pub mod health;
 pub mod metrics;
+pub mod v2;
 pub mod version;
 
 use std::sync::Arc;
@@ -22,13 +25,17 @@ use axum::routing::{MethodRouter, get};
 
 use crate::v3::Core;
 
-/// The HTTP routes of the client port, answering with `core`.
-pub fn router(core: Arc<Core>) -> Router {
-    health::routes()
+/// The HTTP routes of the client port, answering with `core` (and `v2`, when the member
+/// serves the v2 API).
+pub fn router(core: Arc<Core>, v2: Option<Arc<crate::v2::V2Store>>) -> Router {
+    let mut router = health::routes()
         .route("/version", only_get(get(version::version)))
         .route("/metrics", only_get(get(metrics::metrics)))
-        .merge(gateway::routes(core.clone()))
-        .with_state(core)
+        .merge(gateway::routes(core.clone()));
+    if let Some(v2) = v2 {
+        router = router.merge(v2::routes(v2, core.clone()));
+    }
+    router.with_state(core)
 }
 
 /// The routes of `--listen-metrics-urls`: `/metrics` and the health endpoints, as etcd

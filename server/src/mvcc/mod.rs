@@ -205,6 +205,11 @@ impl Store {
         self.index.get(key).and_then(|h| h.live)
     }
 
+    /// The change history of `key` that compaction has kept.
+    pub fn history(&self, key: &[u8]) -> Option<&KeyHistory> {
+        self.index.get(key)
+    }
+
     /// Live keys in `range` at the current revision, with their metadata.
     pub fn live_keys<'a>(
         &'a self,

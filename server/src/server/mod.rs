@@ -72,6 +72,8 @@ pub struct Settings {
     /// `--cors`: the origins the JSON gateway answers cross-origin requests for; empty or
     /// `*` means any.
     pub cors: Vec<String>,
+    /// Where the v2 keys API lives in the key space, when `--enable-v2` serves it.
+    pub v2_prefix: Option<String>,
 }
 
 /// How this member authenticates clients.
@@ -121,6 +123,8 @@ pub struct EtcdServer {
     pub auth: AuthSettings,
     /// `--cors` (see [`Settings::cors`]).
     pub cors: Vec<String>,
+    /// The v2 API's place and counters, when `--enable-v2` serves it.
+    pub v2: Option<Arc<crate::v2::Shared>>,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
     /// Since when each peer has answered this member without a break (the leader's view
@@ -158,6 +162,7 @@ impl EtcdServer {
             strict_reconfig_check,
             auth,
             cors,
+            v2_prefix,
         } = settings;
         EtcdServer {
             name,
@@ -181,6 +186,7 @@ impl EtcdServer {
             strict_reconfig_check,
             auth,
             cors,
+            v2: v2_prefix.map(|p| Arc::new(crate::v2::Shared::new(&p))),
             raft_db,
             peer_activity,
             disk_low: std::sync::atomic::AtomicBool::new(false),

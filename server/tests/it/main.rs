@@ -30,4 +30,5 @@ mod startup;
 mod tls;
 mod transport;
 mod txn;
+mod v2;
 mod watch;

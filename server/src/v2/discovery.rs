@@ -1,0 +1,313 @@
+//! etcd's v2 discovery protocol (`--discovery URL`): a new member finds its cluster's
+//! founders through a discovery service that speaks the v2 keys API (an etcd or oxcd member
+//! with `--enable-v2`, or discovery.etcd.io). The URL names a token directory:
+//!
+//! 1. the cluster's size is the value of `<token>/_config/size`;
+//! 2. the member registers `<token>/<member id>` = `name=peer-url,...` with
+//!    `prevExist=false` (a second registration of the same id is refused);
+//! 3. it waits, watching the directory, until `size` members have registered; the first
+//!    `size` registrations (by created index) are the initial cluster. A member that finds
+//!    them all taken by others fails with etcd's "discovery: cluster is full".
+//!
+//! The discovery URL is the cluster token, as in etcd, so member and cluster ids follow
+//! from the registrations alone. Unreachable services are retried with a capped backoff.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The longest pause between tries of an unreachable discovery service.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long one request may take (etcd's client.DefaultRequestTimeout), waits excepted.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// etcd's discovery errors, worded as etcd words them.
+pub const ERR_SIZE_NOT_FOUND: &str = "discovery: size key not found";
+pub const ERR_BAD_SIZE_KEY: &str = "discovery: size key is bad";
+pub const ERR_FULL_CLUSTER: &str = "discovery: cluster is full";
+pub const ERR_DUPLICATE_ID: &str = "discovery: found duplicate id";
+pub const ERR_DUPLICATE_NAME: &str = "discovery: found duplicate name";
+pub const ERR_BAD_ENDPOINT: &str = "discovery: bad discovery endpoint";
+pub const ERR_INVALID_URL: &str = "discovery: invalid URL";
+
+#[derive(Debug, Clone, Deserialize)]
+struct Node {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    nodes: Vec<Node>,
+    #[serde(rename = "createdIndex", default)]
+    created_index: u64,
+    #[serde(rename = "modifiedIndex", default)]
+    modified_index: u64,
+}
+
+impl Node {
+    fn name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Answer {
+    #[serde(default)]
+    action: String,
+    node: Option<Node>,
+    #[serde(rename = "errorCode")]
+    error_code: Option<u32>,
+}
+
+/// A v2 keys client for one token directory.
+struct Client {
+    /// `host:port` to connect to: the service's, or the proxy's.
+    connect: String,
+    /// `http://host:port` of the service.
+    origin: String,
+    /// The token directory's path, `/v2/keys/...` on an etcd member.
+    token: String,
+    via_proxy: bool,
+}
+
+/// Why a request did not get an answer: worth another try, or not.
+enum Failure {
+    Unreachable(String),
+    Fatal(Error),
+}
+
+impl Client {
+    fn new(url: &str, proxy: &str) -> Result<Client> {
+        let u = url::Url::parse(url).map_err(|_| Error::InvalidArgument(ERR_INVALID_URL.into()))?;
+        if u.scheme() != "http" {
+            return Err(Error::InvalidArgument(format!(
+                "discovery: only http discovery URLs are supported, got {url:?}"
+            )));
+        }
+        let host_port = |u: &url::Url| -> Result<String> {
+            let host = u
+                .host_str()
+                .ok_or_else(|| Error::InvalidArgument(ERR_INVALID_URL.into()))?;
+            Ok(format!(
+                "{host}:{}",
+                u.port_or_known_default().unwrap_or(80)
+            ))
+        };
+        let origin = format!("http://{}", host_port(&u)?);
+        let (connect, via_proxy) = if proxy.is_empty() {
+            (host_port(&u)?, false)
+        } else {
+            let p = url::Url::parse(proxy).map_err(|_| {
+                Error::InvalidArgument(format!("discovery: invalid proxy URL {proxy:?}"))
+            })?;
+            (host_port(&p)?, true)
+        };
+        Ok(Client {
+            connect,
+            origin,
+            token: u.path().trim_end_matches('/').to_string(),
+            via_proxy,
+        })
+    }
+
+    /// One request; `wait` requests may take as long as the service takes.
+    async fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        form: Option<String>,
+        wait: bool,
+    ) -> std::result::Result<(u16, Option<u64>, Answer), Failure> {
+        let unreachable = |e: &dyn std::fmt::Display| Failure::Unreachable(e.to_string());
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(&self.connect)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+            tokio::spawn(connection);
+            let uri = if self.via_proxy {
+                format!("{}{path_and_query}", self.origin)
+            } else {
+                path_and_query.to_string()
+            };
+            let mut request = hyper::Request::builder().method(method).uri(uri).header(
+                http::header::HOST,
+                self.origin.trim_start_matches("http://"),
+            );
+            if form.is_some() {
+                request = request.header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                );
+            }
+            let body = Full::new(Bytes::from(form.unwrap_or_default()));
+            let request = request
+                .body(body)
+                .map_err(|e| Failure::Fatal(Error::internal(e)))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let status = response.status().as_u16();
+            let index = response
+                .headers()
+                .get("x-etcd-index")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(&e))?
+                .to_bytes();
+            let answer: Answer = serde_json::from_slice(&body)
+                .map_err(|_| Failure::Fatal(Error::InvalidArgument(ERR_BAD_ENDPOINT.into())))?;
+            Ok((status, index, answer))
+        };
+        if wait {
+            return exchange.await;
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Unreachable("request timed out".into())),
+        }
+    }
+
+    /// `request`, tried again (with backoff) while the service is unreachable.
+    async fn retrying(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        form: Option<String>,
+        wait: bool,
+    ) -> Result<(u16, Option<u64>, Answer)> {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match self
+                .request(method, path_and_query, form.clone(), wait)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Unreachable(why)) => {
+                    tracing::warn!(
+                        "discovery service {} unreachable ({why}); retrying in {backoff:?}",
+                        self.origin
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// etcd's `checkCluster`: the size, the registrations in order, and the index read at.
+    async fn check_cluster(&self, me: &str) -> Result<(Vec<Node>, usize, u64)> {
+        let (_, _, size) = self
+            .retrying("GET", &format!("{}/_config/size", self.token), None, false)
+            .await?;
+        if size.error_code == Some(100) {
+            return Err(Error::InvalidArgument(ERR_SIZE_NOT_FOUND.into()));
+        }
+        let size: usize = size
+            .node
+            .and_then(|n| n.value)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::InvalidArgument(ERR_BAD_SIZE_KEY.into()))?;
+        let (_, index, list) = self.retrying("GET", &self.token, None, false).await?;
+        let mut nodes: Vec<Node> = list
+            .node
+            .map(|n| n.nodes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.name() != "_config")
+            .collect();
+        nodes.sort_by_key(|n| n.created_index);
+        for (i, n) in nodes.iter().enumerate() {
+            if n.name() == me {
+                break;
+            }
+            if i + 1 >= size {
+                return Err(Error::InvalidArgument(ERR_FULL_CLUSTER.into()));
+            }
+        }
+        Ok((nodes, size, index.unwrap_or(0)))
+    }
+}
+
+/// Joins the cluster the discovery URL `url` gathers, as member `id` whose registration
+/// is `me` (`name=peer-url,...`): answers the initial cluster (`name=url,...`).
+pub async fn join_cluster(url: &str, proxy: &str, id: u64, me: &str) -> Result<String> {
+    let client = Client::new(url, proxy)?;
+    let self_name = format!("{id:x}");
+    client.check_cluster(&self_name).await?;
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("value", me)
+        .finish();
+    let (_, _, created) = client
+        .retrying(
+            "PUT",
+            &format!("{}/{self_name}?prevExist=false", client.token),
+            Some(form),
+            false,
+        )
+        .await?;
+    match created.error_code {
+        Some(105) => return Err(Error::InvalidArgument(ERR_DUPLICATE_ID.into())),
+        Some(code) => {
+            return Err(Error::InvalidArgument(format!(
+                "discovery: registration refused with error {code}"
+            )));
+        }
+        None => {}
+    }
+    let (mut nodes, size, mut index) = client.check_cluster(&self_name).await?;
+    nodes.truncate(size);
+    while nodes.len() < size {
+        tracing::info!(
+            "discovery: found {} peer(s), waiting for {} more",
+            nodes.len(),
+            size - nodes.len()
+        );
+        let (_, _, event) = client
+            .retrying(
+                "GET",
+                &format!(
+                    "{}?wait=true&recursive=true&waitIndex={}",
+                    client.token,
+                    index + 1
+                ),
+                None,
+                true,
+            )
+            .await?;
+        let Some(node) = event.node else {
+            continue;
+        };
+        index = index.max(node.modified_index);
+        let registered = matches!(event.action.as_str(), "create" | "set")
+            && node.name() != "_config"
+            && !node.key.contains("/_config/")
+            && !nodes.iter().any(|n| n.name() == node.name());
+        if registered {
+            nodes.push(node);
+        }
+    }
+    let cluster: Vec<String> = nodes.into_iter().filter_map(|n| n.value).collect();
+    let cluster = cluster.join(",");
+    let names: std::collections::BTreeSet<&str> = cluster
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(n, _)| n))
+        .collect();
+    if names.len() != size {
+        return Err(Error::InvalidArgument(ERR_DUPLICATE_NAME.into()));
+    }
+    Ok(cluster)
+}
