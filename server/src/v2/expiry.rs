@@ -13,7 +13,8 @@ use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::TxnRequest;
 
 use super::error::V2Result;
-use super::{NodeExtern, V2Store, now_ns};
+use super::write::delete_op;
+use super::{V2Store, now_ns};
 
 /// How often the leader looks for due nodes.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
@@ -65,7 +66,7 @@ impl V2Store {
     /// Removes the node at `path` if it still expires `at`, and the index entry either way.
     async fn expire(&self, entry: &[u8], at: i64, path: &str) -> V2Result<bool> {
         let view = self.view(path, false)?;
-        let drop_entry = super::delete_op(entry.to_vec(), Vec::new());
+        let drop_entry = delete_op(entry.to_vec(), Vec::new());
         let due = view.node.as_ref().filter(|n| n.record.expires == Some(at));
         let Some(n) = due else {
             self.commit(TxnRequest {
@@ -75,34 +76,10 @@ impl V2Store {
             .await?;
             return Ok(false);
         };
-        let mut plan = super::Plan::new(
-            "expire",
-            NodeExtern {
-                key: path.to_string(),
-                dir: n.is_dir(),
-                created_index: n.created,
-                ..NodeExtern::default()
-            },
-            Some(n.repr(now_ns())),
-        );
-        plan.compares.push(self.unchanged(path, Some(n)));
-        plan.ops
-            .push(super::delete_op(self.node_key(path), Vec::new()));
-        if n.is_dir() {
-            let (start, end) = self.subtree(path);
-            plan.ops.push(super::delete_op(start, end));
-        }
+        let mut plan = self.removal_plan(&view, "expire", n);
         plan.ops.push(drop_entry);
-        let event = serde_json::to_vec(&plan.event).expect("an event serializes");
-        plan.ops.push(super::put_op(self.event_key(), event));
-        let done = self
-            .commit(TxnRequest {
-                compare: plan.compares,
-                success: plan.ops,
-                failure: Vec::new(),
-            })
-            .await?
-            .is_some();
+        let (txn, _) = self.transaction(plan);
+        let done = self.commit(txn).await?.is_some();
         if done {
             self.stats.count("expire", true);
         }

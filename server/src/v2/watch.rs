@@ -89,7 +89,7 @@ impl Waiter {
     /// The next event for this waiter, waiting for it as long as it takes.
     pub async fn next(&mut self) -> V2Result<Event> {
         loop {
-            if let Some(e) = self.from_history()? {
+            if let Some(e) = self.next_in_history()? {
                 return Ok(e);
             }
             loop {
@@ -123,7 +123,7 @@ impl Waiter {
 
     /// The first logged event from `next` on that concerns this waiter; moves `next` past
     /// what it read.
-    fn from_history(&mut self) -> V2Result<Option<Event>> {
+    fn next_in_history(&mut self) -> V2Result<Option<Event>> {
         let store = &self.store;
         let state = store.server.state.read();
         let mvcc = &state.kv.mvcc;

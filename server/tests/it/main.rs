@@ -7,6 +7,7 @@ mod auth;
 
 mod cluster;
 mod corruption;
+mod discovery;
 mod disk_full;
 mod durability;
 mod errors;
