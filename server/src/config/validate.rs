@@ -80,6 +80,11 @@ impl Config {
         check_bind_urls(&self.listen_metrics_url_list()?)?;
         check_host_urls(&self.initial_advertise_peer_url_list()?)?;
         check_host_urls(&self.advertise_client_url_list()?)?;
+        // `--cors`: `*`, or origins as etcd's URL flags take them (scheme://host:port).
+        let cors = self.security.cors.as_str();
+        if !cors.is_empty() && cors != "*" {
+            super::urls::parse_urls("cors", cors, super::urls::CLIENT_URL_SCHEMES, true)?;
+        }
         Ok(())
     }
 
@@ -281,6 +286,14 @@ fn advertise_matches_cluster(name: &str, apurls: &[Url], local: &[Url]) -> Resul
 mod tests {
     use super::*;
     use crate::config::tests::{err, load, load_env};
+
+    #[test]
+    fn cors_takes_a_star_or_origins_with_ports_as_etcd_does() {
+        assert!(load(&["--cors", "*"]).is_ok());
+        assert!(load(&["--cors", "http://a.example:8080,https://b.example:443"]).is_ok());
+        let e = err(&["--cors", "http://example.org"]);
+        assert!(e.contains("does not have the form \"host:port\""), "{e}");
+    }
 
     #[test]
     fn name_derives_data_dir_and_initial_cluster() {

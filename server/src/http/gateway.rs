@@ -81,7 +81,7 @@ fn body_limit(core: &Core) -> usize {
 }
 
 /// grpc-go's refusal of a message over the limit, which etcd's gateway passes on.
-fn too_large(size: usize, limit: usize) -> Error {
+pub(super) fn too_large(size: usize, limit: usize) -> Error {
     refusal(
         tonic::Code::ResourceExhausted,
         format!("grpc: received message larger than max ({size} vs. {limit})"),
@@ -110,11 +110,11 @@ fn decode_all<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<T>> {
         .map_err(bad_json)
 }
 
-fn refusal(code: tonic::Code, message: String) -> Error {
+pub(super) fn refusal(code: tonic::Code, message: String) -> Error {
     Error::Remote { code, message }
 }
 
-fn bad_json(e: serde_json::Error) -> Error {
+pub(super) fn bad_json(e: serde_json::Error) -> Error {
     refusal(tonic::Code::InvalidArgument, e.to_string())
 }
 
@@ -524,18 +524,32 @@ pub fn routes(core: Arc<Core>) -> Router<Arc<Core>> {
 }
 
 /// `/v3/watch`: the watch requests in the body, then the stream's responses.
-async fn watch(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn watch(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
     use crate::proto::etcdserverpb::WatchRequest;
     let rpc = "/etcdserverpb.Watch/Watch";
-    let opened = decode_all::<WatchRequest>(&body)
-        .and_then(|requests| Ok((requests, context(&core, &headers, rpc)?)));
-    let (requests, ctx) = match opened {
+    let mut requests =
+        super::json_stream::RequestStream::<WatchRequest>::new(body, body_limit(&core));
+    // The first request decides the answer (a malformed one is refused outright); later
+    // ones are read as the client sends them, on the same body.
+    let first = requests.next_batch().await;
+    let opened = first.and_then(|batch| Ok((batch, context(&core, &headers, rpc)?)));
+    let (first, ctx) = match opened {
         Ok(opened) => opened,
         Err(e) => return e.gateway_response(),
     };
-    // The requests, then a stream that stays open: the watch lives until the client goes.
-    let input =
-        futures::stream::iter(requests.into_iter().map(Ok)).chain(futures::stream::pending());
+    let later = futures::stream::unfold(requests, |mut r| async move {
+        match r.next_batch().await {
+            Ok(batch) if !batch.is_empty() => {
+                Some((futures::stream::iter(batch.into_iter().map(Ok)), r))
+            }
+            // The body ended (or went bad): the watch lives on until the client goes.
+            _ => None,
+        }
+    })
+    .flatten();
+    let input = futures::stream::iter(first.into_iter().map(Ok))
+        .chain(later)
+        .chain(futures::stream::pending());
     streamed(core.watch(&ctx, Box::pin(input)))
 }
 

@@ -13,6 +13,7 @@
 
 pub mod gateway;
 pub mod health;
+mod json_stream;
 pub mod metrics;
 pub mod v2;
 pub mod version;

@@ -19,6 +19,7 @@ pub mod hash;
 pub mod leader;
 pub mod lease;
 pub mod propose;
+pub mod v2;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -124,7 +125,7 @@ pub struct EtcdServer {
     /// `--cors` (see [`Settings::cors`]).
     pub cors: Vec<String>,
     /// The v2 API's place and counters, when `--enable-v2` serves it.
-    pub v2: Option<Arc<crate::v2::Shared>>,
+    pub v2: Option<Arc<v2::Shared>>,
     /// The raft metadata's database, measured with the state's for the quota and Status.
     raft_db: sled::Db,
     /// Since when each peer has answered this member without a break (the leader's view
@@ -186,7 +187,7 @@ impl EtcdServer {
             strict_reconfig_check,
             auth,
             cors,
-            v2: v2_prefix.map(|p| Arc::new(crate::v2::Shared::new(&p))),
+            v2: v2_prefix.map(|p| Arc::new(v2::Shared::new(&p))),
             raft_db,
             peer_activity,
             disk_low: std::sync::atomic::AtomicBool::new(false),

@@ -11,6 +11,7 @@ pub const NOT_FILE: u32 = 102;
 pub const NOT_DIR: u32 = 104;
 pub const NODE_EXIST: u32 = 105;
 pub const ROOT_READ_ONLY: u32 = 107;
+pub const UNAUTHORIZED: u32 = 110;
 pub const DIR_NOT_EMPTY: u32 = 108;
 pub const PREV_VALUE_REQUIRED: u32 = 201;
 pub const TTL_NAN: u32 = 202;
@@ -87,7 +88,7 @@ impl V2Error {
         match self.code {
             KEY_NOT_FOUND => StatusCode::NOT_FOUND,
             NOT_FILE | DIR_NOT_EMPTY => StatusCode::FORBIDDEN,
-            110 => StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED => StatusCode::UNAUTHORIZED,
             TEST_FAILED | NODE_EXIST => StatusCode::PRECONDITION_FAILED,
             RAFT_INTERNAL | LEADER_ELECT => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

@@ -26,7 +26,6 @@ pub mod discovery;
 pub mod error;
 pub mod expiry;
 pub mod node;
-pub mod stats;
 pub mod watch;
 mod write;
 
@@ -37,37 +36,15 @@ use crate::mvcc::KeyRange;
 use crate::proto::mvccpb::KeyValue;
 use crate::server::EtcdServer;
 
+pub use crate::server::v2::{Shared, Stats};
 use error::{KEY_NOT_FOUND, NOT_DIR, ROOT_READ_ONLY, V2Error, V2Result};
 pub use node::{Event, NodeExtern, Record, now_ns};
-pub use stats::Stats;
 pub use write::{WriteOptions, event_at};
 
 /// The v2 store of one member: its server, and what every handle on it shares.
 pub struct V2Store {
     pub server: Arc<EtcdServer>,
     shared: Arc<Shared>,
-}
-
-/// What the member's v2 API keeps: where it lives and its counters.
-#[derive(Debug)]
-pub struct Shared {
-    prefix: Vec<u8>,
-    pub stats: Stats,
-    /// When this member started (`/v2/stats/self`).
-    pub started: std::time::Instant,
-    pub started_ns: i64,
-}
-
-impl Shared {
-    /// The v2 API kept under `prefix`.
-    pub fn new(prefix: &str) -> Shared {
-        Shared {
-            prefix: prefix.trim_end_matches('/').as_bytes().to_vec(),
-            stats: Stats::default(),
-            started: std::time::Instant::now(),
-            started_ns: now_ns(),
-        }
-    }
 }
 
 impl std::ops::Deref for V2Store {
@@ -220,6 +197,14 @@ impl V2Store {
         k.extend_from_slice(tag.as_bytes());
         k.extend_from_slice(rest.as_bytes());
         k
+    }
+
+    /// The range of keys the v2 API keeps: what a role must grant for it.
+    pub fn key_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = self.key("", "");
+        let mut end = start.clone();
+        *end.last_mut().expect("not empty") += 1;
+        (start, end)
     }
 
     fn node_key(&self, path: &str) -> Vec<u8> {

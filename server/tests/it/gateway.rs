@@ -199,6 +199,75 @@ async fn a_gateway_watch_streams_events_while_puts_happen() {
     let _ = watch.wait();
 }
 
+/// A watch whose body stays open: a create request sent later on the same body is served
+/// when it arrives, as grpc-gateway streams etcd's request bodies.
+#[tokio::test]
+async fn a_gateway_watch_serves_requests_sent_later_on_the_same_body() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    let m = Member::start();
+    m.client().await;
+    let stream = tokio::net::TcpStream::connect(m.endpoint().trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(4);
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = hyper::Request::post(format!("{}/v3/watch", m.endpoint()))
+        .body(body)
+        .unwrap();
+    let send = |tx: &tokio::sync::mpsc::Sender<_>, json: &'static str| {
+        let tx = tx.clone();
+        async move { tx.send(Ok(Frame::data(Bytes::from(json)))).await.unwrap() }
+    };
+    send(&tx, r#"{"create_request":{"key":"YQ=="}}"#).await;
+    let response = sender.send_request(request).await.unwrap();
+    let mut body = response.into_body();
+    let mut pending = String::new();
+    let mut next_line = async || -> Value {
+        loop {
+            if let Some(i) = pending.find('\n') {
+                let line: String = pending.drain(..=i).collect();
+                return serde_json::from_str(&line).unwrap();
+            }
+            let frame = body.frame().await.unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                pending.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(30), next_line())
+        .await
+        .expect("a watch answer within 30 s");
+    assert_eq!(first["result"]["created"], true, "{first}");
+    // The second watch, sent on the still open body after the first answered.
+    send(&tx, r#"{"create_request":{"key":"Yg=="}}"#).await;
+    let second = tokio::time::timeout(Duration::from_secs(30), next_line())
+        .await
+        .expect("a watch answer within 30 s");
+    assert_eq!(second["result"]["created"], true, "{second}");
+    assert_ne!(first["result"]["watch_id"], second["result"]["watch_id"]);
+    let (status, _) = post(
+        &m.endpoint(),
+        "/v3/kv/put",
+        r#"{"key":"Yg==","value":"Mg=="}"#,
+        &[],
+    );
+    assert_eq!(status, 200);
+    let event = tokio::time::timeout(Duration::from_secs(30), next_line())
+        .await
+        .expect("a watch answer within 30 s");
+    assert_eq!(
+        event["result"]["watch_id"], second["result"]["watch_id"],
+        "{event}"
+    );
+    assert_eq!(event["result"]["events"][0]["kv"]["value"], "Mg==");
+}
+
 #[tokio::test]
 async fn a_lease_is_kept_alive_through_the_gateway() {
     let m = Member::start();

@@ -266,9 +266,21 @@ async fn watch_and_exec_watch_hear_writes_from_another_process() {
 
 /// `curl -X <method> <endpoint><path> [-d data]`: status, body and headers.
 fn curl(endpoint: &str, method: &str, path: &str, data: &str) -> (u16, String, String) {
+    curl_with(endpoint, method, path, data, &[])
+}
+
+/// [`curl`] with more of curl's arguments (credentials, headers).
+fn curl_with(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    data: &str,
+    extra: &[&str],
+) -> (u16, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
     let mut cmd = Command::new("curl");
+    cmd.args(extra);
     cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-D"])
         .arg(&headers)
         .args(["-X", method])
@@ -546,4 +558,81 @@ async fn ten_thousand_long_polls_end_when_their_client_goes_away() {
     .await;
     let (status, _, _) = curl(&ep, "GET", "/v2/keys/poll/7", "");
     assert_eq!(status, 200);
+}
+
+/// `etcdctl` (v3) against `endpoint`, which must succeed.
+fn etcdctl3(endpoint: &str, args: &[&str]) {
+    let out = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn with_auth_on_the_v2_api_takes_basic_credentials_and_v3_tokens() {
+    let m = Member::start_with(&["--enable-v2"]);
+    m.client().await;
+    let ep = m.endpoint();
+    assert_eq!(curl(&ep, "PUT", "/v2/keys/secret", "value=s").0, 201);
+    etcdctl3(&ep, &["user", "add", "root:rootpw"]);
+    etcdctl3(&ep, &["role", "add", "reader"]);
+    etcdctl3(
+        &ep,
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "/_oxcd/v2/",
+            "--prefix=true",
+        ],
+    );
+    etcdctl3(&ep, &["user", "add", "alice:alicepw"]);
+    etcdctl3(&ep, &["user", "grant-role", "alice", "reader"]);
+    etcdctl3(&ep, &["auth", "enable"]);
+
+    let refused = curl(&ep, "GET", "/v2/keys/secret", "");
+    assert_eq!(refused.0, 401, "{refused:?}");
+    let error: Value = serde_json::from_str(&refused.1).unwrap();
+    assert_eq!(error["errorCode"], 110);
+    assert_eq!(error["message"], "The request requires user authentication");
+    let as_root = curl_with(&ep, "GET", "/v2/keys/secret", "", &["-u", "root:rootpw"]);
+    assert_eq!(as_root.0, 200, "{as_root:?}");
+    let alice = ["-u", "alice:alicepw"];
+    assert_eq!(curl_with(&ep, "GET", "/v2/keys/secret", "", &alice).0, 200);
+    assert_eq!(
+        curl_with(&ep, "PUT", "/v2/keys/secret", "value=x", &alice).0,
+        401
+    );
+    let wrong = ["-u", "alice:wrong"];
+    assert_eq!(curl_with(&ep, "GET", "/v2/keys/secret", "", &wrong).0, 401);
+
+    // A v3 token from the gateway's Authenticate works too.
+    let login = Command::new("curl")
+        .args(["-s", "-X", "POST", &format!("{ep}/v3/auth/authenticate")])
+        .args(["-d", r#"{"name":"root","password":"rootpw"}"#])
+        .output()
+        .unwrap();
+    let login: Value = serde_json::from_slice(&login.stdout).unwrap();
+    let header = format!("Authorization: {}", login["token"].as_str().unwrap());
+    let with_token = curl_with(&ep, "PUT", "/v2/keys/secret", "value=t", &["-H", &header]);
+    assert_eq!(with_token.0, 200, "{with_token:?}");
+
+    // Membership changes are root's alone.
+    let add = curl_with(
+        &ep,
+        "POST",
+        "/v2/members",
+        r#"{"peerURLs":["http://127.0.0.1:1"]}"#,
+        &["-H", "Content-Type: application/json"],
+    );
+    assert_eq!(add.0, 401, "{add:?}");
+    assert_eq!(add.1.trim(), r#"{"message":"Insufficient credentials"}"#);
 }

@@ -14,7 +14,8 @@ use crate::v2::error::{
 };
 use crate::v2::{Event, V2Store, WriteOptions, now_ns};
 
-use super::{json_line, method_not_allowed};
+use super::{authorize, json_line, method_not_allowed};
+use crate::proto::authpb::permission::Type as PermType;
 
 pub(super) const KEYS_PREFIX: &str = "/v2/keys";
 
@@ -287,6 +288,13 @@ pub(super) async fn keys(
         Ok(r) => r,
         Err(e) => return v2_error(&store, e),
     };
+    let perm = match request.method {
+        Method::GET | Method::HEAD => PermType::Read,
+        _ => PermType::Write,
+    };
+    if let Err(e) = authorize(&store, &headers, perm, false).await {
+        return v2_error(&store, e);
+    }
     if request.wait && request.method == Method::GET {
         return watch(store, request);
     }

@@ -62,6 +62,15 @@ struct PeerUrls {
     peer_urls: Vec<String>,
 }
 
+/// With auth on, membership changes are root's: etcd's answer to anyone else.
+async fn admin_only(store: &V2Store, headers: &HeaderMap) -> Option<Response> {
+    let write = crate::proto::authpb::permission::Type::Write;
+    super::authorize(store, headers, write, true)
+        .await
+        .err()
+        .map(|_| http_error(StatusCode::UNAUTHORIZED, "Insufficient credentials"))
+}
+
 /// The peer URLs of a member request's JSON body, or the refusal to answer.
 fn peer_urls(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
     let json = headers
@@ -98,6 +107,9 @@ pub(super) async fn members(
             )
         }
         Method::POST => {
+            if let Some(refusal) = admin_only(&store, &headers).await {
+                return refusal;
+            }
             let urls = match peer_urls(&headers, &body) {
                 Ok(u) => u,
                 Err((status, message)) => return http_error(status, &message),
@@ -132,6 +144,11 @@ pub(super) async fn member(
     let Ok(id_num) = u64::from_str_radix(&id, 16) else {
         return http_error(StatusCode::NOT_FOUND, &format!("No such member: {id}"));
     };
+    if matches!(method, Method::DELETE | Method::PUT)
+        && let Some(refusal) = admin_only(&store, &headers).await
+    {
+        return refusal;
+    }
     let result = match method {
         Method::DELETE => store.server.member_remove(id_num).await,
         Method::PUT => match peer_urls(&headers, &body) {

@@ -79,3 +79,82 @@ fn with_cluster_id(store: &V2Store, mut response: Response) -> Response {
     }
     response
 }
+
+/// With auth on, whether the request's caller may `perm` the v2 key space (`admin`: change
+/// membership): as etcd's v2 clients do, it names itself with HTTP Basic credentials, or, as
+/// gateway clients do, with a v3 token in `Authorization`. Roles grant it over the v2
+/// prefix's range; root may do anything. Refusals are etcd's v2 error 110.
+async fn authorize(
+    store: &V2Store,
+    headers: &http::HeaderMap,
+    perm: crate::proto::authpb::permission::Type,
+    admin: bool,
+) -> Result<(), crate::v2::error::V2Error> {
+    use crate::auth::AuthInfo;
+    let server = &store.server;
+    let (enabled, revision) = {
+        let state = server.state.read();
+        (state.kv.auth.is_enabled(), state.kv.auth.revision())
+    };
+    if !enabled {
+        return Ok(());
+    }
+    let refused = || {
+        crate::v2::error::V2Error::new(
+            crate::v2::error::UNAUTHORIZED,
+            "Insufficient credentials",
+            0,
+        )
+    };
+    let basic = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .map(str::to_string);
+    let who = match basic {
+        Some(encoded) => {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| refused())?;
+            let text = String::from_utf8(decoded).map_err(|_| refused())?;
+            let (name, password) = text.split_once(':').ok_or_else(refused)?;
+            let hash = {
+                let state = server.state.read();
+                let auth = &state.kv.auth;
+                auth.authenticate(name).map_err(|_| refused())?;
+                auth.user(name)
+                    .map(|u| u.password.clone())
+                    .ok_or_else(refused)?
+            };
+            let password = password.to_string();
+            let matches = tokio::task::spawn_blocking(move || {
+                bcrypt::verify(password, &String::from_utf8_lossy(&hash)).unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            if !matches {
+                tracing::warn!(user = %name, "v2 authentication failed: wrong password");
+                return Err(refused());
+            }
+            AuthInfo {
+                username: name.to_string(),
+                revision,
+            }
+        }
+        None => crate::v3::RequestContext::from_headers(headers)
+            .resolve(server)
+            .ok()
+            .flatten()
+            .ok_or_else(refused)?,
+    };
+    let state = server.state.read();
+    let auth = &state.kv.auth;
+    let allowed = if admin {
+        auth.check_admin(&who)
+    } else {
+        let (start, end) = store.key_range();
+        auth.check(&who, &start, &end, perm)
+    };
+    allowed.map_err(|_| refused())
+}

@@ -1,6 +1,32 @@
-//! etcd's `/v2/stats/store` counters.
+//! What a member keeps for its v2 API (`--enable-v2`) across requests: where in the key
+//! space it lives, and etcd's `/v2/stats/store` counters. The API itself is the `v2` module.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the member's v2 API keeps: where it lives and its counters.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) prefix: Vec<u8>,
+    pub stats: Stats,
+    /// When this member started (`/v2/stats/self`).
+    pub started: std::time::Instant,
+    pub started_ns: i64,
+}
+
+impl Shared {
+    /// The v2 API kept under `prefix`.
+    pub fn new(prefix: &str) -> Shared {
+        Shared {
+            prefix: prefix.trim_end_matches('/').as_bytes().to_vec(),
+            stats: Stats::default(),
+            started: std::time::Instant::now(),
+            started_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
+        }
+    }
+}
 
 /// etcd's `/v2/stats/store` counters, for this member's requests.
 #[derive(Debug, Default)]
@@ -29,7 +55,7 @@ pub const STAT_NAMES: [&str; 15] = [
 ];
 
 impl Stats {
-    pub(super) fn count(&self, name: &str, ok: bool) {
+    pub(crate) fn count(&self, name: &str, ok: bool) {
         let wanted = match (name, ok) {
             ("get", true) => "getsSuccess",
             ("get", false) => "getsFail",
