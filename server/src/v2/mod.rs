@@ -323,6 +323,7 @@ impl V2Store {
         Ok((event, view.rev))
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

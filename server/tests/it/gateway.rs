@@ -154,12 +154,7 @@ async fn the_gateway_answers_every_group_as_etcds_does() {
             ));
         }
     }
-    assert!(
-        diffs.is_empty(),
-        "{} differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    crate::assert_no_differences(&diffs);
 }
 
 #[tokio::test]

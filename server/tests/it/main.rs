@@ -33,3 +33,13 @@ mod transport;
 mod txn;
 mod v2;
 mod watch;
+
+/// Fails listing every difference a side-by-side comparison with etcd found, if any.
+fn assert_no_differences(diffs: &[String]) {
+    assert!(
+        diffs.is_empty(),
+        "{} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}

@@ -129,12 +129,7 @@ async fn etcdctl_v2_commands_answer_as_etcds_do() {
             diffs.push(format!("etcdctl {args:?}\n etcd: {want:?}\n oxcd: {got:?}"));
         }
     }
-    assert!(
-        diffs.is_empty(),
-        "{} differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    crate::assert_no_differences(&diffs);
 }
 
 /// Polls `etcdctl get key` until it fails with "Key not found", as a TTL's expiry makes it.
@@ -365,12 +360,7 @@ async fn curl_examples_get_etcds_json_shapes() {
             ));
         }
     }
-    assert!(
-        diffs.is_empty(),
-        "{} differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    crate::assert_no_differences(&diffs);
 }
 
 /// A `wait=true` GET in the background, its answer read once a later PUT arrives.
