@@ -33,6 +33,9 @@ pub struct PeerStatus {
     since: AtomicU64,
     /// The last answer, in nanoseconds since `epoch` plus one; 0 before any.
     last: AtomicU64,
+    /// Calls answered and calls failed so far (etcd's leader stats `counts`).
+    answers: AtomicU64,
+    failures: AtomicU64,
 }
 
 impl PeerActivity {
@@ -59,9 +62,22 @@ impl PeerActivity {
                     gap_nanos: self.gap.as_nanos() as u64,
                     since: AtomicU64::new(0),
                     last: AtomicU64::new(0),
+                    answers: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
                 })
             })
             .clone()
+    }
+
+    /// How many calls peer `id` has answered and how many failed (0, 0 if never called).
+    pub fn counts(&self, id: u64) -> (u64, u64) {
+        let peers = self.peers.read().expect("peer activity lock");
+        peers.get(&id).map_or((0, 0), |p| {
+            (
+                p.answers.load(Ordering::Relaxed),
+                p.failures.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Since when peer `id` has been answering without a break; `None` if it is not active
@@ -79,6 +95,7 @@ impl PeerStatus {
 
     /// The peer answered a call.
     pub fn answered(&self) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
         let now = self.now();
         let last = self.last.swap(now, Ordering::Relaxed);
         let broken = last == 0 || now.saturating_sub(last) > self.gap_nanos;
@@ -89,6 +106,7 @@ impl PeerStatus {
 
     /// A call to the peer failed: it is not reachable.
     pub fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
         self.since.store(0, Ordering::Relaxed);
     }
 

@@ -29,7 +29,14 @@ fn put(url: &str, data: &str) -> u16 {
 
 fn discovering(name: &str, dir: &std::path::Path, binary: std::path::PathBuf, url: &str) -> Member {
     // etcd 3.4 falls back to its v2 proxy by default; both are told to exit instead.
-    let flags = ["--discovery", url, "--discovery-fallback", "exit"].map(String::from);
+    let flags = [
+        "--discovery",
+        url,
+        "--discovery-fallback",
+        "exit",
+        "--enable-v2",
+    ]
+    .map(String::from);
     let mut m = Member::new(name, dir, Launch::new(binary, &flags));
     m.spawn().expect("spawn the member");
     m
@@ -70,6 +77,41 @@ async fn three_members_bootstrap_through_a_discovery_token_and_a_fourth_is_refus
     clients[0].put("discovered", "yes", None).await.unwrap();
     let got = clients[2].get("discovered", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"yes");
+
+    // The leader's v2 stats count its calls to each follower; the others are not leaders.
+    let endpoints: Vec<String> = members.iter().map(Member::endpoint).collect();
+    let stats_of = |endpoint: &String| -> (u16, serde_json::Value) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .arg(format!("{endpoint}/v2/stats/leader"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), serde_json::from_str(body).unwrap())
+    };
+    // Asked one after another: a leader change in between would show two or none, so ask again.
+    let stats = oxcd_testkit::wait_for(Duration::from_secs(30), "one leader's stats", || {
+        let stats: Vec<_> = endpoints.iter().map(stats_of).collect();
+        async move { (stats.iter().filter(|(s, _)| *s == 200).count() == 1).then_some(stats) }
+    })
+    .await;
+    let leaders: Vec<&serde_json::Value> = stats
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v)
+        .collect();
+    let followers = leaders[0]["followers"].as_object().unwrap();
+    assert_eq!(followers.len(), 2, "{stats:?}");
+    for f in followers.values() {
+        assert!(f["counts"]["success"].as_u64().unwrap() > 0, "{stats:?}");
+    }
+    for (status, body) in stats.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(
+            (*status, body["message"].as_str()),
+            (403, Some("not current leader"))
+        );
+    }
 
     // A fourth member finds the cluster full, and so does etcd itself.
     let mut fourth = discovering("d3", dir.path(), oxcd, &url);

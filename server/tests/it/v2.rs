@@ -474,6 +474,31 @@ async fn a_wait_index_older_than_the_last_1000_events_is_cleared() {
     assert_eq!(status, 200, "{body}");
     let event: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(event["node"]["key"], "/w0");
+
+    // A waitIndex in the future waits for the write that reaches it.
+    let future = current + 3;
+    let waiting = {
+        let ep = ep.clone();
+        std::thread::spawn(move || {
+            curl(
+                &ep,
+                "GET",
+                &format!("/v2/keys/f?wait=true&waitIndex={future}"),
+                "",
+            )
+        })
+    };
+    for i in 1..=3 {
+        assert_eq!(
+            curl(&ep, "PUT", "/v2/keys/f", &format!("value={i}")).0 / 100,
+            2
+        );
+    }
+    let (status, body, _) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["node"]["value"], "3", "{body}");
+    assert_eq!(event["node"]["modifiedIndex"], future, "{body}");
 }
 
 /// Thousands of idle long-polls on one HTTP/2 connection: the member keeps serving, counts
@@ -517,6 +542,14 @@ async fn ten_thousand_long_polls_end_when_their_client_goes_away() {
             .as_u64()
             .unwrap()
     };
+    let resident = |ep: String| async move {
+        let (_, body, _) = curl(&ep, "GET", "/metrics", "");
+        body.lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    let before = resident(ep.clone()).await;
     wait_for(
         Duration::from_secs(120),
         "every long-poll to be waiting",
@@ -526,6 +559,13 @@ async fn ten_thousand_long_polls_end_when_their_client_goes_away() {
         },
     )
     .await;
+    // Reported, not asserted: memory is measured, not bounded by a test.
+    let during = resident(ep.clone()).await;
+    eprintln!(
+        "resident memory: {:.0} MiB idle, {:.0} MiB with {POLLS} long-polls waiting",
+        before / 1048576.0,
+        during / 1048576.0
+    );
     // The member still serves, and a write answers exactly the poll it concerns.
     let (status, _, _) = curl(&ep, "PUT", "/v2/keys/poll/7", "value=seven");
     assert_eq!(status, 201);

@@ -276,14 +276,15 @@ pub(super) async fn stats_leader(State(store): State<Arc<V2Store>>, method: Meth
         .iter()
         .filter(|m| m.id != server.member_id)
         .map(|m| {
-            (
-                format!("{:x}", m.id),
+            (format!("{:x}", m.id), {
+                let (success, fail) = server.peer_activity.counts(m.id);
+                // Latency is not measured per follower: etcd's fields, left at 0.
                 serde_json::json!({
                     "latency": {"current": 0.0, "average": 0.0, "standardDeviation": 0.0,
                                 "minimum": 0.0, "maximum": 0.0},
-                    "counts": {"fail": 0, "success": 0},
-                }),
-            )
+                    "counts": {"fail": fail, "success": success},
+                })
+            })
         })
         .collect();
     let body = LeaderStats {
