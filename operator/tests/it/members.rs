@@ -127,10 +127,28 @@ async fn three_members_with_a_key(w: &LocalWorkloads) -> Option<u64> {
     cluster_id
 }
 
+/// The key `kept` reads back. Members that were just restarted may refuse for a moment
+/// while they catch up (Unavailable, as a member still applying its promotion answers), so
+/// the read is tried for up to 30 s; any answer it gets must hold the key.
 async fn assert_key_kept(w: &LocalWorkloads) {
-    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
-    let got = client.get("kept", None).await.unwrap();
-    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+    let started = Instant::now();
+    loop {
+        let read = async {
+            let mut client = Client::connect(w.client_urls(), None).await?;
+            client.get("kept", None).await
+        };
+        match read.await {
+            Ok(got) => {
+                assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+                return;
+            }
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                eprintln!("reading `kept` back: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("`kept` could not be read back for 30 s: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
