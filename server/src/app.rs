@@ -250,11 +250,9 @@ async fn discover_cluster(cfg: &Config, member_dir: &std::path::Path) -> Result<
     {
         return Ok(None);
     }
-    let me = format!(
-        "{}={}",
-        cfg.member.name,
-        crate::config::split_urls(&cfg.clustering.initial_advertise_peer_urls)
-            .join(&format!(",{}=", cfg.member.name))
+    let me = crate::config::initial_cluster_from_name(
+        &cfg.member.name,
+        &cfg.clustering.initial_advertise_peer_urls,
     );
     let my_id = InitialCluster::parse(&me, url)?
         .member(&cfg.member.name)

@@ -71,8 +71,8 @@ pub use monitoring::{MetricsLevel, MonitoringFlags};
 pub use security::SecurityFlags;
 pub use unsafe_features::UnsafeFlags;
 pub use urls::{
-    CLIENT_URL_SCHEMES, PEER_URL_SCHEMES, parse_initial_cluster, parse_urls, socket_addrs,
-    split_urls,
+    CLIENT_URL_SCHEMES, PEER_URL_SCHEMES, initial_cluster_from_name, parse_initial_cluster,
+    parse_urls, socket_addrs, split_urls,
 };
 pub use validate::MAX_ELECTION_MS;
 

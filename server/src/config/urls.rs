@@ -249,7 +249,7 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, Url)>, ConfigError>
 }
 
 /// etcd's `InitialClusterFromName`: "<name>=<url>" for each advertise peer URL.
-pub(super) fn initial_cluster_from_name(name: &str, apurls: &str) -> String {
+pub fn initial_cluster_from_name(name: &str, apurls: &str) -> String {
     let n = if name.is_empty() { DEFAULT_NAME } else { name };
     apurls
         .split(',')

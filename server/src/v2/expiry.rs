@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::async_runtime::WatchReceiver;
-
 use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::TxnRequest;
 
@@ -25,11 +23,7 @@ pub async fn run(store: Arc<V2Store>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while Arc::strong_count(&store.server) > 1 && !store.server.is_removed() {
         tick.tick().await;
-        let leading = {
-            let metrics = store.server.raft.metrics();
-            let m = metrics.borrow_watched();
-            m.current_leader == Some(store.server.member_id)
-        };
+        let leading = store.server.leader() == Some(store.server.member_id);
         if leading && let Err(e) = store.expire_due(now_ns()).await {
             tracing::debug!("v2 expiry: {e}");
         }

@@ -143,25 +143,11 @@ impl Core {
     ) -> Result<AuthenticateResponse> {
         let turn = self.auth_attempts.of(ctx.remote);
         let _turn = turn.lock().await;
-        let (hash, revision) = {
-            let state = self.server.state.read();
-            let auth = &state.kv.auth;
-            auth.authenticate(&r.name)?;
-            let user = auth.user(&r.name).ok_or(Error::AuthFailed)?;
-            (user.password.clone(), auth.revision())
-        };
-        let password = r.password;
-        let matches = tokio::task::spawn_blocking(move || {
-            let hash = String::from_utf8(hash).unwrap_or_default();
-            bcrypt::verify(password, &hash).unwrap_or(false)
-        })
-        .await
-        .map_err(Error::internal)?;
-        if !matches {
+        let Some(revision) = check_password(&self.server, &r.name, r.password).await? else {
             tracing::warn!(user = %r.name, client = ?ctx.remote, "authentication failed: wrong password");
             tokio::time::sleep(FAILED_AUTH_PAUSE).await;
             return Err(Error::AuthFailed);
-        }
+        };
         let token = match self.server.auth.tokens.as_ref() {
             TokenKind::Simple => {
                 let token = new_simple_token();
@@ -370,4 +356,28 @@ impl Core {
             header: self.auth_header(),
         })
     }
+}
+
+/// etcd's password check for user `name` (who must exist and have a password): the auth
+/// revision it was checked at when `password` is theirs, `None` when it is not. bcrypt runs
+/// off the runtime's threads.
+pub async fn check_password(
+    server: &crate::server::EtcdServer,
+    name: &str,
+    password: String,
+) -> Result<Option<u64>> {
+    let (hash, revision) = {
+        let state = server.state.read();
+        let auth = &state.kv.auth;
+        auth.authenticate(name)?;
+        let user = auth.user(name).ok_or(Error::AuthFailed)?;
+        (user.password.clone(), auth.revision())
+    };
+    let matches = tokio::task::spawn_blocking(move || {
+        let hash = String::from_utf8(hash).unwrap_or_default();
+        bcrypt::verify(password, &hash).unwrap_or(false)
+    })
+    .await
+    .map_err(Error::internal)?;
+    Ok(matches.then_some(revision))
 }

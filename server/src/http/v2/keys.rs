@@ -14,7 +14,7 @@ use crate::v2::error::{
 };
 use crate::v2::{Event, V2Store, WriteOptions, now_ns};
 
-use super::{authorize, json_line, method_not_allowed};
+use super::{authorize, json_line, method_not_allowed, with_cluster_id};
 use crate::proto::authpb::permission::Type as PermType;
 
 pub(super) const KEYS_PREFIX: &str = "/v2/keys";
@@ -230,38 +230,28 @@ fn unescape_path(raw: &str) -> String {
 
 /// The headers a keys answer carries: the cluster and the store index, and for answers
 /// that are not errors, raft's applied index and term.
-fn index_headers(store: &V2Store, response: &mut Response, etcd_index: i64, raft: bool) {
-    let (raft_index, term) = {
+fn index_headers(store: &V2Store, response: Response, etcd_index: i64, raft: bool) -> Response {
+    let mut response = with_cluster_id(store, response);
+    let headers = response.headers_mut();
+    headers.insert("x-etcd-index", HeaderValue::from(etcd_index));
+    if raft {
         let metrics = store.server.raft.metrics();
         let m = openraft::async_runtime::WatchReceiver::borrow_watched(&metrics);
-        (m.last_applied.map(|l| l.index).unwrap_or(0), m.current_term)
-    };
-    let headers = response.headers_mut();
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    };
-    set(
-        "x-etcd-cluster-id",
-        format!("{:x}", store.server.cluster_id),
-    );
-    set("x-etcd-index", etcd_index.to_string());
-    if raft {
-        set("x-raft-index", raft_index.to_string());
-        set("x-raft-term", term.to_string());
+        let raft_index = m.last_applied.map(|l| l.index).unwrap_or(0);
+        headers.insert("x-raft-index", HeaderValue::from(raft_index));
+        headers.insert("x-raft-term", HeaderValue::from(m.current_term));
     }
+    response
 }
 
 fn v2_error(store: &V2Store, e: V2Error) -> Response {
-    let mut response = (
+    let response = (
         e.status(),
         [(http::header::CONTENT_TYPE, "application/json")],
         json_line(&e),
     )
         .into_response();
-    index_headers(store, &mut response, e.index, false);
-    response
+    index_headers(store, response, e.index, false)
 }
 
 pub(super) async fn keys(
@@ -313,14 +303,13 @@ pub(super) async fn keys(
                 event.node = None;
                 event.prev_node = None;
             }
-            let mut response = (
+            let response = (
                 status,
                 [(http::header::CONTENT_TYPE, "application/json")],
                 json_line(&event),
             )
                 .into_response();
-            index_headers(&store, &mut response, index, true);
-            response
+            index_headers(&store, response, index, true)
         }
         Err(e) => v2_error(&store, e),
     }
@@ -346,14 +335,13 @@ fn watch(store: Arc<V2Store>, request: KeyRequest) -> Response {
             }
         }
     };
-    let mut response = (
+    let response = (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json")],
         Body::from_stream(events),
     )
         .into_response();
-    index_headers(&store, &mut response, start, true);
-    response
+    index_headers(&store, response, start, true)
 }
 
 #[cfg(test)]

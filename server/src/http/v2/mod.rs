@@ -92,11 +92,7 @@ async fn authorize(
 ) -> Result<(), crate::v2::error::V2Error> {
     use crate::auth::AuthInfo;
     let server = &store.server;
-    let (enabled, revision) = {
-        let state = server.state.read();
-        (state.kv.auth.is_enabled(), state.kv.auth.revision())
-    };
-    if !enabled {
+    if !server.state.read().kv.auth.is_enabled() {
         return Ok(());
     }
     let refused = || {
@@ -119,24 +115,11 @@ async fn authorize(
                 .map_err(|_| refused())?;
             let text = String::from_utf8(decoded).map_err(|_| refused())?;
             let (name, password) = text.split_once(':').ok_or_else(refused)?;
-            let hash = {
-                let state = server.state.read();
-                let auth = &state.kv.auth;
-                auth.authenticate(name).map_err(|_| refused())?;
-                auth.user(name)
-                    .map(|u| u.password.clone())
-                    .ok_or_else(refused)?
-            };
-            let password = password.to_string();
-            let matches = tokio::task::spawn_blocking(move || {
-                bcrypt::verify(password, &String::from_utf8_lossy(&hash)).unwrap_or(false)
-            })
-            .await
-            .unwrap_or(false);
-            if !matches {
+            let checked = crate::v3::auth::check_password(server, name, password.to_string());
+            let Some(revision) = checked.await.map_err(|_| refused())? else {
                 tracing::warn!(user = %name, "v2 authentication failed: wrong password");
                 return Err(refused());
-            }
+            };
             AuthInfo {
                 username: name.to_string(),
                 revision,
