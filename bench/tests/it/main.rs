@@ -34,22 +34,7 @@ async fn every_workload_kind_is_served_and_counted_over_the_benchs_own_connectio
     let puts = "--conns 2 --clients 8 --total 300 put --sequential-keys --key-space-size 300 \
                 --key-prefix bench/put/ --val-size 16";
     run_expecting(&endpoints, puts, 300).await;
-    let stored = client
-        .get(
-            "bench/put/",
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_count_only(),
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.count(),
-        300,
-        "every acknowledged put is in the store"
-    );
+    assert_stored(&mut client, "bench/put/", 300).await;
 
     let ranges = "--conns 2 --clients 4 --total 200 range --consistency s \
                   --key-space-size 300 --key-prefix bench/put/";
@@ -101,23 +86,21 @@ async fn the_gateway_workloads_put_and_read_through_the_json_gateway() {
     let puts = "--conns 1 --clients 4 --total 120 gateway-put --sequential-keys \
                 --key-space-size 120 --key-prefix bench/gw/ --val-size 16";
     run_expecting(&endpoints, puts, 120).await;
-    let stored = client
-        .get(
-            "bench/gw/",
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_count_only(),
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.count(),
-        120,
-        "every acknowledged put is in the store"
-    );
+    assert_stored(&mut client, "bench/gw/", 120).await;
     let ranges = "--conns 1 --clients 4 --total 80 gateway-range --key-space-size 120 \
                   --key-prefix bench/gw/";
     run_expecting(&endpoints, ranges, 80).await;
+}
+
+/// Every one of the `puts` acknowledged puts under `prefix` is in the store.
+async fn assert_stored(client: &mut etcd_client::Client, prefix: &str, puts: i64) {
+    let options = etcd_client::GetOptions::new()
+        .with_prefix()
+        .with_count_only();
+    let stored = client.get(prefix, Some(options)).await.unwrap();
+    assert_eq!(
+        stored.count(),
+        puts,
+        "every acknowledged put is in the store"
+    );
 }
