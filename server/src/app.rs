@@ -12,10 +12,11 @@ use std::time::Duration;
 use openraft::SnapshotPolicy;
 
 use crate::auth::TokenKind;
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, ProxyMode};
 use crate::error::{Error, Result};
 use crate::membership::identity::{self, Identity};
 use crate::membership::ids::InitialCluster;
+use crate::proxy::Proxy;
 use crate::raft::Raft;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
@@ -27,6 +28,7 @@ use crate::storage::SledBackend;
 use crate::tls::PortsTls;
 use crate::transport::{self, Listener, PortOptions};
 use crate::typ::MemberNode;
+use crate::v2::discovery;
 
 /// What [`open_storage`] opens in a data dir.
 struct Storage {
@@ -47,10 +49,9 @@ pub fn tls(cfg: &Config) -> Result<PortsTls> {
 
 /// Opens the data dir and starts raft, then the member's background loops. A brand-new
 /// member of a new cluster bootstraps it.
+/// Give it the configuration [`role`] answered.
 pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let storage = open_storage(cfg)?;
-    let discovered = discover_cluster(cfg, &storage.member_dir).await?;
-    let cfg = discovered.as_ref().unwrap_or(cfg);
     let cluster = InitialCluster::from_config(cfg)?;
     let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
     // A silence of an election timeout breaks a peer's run of answers: raft itself gives up
@@ -111,10 +112,14 @@ pub async fn serve(
         },
     ));
     let (stop_peers, peers_stopped) = tokio::sync::oneshot::channel::<()>();
+    // HTTP/1.1 too: tools (and etcd's v2 proxy) read `/members` there.
     let peer_port = tokio::spawn(transport::serve(
         crate::grpc::peer::routes(server.clone()),
         peer,
-        PortOptions::default(),
+        PortOptions {
+            accept_http1: true,
+            ..PortOptions::default()
+        },
         async move {
             let _ = peers_stopped.await;
         },
@@ -239,15 +244,96 @@ fn spawn_tasks(server: &Arc<EtcdServer>, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// With `--discovery`, a member that has no data yet learns its initial cluster from the
-/// discovery service (the URL is then the cluster token, as in etcd): answers the
-/// configuration with both set. Otherwise (or on a restart) `None`.
-async fn discover_cluster(cfg: &Config, member_dir: &std::path::Path) -> Result<Option<Config>> {
+/// What this process is to be, decided before its data dir is opened.
+pub enum Role {
+    /// A member, with its configuration: the initial cluster is the discovery service's
+    /// when `--discovery` found it.
+    Member(Box<Config>),
+    /// etcd's v2 proxy, not yet serving.
+    Proxy(Arc<Proxy>),
+}
+
+/// A data dir that holds a member stays a member, whatever the flags. Otherwise, as in
+/// etcd, the process is a proxy when `--proxy` asks for one, when the data dir is a
+/// proxy's, or when `--discovery` finds the cluster full under `--discovery-fallback
+/// proxy`; else a member.
+pub async fn role(cfg: &Config) -> Result<Role> {
+    let member_dir = PathBuf::from(&cfg.member.data_dir).join("member");
+    let member = member_dir.join("identity").exists();
+    let wants_proxy = cfg.proxy.proxy != ProxyMode::Off || crate::proxy::is_proxy_dir(cfg);
+    if member && cfg.proxy.proxy != ProxyMode::Off {
+        tracing::warn!("the data dir is a member's: starting as a member, not as a proxy");
+    }
+    if wants_proxy && !member {
+        return proxy_role(cfg, None).await;
+    }
+    match discover_cluster(cfg, member).await {
+        Ok(Some(discovered)) => Ok(Role::Member(Box::new(discovered))),
+        Ok(None) => Ok(Role::Member(Box::new(cfg.clone()))),
+        Err(e)
+            if e.to_string().contains(discovery::ERR_FULL_CLUSTER)
+                && cfg.clustering.discovery_fallback == "proxy" =>
+        {
+            tracing::warn!("{e}; falling back to proxy (--discovery-fallback=proxy)");
+            proxy_role(cfg, Some(e)).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The proxy: its peer URLs come from its cluster file, else the discovery service (whose
+/// cluster, `full`, it found full), else `--initial-cluster`.
+async fn proxy_role(cfg: &Config, full: Option<Error>) -> Result<Role> {
+    let initial = if crate::proxy::is_proxy_dir(cfg) {
+        Vec::new()
+    } else if !cfg.clustering.discovery.is_empty() {
+        let cluster =
+            discovery::get_cluster(&cfg.clustering.discovery, &cfg.clustering.discovery_proxy)
+                .await
+                .map_err(|e| full.unwrap_or(e))?;
+        peer_urls_of(&cluster)?
+    } else {
+        peer_urls_of(&cfg.clustering.initial_cluster)?
+    };
+    Ok(Role::Proxy(Proxy::new(cfg, initial)?))
+}
+
+fn peer_urls_of(initial_cluster: &str) -> Result<Vec<String>> {
+    let members = crate::config::parse_initial_cluster(initial_cluster)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    Ok(members
+        .into_iter()
+        .map(|(_, url)| url.as_str().trim_end_matches('/').to_string())
+        .collect())
+}
+
+/// Serves the proxy on the client listeners until `shutdown` completes.
+pub async fn serve_proxy(
+    proxy: Arc<Proxy>,
+    client: Vec<Listener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let refresh = tokio::spawn(proxy.clone().refresh_forever());
+    let served = transport::serve(
+        proxy.routes(),
+        client,
+        PortOptions {
+            accept_http1: true,
+            ..PortOptions::default()
+        },
+        shutdown,
+    )
+    .await;
+    refresh.abort();
+    served
+}
+
+/// With `--discovery`, a member that has no data yet (`member` false) learns its initial
+/// cluster from the discovery service (the URL is then the cluster token, as in etcd):
+/// answers the configuration with both set. Otherwise (or on a restart) `None`.
+async fn discover_cluster(cfg: &Config, member: bool) -> Result<Option<Config>> {
     let url = &cfg.clustering.discovery;
-    if url.is_empty()
-        || member_dir.join("identity").exists()
-        || cfg.clustering.initial_cluster_state != ClusterState::New
-    {
+    if url.is_empty() || member || cfg.clustering.initial_cluster_state != ClusterState::New {
         return Ok(None);
     }
     let me = crate::config::initial_cluster_from_name(
@@ -258,23 +344,7 @@ async fn discover_cluster(cfg: &Config, member_dir: &std::path::Path) -> Result<
         .member(&cfg.member.name)
         .map(|m| m.id)
         .ok_or_else(|| Error::internal("no id for this member"))?;
-    let cluster = crate::v2::discovery::join_cluster(
-        url,
-        &cfg.clustering.discovery_proxy,
-        my_id,
-        &me,
-    )
-    .await
-    .map_err(|e| match e.to_string() {
-        msg if msg.contains(crate::v2::discovery::ERR_FULL_CLUSTER)
-            && cfg.clustering.discovery_fallback == "proxy" =>
-        {
-            Error::InvalidArgument(format!(
-                "{msg} (--discovery-fallback=proxy: oxcd has no v2 proxy mode to fall back to)"
-            ))
-        }
-        _ => e,
-    })?;
+    let cluster = discovery::join_cluster(url, &cfg.clustering.discovery_proxy, my_id, &me).await?;
     tracing::info!("discovery: the initial cluster is {cluster}");
     let mut resolved = cfg.clone();
     resolved.clustering.initial_cluster = cluster;

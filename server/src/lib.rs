@@ -5,7 +5,7 @@
 //! (`tests/it/modules.rs` checks that the modules form no cycle):
 //!
 //! ```text
-//! app, offline ─▶ transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
+//! app, offline ─▶ proxy, transport, grpc/http ─▶ v3 ─▶ backup ─▶ membership, compactor ─▶ server
 //!   ─▶ raft ─▶ state ─▶ apply ─▶ mvcc, lease, alarm, auth, watch ─▶ storage, bolt
 //!                       (beside all: typ, config, error, proto, metrics, checksum, tls)
 //! ```
@@ -18,6 +18,8 @@
 //!   port's service; [`http`]: the client port's HTTP endpoints;
 //! - [`v3`]: the transport-neutral core, one function per etcd v3 RPC; [`v2`]: etcd's v2
 //!   keys API, kept in the v3 key space under a reserved prefix;
+//! - [`proxy`]: etcd's v2 proxy (`--proxy`, or the discovery fallback): no data, every
+//!   HTTP request forwarded to the members' client URLs;
 //! - [`offline`]: the offline tools, `oxcd snapshot restore|status` and `oxcd member-guard`;
 //! - [`backup`]: snapshots in etcd's format: writing the state as etcd's database, a
 //!   snapshot file's status, restoring a data dir from one (oxcd's or etcd's);
@@ -57,6 +59,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod offline;
 pub mod proto;
+pub mod proxy;
 pub mod raft;
 pub mod server;
 pub mod state;

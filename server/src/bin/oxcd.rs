@@ -66,6 +66,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             tls.client.as_ref(),
         ),
     };
+    let cfg = match app::role(&cfg).await? {
+        app::Role::Member(cfg) => cfg,
+        app::Role::Proxy(proxy) => {
+            tracing::info!(?addrs, "v2 proxy serving client requests");
+            drop((peer, metrics));
+            app::serve_proxy(proxy, client, shutdown_signal()).await?;
+            tracing::info!("stopped");
+            return Ok(());
+        }
+    };
     let server = app::start(&cfg).await?;
     tracing::info!(name = %cfg.member.name, member_id = %format!("{:x}", server.member_id), ?addrs, "serving client requests");
     app::serve(&server, client, peer, metrics, shutdown_signal()).await?;

@@ -28,7 +28,7 @@
 //! # Layout
 //! - one file per group of etcd's `--help`, each a struct flattened into [`Config`]:
 //!   `member`, `clustering`, `security`, `auth`, `logging`, `monitoring` (etcd's
-//!   "Profiling and Monitoring"), `unsafe_features` and `experimental`;
+//!   "Profiling and Monitoring"), `proxy`, `unsafe_features` and `experimental`;
 //! - `load`: command line and `ETCD_*` variables, and the merge with the config file;
 //! - `file`: the YAML config file, read into flag values;
 //! - `go_syntax`: bools, durations and compaction retention as Go's flag package reads them;
@@ -47,6 +47,7 @@ mod load;
 mod logging;
 mod member;
 mod monitoring;
+mod proxy;
 mod security;
 mod unsafe_features;
 mod urls;
@@ -68,6 +69,7 @@ pub use go_syntax::{AutoCompaction, parse_compaction_retention, parse_go_bool, p
 pub use logging::{LogLevel, LoggingFlags};
 pub use member::{DEFAULT_NAME, DEFAULT_QUOTA_BACKEND_BYTES, MemberFlags};
 pub use monitoring::{MetricsLevel, MonitoringFlags};
+pub use proxy::{ProxyFlags, ProxyMode};
 pub use security::SecurityFlags;
 pub use unsafe_features::UnsafeFlags;
 pub use urls::{
@@ -93,6 +95,8 @@ pub struct Config {
     pub member: MemberFlags,
     #[command(flatten)]
     pub clustering: ClusteringFlags,
+    #[command(flatten)]
+    pub proxy: ProxyFlags,
     #[command(flatten)]
     pub security: SecurityFlags,
     #[command(flatten)]

@@ -42,8 +42,10 @@ impl Config {
         self.check_logger()?;
         self.check_tls()?;
         // Like etcd, the initial cluster only matters to a member that has no data yet (and
-        // not at all to one that bootstraps through a discovery service).
+        // not at all to one that bootstraps through a discovery service, or to a proxy,
+        // which needs only its peer URLs).
         if self.clustering.discovery.is_empty()
+            && self.proxy.proxy == super::ProxyMode::Off
             && !self
                 .data_dir_path()
                 .join("member")

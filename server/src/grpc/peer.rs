@@ -214,11 +214,13 @@ impl Peer for PeerService {
     }
 }
 
-/// The peer port's one service.
+/// The peer port's one service, and its HTTP `/members` (for proxies).
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
-    Routes::new(
-        PeerServer::new(PeerService::new(server))
+    let grpc = Routes::new(
+        PeerServer::new(PeerService::new(server.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
     )
+    .into_axum_router();
+    Routes::from(grpc.merge(crate::http::peer::routes(server)))
 }

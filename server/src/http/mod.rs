@@ -8,6 +8,7 @@
 //! - [`metrics`]: the `/metrics` endpoint;
 //! - [`version`]: the `/version` endpoint;
 //! - [`gateway`]: etcd's JSON gateway (`POST /v3/...`);
+//! - [`peer`]: the peer port's `/members`, for proxies;
 //! - [`v2`]: etcd's v2 API (`/v2/keys/...`, `/v2/members`, `/v2/stats/...`), with
 //!   `--enable-v2`.
 
@@ -15,6 +16,7 @@ pub mod gateway;
 pub mod health;
 mod json_stream;
 pub mod metrics;
+pub mod peer;
 pub mod v2;
 pub mod version;
 

@@ -208,8 +208,9 @@ impl Client {
         }
     }
 
-    /// etcd's `checkCluster`: the size, the registrations in order, and the index read at.
-    async fn check_cluster(&self, me: &str) -> Result<(Vec<Node>, usize, u64)> {
+    /// The size and the registrations in order (etcd's `checkCluster` without its verdict),
+    /// with the index read at.
+    async fn roster(&self) -> Result<(Vec<Node>, usize, u64)> {
         let (_, _, size) = self
             .retrying("GET", &format!("{}/_config/size", self.token), None, false)
             .await?;
@@ -230,16 +231,79 @@ impl Client {
             .filter(|n| n.name() != "_config")
             .collect();
         nodes.sort_by_key(|n| n.created_index);
-        for (i, n) in nodes.iter().enumerate() {
-            if n.name() == me {
-                break;
-            }
-            if i + 1 >= size {
-                return Err(Error::InvalidArgument(ERR_FULL_CLUSTER.into()));
-            }
-        }
         Ok((nodes, size, index.unwrap_or(0)))
     }
+
+    /// Watches the token directory from `index` until `size` members have registered;
+    /// answers the first `size` registrations.
+    async fn wait_for(
+        &self,
+        mut nodes: Vec<Node>,
+        size: usize,
+        mut index: u64,
+    ) -> Result<Vec<Node>> {
+        nodes.truncate(size);
+        while nodes.len() < size {
+            tracing::info!(
+                "discovery: found {} peer(s), waiting for {} more",
+                nodes.len(),
+                size - nodes.len()
+            );
+            let (_, _, event) = self
+                .retrying(
+                    "GET",
+                    &format!(
+                        "{}?wait=true&recursive=true&waitIndex={}",
+                        self.token,
+                        index + 1
+                    ),
+                    None,
+                    true,
+                )
+                .await?;
+            let Some(node) = event.node else {
+                continue;
+            };
+            index = index.max(node.modified_index);
+            let registered = matches!(event.action.as_str(), "create" | "set")
+                && node.name() != "_config"
+                && !node.key.contains("/_config/")
+                && !nodes.iter().any(|n| n.name() == node.name());
+            if registered {
+                nodes.push(node);
+            }
+        }
+        Ok(nodes)
+    }
+}
+
+/// Whether the first `size` registrations are all others' than `me`'s.
+fn full_without(nodes: &[Node], size: usize, me: &str) -> bool {
+    let mine = nodes.iter().position(|n| n.name() == me);
+    nodes.len() >= size && mine.is_none_or(|i| i >= size)
+}
+
+/// The initial cluster (`name=url,...`) of the first `size` registrations.
+fn initial_cluster(nodes: Vec<Node>, size: usize) -> Result<String> {
+    let cluster: Vec<String> = nodes.into_iter().filter_map(|n| n.value).collect();
+    let cluster = cluster.join(",");
+    let names: std::collections::BTreeSet<&str> = cluster
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(n, _)| n))
+        .collect();
+    if names.len() != size {
+        return Err(Error::InvalidArgument(ERR_DUPLICATE_NAME.into()));
+    }
+    Ok(cluster)
+}
+
+/// The initial cluster the discovery URL gathers, without registering (etcd's
+/// `GetCluster`, which a proxy uses): waits until it is complete.
+pub async fn get_cluster(url: &str, proxy: &str) -> Result<String> {
+    let client = Client::new(url, proxy)?;
+    let (nodes, size, index) = client.roster().await?;
+    let nodes = client.wait_for(nodes, size, index).await?;
+    initial_cluster(nodes, size)
 }
 
 /// Joins the cluster the discovery URL `url` gathers, as member `id` whose registration
@@ -247,7 +311,10 @@ impl Client {
 pub async fn join_cluster(url: &str, proxy: &str, id: u64, me: &str) -> Result<String> {
     let client = Client::new(url, proxy)?;
     let self_name = format!("{id:x}");
-    client.check_cluster(&self_name).await?;
+    let (nodes, size, _) = client.roster().await?;
+    if full_without(&nodes, size, &self_name) {
+        return Err(Error::InvalidArgument(ERR_FULL_CLUSTER.into()));
+    }
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("value", me)
         .finish();
@@ -268,46 +335,10 @@ pub async fn join_cluster(url: &str, proxy: &str, id: u64, me: &str) -> Result<S
         }
         None => {}
     }
-    let (mut nodes, size, mut index) = client.check_cluster(&self_name).await?;
-    nodes.truncate(size);
-    while nodes.len() < size {
-        tracing::info!(
-            "discovery: found {} peer(s), waiting for {} more",
-            nodes.len(),
-            size - nodes.len()
-        );
-        let (_, _, event) = client
-            .retrying(
-                "GET",
-                &format!(
-                    "{}?wait=true&recursive=true&waitIndex={}",
-                    client.token,
-                    index + 1
-                ),
-                None,
-                true,
-            )
-            .await?;
-        let Some(node) = event.node else {
-            continue;
-        };
-        index = index.max(node.modified_index);
-        let registered = matches!(event.action.as_str(), "create" | "set")
-            && node.name() != "_config"
-            && !node.key.contains("/_config/")
-            && !nodes.iter().any(|n| n.name() == node.name());
-        if registered {
-            nodes.push(node);
-        }
+    let (nodes, size, index) = client.roster().await?;
+    if full_without(&nodes, size, &self_name) {
+        return Err(Error::InvalidArgument(ERR_FULL_CLUSTER.into()));
     }
-    let cluster: Vec<String> = nodes.into_iter().filter_map(|n| n.value).collect();
-    let cluster = cluster.join(",");
-    let names: std::collections::BTreeSet<&str> = cluster
-        .split(',')
-        .filter_map(|kv| kv.split_once('=').map(|(n, _)| n))
-        .collect();
-    if names.len() != size {
-        return Err(Error::InvalidArgument(ERR_DUPLICATE_NAME.into()));
-    }
-    Ok(cluster)
+    let nodes = client.wait_for(nodes, size, index).await?;
+    initial_cluster(nodes, size)
 }

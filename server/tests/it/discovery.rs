@@ -1,6 +1,8 @@
 //! `--discovery`: members bootstrap a new cluster through etcd's v2 discovery protocol,
 //! against a discovery token kept in another oxcd member's v2 keys API; a member too many
-//! is refused as etcd refuses it, and so is a real etcd 3.4 pointed at the same token.
+//! is refused as etcd refuses it, and so is a real etcd 3.4 pointed at the same token. Under
+//! `--discovery-fallback proxy` (the default) both become etcd's v2 proxy instead, and so
+//! do both with `--proxy on|readonly`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -27,14 +29,40 @@ fn put(url: &str, data: &str) -> u16 {
     String::from_utf8_lossy(&out.stdout).parse().unwrap()
 }
 
+/// `curl <args>`: the HTTP status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl (Debian's curl package)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap_or(0), body.to_string())
+}
+
 fn discovering(name: &str, dir: &std::path::Path, binary: std::path::PathBuf, url: &str) -> Member {
     // etcd 3.4 falls back to its v2 proxy by default; both are told to exit instead.
+    discovering_with(name, dir, binary, url, "exit")
+}
+
+fn discovering_with(
+    name: &str,
+    dir: &std::path::Path,
+    binary: std::path::PathBuf,
+    url: &str,
+    fallback: &str,
+) -> Member {
+    // A proxy asks for the membership again every second: it may first ask before every
+    // member has published its client URLs.
     let flags = [
         "--discovery",
         url,
         "--discovery-fallback",
-        "exit",
+        fallback,
         "--enable-v2",
+        "--proxy-refresh-interval",
+        "1000",
     ]
     .map(String::from);
     let mut m = Member::new(name, dir, Launch::new(binary, &flags));
@@ -135,13 +163,137 @@ async fn three_members_bootstrap_through_a_discovery_token_and_a_fourth_is_refus
     );
     assert!(etcd.log().contains("cluster is full"), "{}", etcd.log());
 
-    // A restarted member comes back from its data, without asking the service again.
+    let mut proxies = members_too_many_become_proxies(dir.path(), &url, &members).await;
+    readonly_proxies_forward_only_gets(dir.path(), &members).await;
+
+    // A restarted member comes back from its data, and a restarted proxy from its cluster
+    // file, without asking the service again.
     drop(service);
     members[0].stop();
     members[0].spawn().unwrap();
     let mut c = members[0].client().await;
     let got = c.get("discovered", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"yes");
+    proxies[0].stop();
+    proxies[0].spawn().unwrap();
+    let proxied = format!("{}/v2/keys/proxied", proxies[0].endpoint());
+    let (status, body) =
+        oxcd_testkit::wait_for(Duration::from_secs(30), "the restarted proxy", || {
+            let answer = curl(&[&proxied]);
+            async move { (answer.0 == 200).then_some(answer) }
+        })
+        .await;
+    assert!(body.contains("\"value\":\"two\""), "{status} {body}");
+}
+
+/// The members' client URLs a proxy at `endpoint` forwards to, once it knows `n`.
+async fn proxy_endpoints(endpoint: &str, n: usize, log: impl Fn() -> String) -> Vec<String> {
+    let url = format!("{endpoint}/v2/config/local/proxy");
+    oxcd_testkit::wait_for(
+        Duration::from_secs(30),
+        &format!("a proxy at {endpoint}"),
+        || {
+            let (status, body) = curl(&[&url]);
+            let log = log();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let mut endpoints: Vec<String> = v["endpoints"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|e| e.as_str().map(String::from))
+                    .collect();
+                endpoints.sort();
+                if status != 200 || endpoints.len() != n {
+                    eprintln!("{status} {body}\n{}", oxcd_testkit::logs::tail(&log, 5));
+                    return None;
+                }
+                Some(endpoints)
+            }
+        },
+    )
+    .await
+}
+
+/// With `--discovery-fallback proxy`, an oxcd and an etcd that find the cluster full become
+/// v2 proxies of it: they forward to the same members, writes and long-polls pass through,
+/// and they answer alike. Answers the two proxies, oxcd's first.
+async fn members_too_many_become_proxies(
+    dir: &std::path::Path,
+    url: &str,
+    members: &[Member],
+) -> Vec<Member> {
+    let proxies = [("p0", binary::oxcd().unwrap()), ("p1", binary::etcd())]
+        .map(|(name, binary)| discovering_with(name, dir, binary, url, "proxy"));
+    let mut expected: Vec<String> = members.iter().map(Member::endpoint).collect();
+    expected.sort();
+    for p in &proxies {
+        let found = proxy_endpoints(&p.endpoint(), 3, || p.log()).await;
+        assert_eq!(found, expected);
+        assert!(p.log().contains("falling back to proxy"), "{}", p.log());
+        let cluster = std::fs::read_to_string(p.data_dir.join("proxy/cluster")).unwrap();
+        let cluster: serde_json::Value = serde_json::from_str(&cluster).unwrap();
+        assert_eq!(
+            cluster["PeerURLs"].as_array().unwrap().len(),
+            3,
+            "{cluster}"
+        );
+    }
+    let [oxcd_proxy, etcd_proxy] =
+        [0, 1].map(|i| format!("{}/v2/keys/proxied", proxies[i].endpoint()));
+    let (status, body) = curl(&["-X", "PUT", &oxcd_proxy, "-d", "value=one"]);
+    assert_eq!(status, 201, "{body}");
+    let through_oxcd = curl(&[&oxcd_proxy]);
+    let through_etcd = curl(&[&etcd_proxy]);
+    let direct = curl(&[&format!("{}/v2/keys/proxied", members[1].endpoint())]);
+    assert_eq!(through_oxcd, direct);
+    assert_eq!(through_etcd, direct);
+    assert!(direct.1.contains("\"value\":\"one\""), "{direct:?}");
+
+    // A long-poll through the proxy is answered by a write made on a member.
+    let waiting = Command::new("curl")
+        .args(["-s", "--max-time", "60", &format!("{oxcd_proxy}?wait=true")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let member_key = format!("{}/v2/keys/proxied", members[2].endpoint());
+    assert_eq!(curl(&["-X", "PUT", &member_key, "-d", "value=two"]).0, 200);
+    let out = waiting.wait_with_output().unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (event["action"].as_str(), event["node"]["value"].as_str()),
+        (Some("set"), Some("two")),
+        "{event}"
+    );
+    // gRPC is not proxied (etcd's proxy is v2 only), but the JSON gateway passes through.
+    let range = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v3/kv/range", proxies[0].endpoint()),
+        "-d",
+        r#"{"key":"ZGlzY292ZXJlZA=="}"#,
+    ]);
+    assert!(range.1.contains("\"value\":\"eWVz\""), "{range:?}");
+    proxies.into_iter().collect()
+}
+
+/// `--proxy readonly` with `--initial-cluster`: GETs pass, anything else gets 501, from oxcd
+/// as from etcd.
+async fn readonly_proxies_forward_only_gets(dir: &std::path::Path, members: &[Member]) {
+    let cluster = oxcd_testkit::cluster::initial_cluster(members);
+    for (name, binary) in [("r0", binary::oxcd().unwrap()), ("r1", binary::etcd())] {
+        let flags = ["--proxy", "readonly", "--proxy-refresh-interval", "1000"].map(String::from);
+        let mut launch = Launch::new(binary, &flags);
+        launch.initial_cluster = cluster.clone();
+        let mut p = Member::new(name, dir, launch);
+        p.spawn().unwrap();
+        proxy_endpoints(&p.endpoint(), 3, || p.log()).await;
+        let key = format!("{}/v2/keys/proxied", p.endpoint());
+        let (status, body) = curl(&[&key]);
+        assert_eq!(status, 200, "{name}: {body}");
+        let (status, body) = curl(&["-X", "PUT", &key, "-d", "value=three"]);
+        assert_eq!((status, body.as_str()), (501, ""), "{name}");
+    }
 }
 
 #[tokio::test]
