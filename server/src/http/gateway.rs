@@ -75,7 +75,7 @@ impl Error {
 }
 
 /// The largest JSON body read: base64 makes bytes a third larger, and JSON adds its syntax.
-/// Beyond it the body is refused unread (413).
+/// Beyond it the body is refused unread ([`refuse_oversized`]).
 fn body_limit(core: &Core) -> usize {
     2 * max_message_bytes(&core.server.limits) + (1 << 20)
 }
@@ -100,14 +100,6 @@ fn decode<T: DeserializeOwned + Default + prost::Message>(core: &Core, body: &[u
         size if size > limit => Err(too_large(size, limit)),
         _ => Ok(request),
     }
-}
-
-/// Every JSON object in `body`, one after another (a stream's requests).
-fn decode_all<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<T>> {
-    serde_json::Deserializer::from_slice(body)
-        .into_iter::<T>()
-        .collect::<std::result::Result<Vec<T>, _>>()
-        .map_err(bad_json)
 }
 
 pub(super) fn refusal(code: tonic::Code, message: String) -> Error {
@@ -520,50 +512,85 @@ pub fn routes(core: Arc<Core>) -> Router<Arc<Core>> {
     }
     let limit = body_limit(&core);
     r.layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            refuse_oversized,
+        ))
         .layer(axum::middleware::from_fn_with_state(core, cors))
+}
+
+/// A body declared larger than the gateway reads gets etcd's answer to a message over the
+/// limit, unread; its size is the declared length, as the message it holds cannot be
+/// known without reading it. (A chunked body over the limit gets 413 once it passes it.)
+async fn refuse_oversized(
+    State(core): State<Arc<Core>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(size) if size > body_limit(&core) => {
+            too_large(size, max_message_bytes(&core.server.limits)).gateway_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// A streaming call's requests, read from `body` as the client sends them: the first batch
+/// (a malformed one refuses the call outright), then the later ones as a stream that ends
+/// with the body (or at the first malformed request).
+async fn requests_of<T: DeserializeOwned + Send + 'static>(
+    core: &Core,
+    body: Body,
+) -> Result<(Vec<T>, impl futures::Stream<Item = T> + Send + 'static)> {
+    let mut requests = super::json_stream::RequestStream::<T>::new(body, body_limit(core));
+    let first = requests.next_batch().await?;
+    let later = futures::stream::unfold(requests, |mut r| async move {
+        match r.next_batch().await {
+            Ok(batch) if !batch.is_empty() => Some((futures::stream::iter(batch), r)),
+            _ => None,
+        }
+    })
+    .flatten();
+    Ok((first, later))
 }
 
 /// `/v3/watch`: the watch requests in the body, then the stream's responses.
 async fn watch(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
     use crate::proto::etcdserverpb::WatchRequest;
     let rpc = "/etcdserverpb.Watch/Watch";
-    let mut requests =
-        super::json_stream::RequestStream::<WatchRequest>::new(body, body_limit(&core));
-    // The first request decides the answer (a malformed one is refused outright); later
-    // ones are read as the client sends them, on the same body.
-    let first = requests.next_batch().await;
-    let opened = first.and_then(|batch| Ok((batch, context(&core, &headers, rpc)?)));
-    let (first, ctx) = match opened {
+    let opened = requests_of::<WatchRequest>(&core, body)
+        .await
+        .and_then(|requests| Ok((requests, context(&core, &headers, rpc)?)));
+    let ((first, later), ctx) = match opened {
         Ok(opened) => opened,
         Err(e) => return e.gateway_response(),
     };
-    let later = futures::stream::unfold(requests, |mut r| async move {
-        match r.next_batch().await {
-            Ok(batch) if !batch.is_empty() => {
-                Some((futures::stream::iter(batch.into_iter().map(Ok)), r))
-            }
-            // The body ended (or went bad): the watch lives on until the client goes.
-            _ => None,
-        }
-    })
-    .flatten();
-    let input = futures::stream::iter(first.into_iter().map(Ok))
+    // When the body ends the watch lives on until the client goes.
+    let input = futures::stream::iter(first)
         .chain(later)
-        .chain(futures::stream::pending());
+        .chain(futures::stream::pending())
+        .map(Ok);
     streamed(core.watch(&ctx, Box::pin(input)))
 }
 
-/// `/v3/lease/keepalive`: one answer per keep-alive request in the body.
-async fn keep_alive(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
+/// `/v3/lease/keepalive`: one answer per keep-alive request in the body, each as it comes;
+/// the stream ends with the body.
+async fn keep_alive(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
     use crate::proto::etcdserverpb::LeaseKeepAliveRequest;
     let rpc = "/etcdserverpb.Lease/LeaseKeepAlive";
-    let opened = decode_all::<LeaseKeepAliveRequest>(&body)
+    let opened = requests_of::<LeaseKeepAliveRequest>(&core, body)
+        .await
         .and_then(|requests| Ok((requests, context(&core, &headers, rpc)?)));
-    let (requests, ctx) = match opened {
+    let ((first, later), ctx) = match opened {
         Ok(opened) => opened,
         Err(e) => return e.gateway_response(),
     };
-    let input = futures::stream::iter(requests.into_iter().map(Ok));
+    let input = futures::stream::iter(first).chain(later).map(Ok);
     streamed(core.lease_keep_alive(&ctx, Box::pin(input)))
 }
 
