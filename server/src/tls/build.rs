@@ -192,6 +192,20 @@ pub fn client_config(settings: &TlsSettings, files: &Files) -> Result<ClientConf
     Ok(config)
 }
 
+/// The configuration for an https service outside the cluster (a discovery service): the
+/// system's trusted CAs (`SSL_CERT_FILE` / `SSL_CERT_DIR` name others, as for Go), no client
+/// certificate, HTTP/1.1.
+pub fn public_client_config() -> Result<ClientConfig> {
+    let provider = Arc::new(super::ring_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::InvalidArgument(format!("TLS versions: {e}")))?
+        .with_root_certificates(system_roots()?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Accepts any server certificate (signatures still checked): `InsecureSkipVerify`.
 #[derive(Debug)]
 pub struct SkipServerVerification(pub Arc<CryptoProvider>);

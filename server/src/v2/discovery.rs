@@ -10,12 +10,16 @@
 //!    them all taken by others fails with etcd's "discovery: cluster is full".
 //!
 //! The discovery URL is the cluster token, as in etcd, so member and cluster ids follow
-//! from the registrations alone. Unreachable services are retried with a capped backoff.
+//! from the registrations alone. Unreachable services are retried with a capped backoff. An
+//! https service is verified against the system's CAs, as etcd does; a proxy
+//! (`--discovery-proxy`) carries http URLs only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -67,11 +71,13 @@ struct Answer {
 struct Client {
     /// `host:port` to connect to: the service's, or the proxy's.
     connect: String,
-    /// `http://host:port` of the service.
+    /// `scheme://host:port` of the service.
     origin: String,
     /// The token directory's path, `/v2/keys/...` on an etcd member.
     token: String,
     via_proxy: bool,
+    /// For an https service: the TLS configuration and the name its certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 /// Why a request did not get an answer: worth another try, or not.
@@ -83,11 +89,11 @@ enum Failure {
 impl Client {
     fn new(url: &str, proxy: &str) -> Result<Client> {
         let u = url::Url::parse(url).map_err(|_| Error::InvalidArgument(ERR_INVALID_URL.into()))?;
-        if u.scheme() != "http" {
-            return Err(Error::InvalidArgument(format!(
-                "discovery: only http discovery URLs are supported, got {url:?}"
-            )));
-        }
+        let https = match u.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => return Err(Error::InvalidArgument(ERR_INVALID_URL.into())),
+        };
         let host_port = |u: &url::Url| -> Result<String> {
             let host = u
                 .host_str()
@@ -97,20 +103,36 @@ impl Client {
                 u.port_or_known_default().unwrap_or(80)
             ))
         };
-        let origin = format!("http://{}", host_port(&u)?);
-        let (connect, via_proxy) = if proxy.is_empty() {
-            (host_port(&u)?, false)
-        } else {
-            let p = url::Url::parse(proxy).map_err(|_| {
-                Error::InvalidArgument(format!("discovery: invalid proxy URL {proxy:?}"))
-            })?;
-            (host_port(&p)?, true)
+        let origin = format!("{}://{}", u.scheme(), host_port(&u)?);
+        let (connect, via_proxy) = match (proxy.is_empty(), https) {
+            (true, _) => (host_port(&u)?, false),
+            (false, false) => {
+                let p = url::Url::parse(proxy).map_err(|_| {
+                    Error::InvalidArgument(format!("discovery: invalid proxy URL {proxy:?}"))
+                })?;
+                (host_port(&p)?, true)
+            }
+            (false, true) => {
+                return Err(Error::InvalidArgument(
+                    "discovery: --discovery-proxy is supported for http discovery URLs only".into(),
+                ));
+            }
+        };
+        let tls = match https {
+            false => None,
+            true => {
+                let host = u.host_str().unwrap_or_default().trim_matches(['[', ']']);
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|_| Error::InvalidArgument(ERR_INVALID_URL.into()))?;
+                Some((Arc::new(crate::tls::build::public_client_config()?), name))
+            }
         };
         Ok(Client {
             connect,
             origin,
             token: u.path().trim_end_matches('/').to_string(),
             via_proxy,
+            tls,
         })
     }
 
@@ -122,62 +144,52 @@ impl Client {
         form: Option<String>,
         wait: bool,
     ) -> std::result::Result<(u16, Option<u64>, Answer), Failure> {
-        let unreachable = |e: &dyn std::fmt::Display| Failure::Unreachable(e.to_string());
+        let uri = if self.via_proxy {
+            format!("{}{path_and_query}", self.origin)
+        } else {
+            path_and_query.to_string()
+        };
+        let host = self.origin.split_once("://").map_or("", |(_, h)| h);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::HOST, host);
+        if form.is_some() {
+            request = request.header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        }
+        let request = request
+            .body(Full::new(Bytes::from(form.unwrap_or_default())))
+            .map_err(|e| Failure::Fatal(Error::internal(e)))?;
         let exchange = async {
             let stream = tokio::net::TcpStream::connect(&self.connect)
                 .await
-                .map_err(|e| unreachable(&e))?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| unreachable(&e))?;
-            tokio::spawn(connection);
-            let uri = if self.via_proxy {
-                format!("{}{path_and_query}", self.origin)
-            } else {
-                path_and_query.to_string()
-            };
-            let mut request = hyper::Request::builder().method(method).uri(uri).header(
-                http::header::HOST,
-                self.origin.trim_start_matches("http://"),
-            );
-            if form.is_some() {
-                request = request.header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                );
+                .map_err(|e| e.to_string())?;
+            match &self.tls {
+                None => exchange(stream, request).await,
+                Some((config, name)) => {
+                    let stream = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    exchange(stream, request).await
+                }
             }
-            let body = Full::new(Bytes::from(form.unwrap_or_default()));
-            let request = request
-                .body(body)
-                .map_err(|e| Failure::Fatal(Error::internal(e)))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| unreachable(&e))?;
-            let status = response.status().as_u16();
-            let index = response
-                .headers()
-                .get("x-etcd-index")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unreachable(&e))?
-                .to_bytes();
-            let answer: Answer = serde_json::from_slice(&body)
-                .map_err(|_| Failure::Fatal(Error::InvalidArgument(ERR_BAD_ENDPOINT.into())))?;
-            Ok((status, index, answer))
         };
-        if wait {
-            return exchange.await;
+        let (status, index, body) = if wait {
+            exchange.await
+        } else {
+            match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err("request timed out".into()),
+            }
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Unreachable("request timed out".into())),
-        }
+        .map_err(Failure::Unreachable)?;
+        let answer: Answer = serde_json::from_slice(&body)
+            .map_err(|_| Failure::Fatal(Error::InvalidArgument(ERR_BAD_ENDPOINT.into())))?;
+        Ok((status, index, answer))
     }
 
     /// `request`, tried again (with backoff) while the service is unreachable.
@@ -275,6 +287,38 @@ impl Client {
         }
         Ok(nodes)
     }
+}
+
+/// Sends `request` over `io` (HTTP/1.1): the status, `X-Etcd-Index` and the body.
+async fn exchange<IO>(
+    io: IO,
+    request: hyper::Request<Full<Bytes>>,
+) -> std::result::Result<(u16, Option<u64>, Bytes), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let index = response
+        .headers()
+        .get("x-etcd-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, index, body))
 }
 
 /// Whether the first `size` registrations are all others' than `me`'s.

@@ -7,6 +7,7 @@
 
 mod certs;
 mod client;
+mod discovery;
 mod identity;
 mod peer;
 mod rotation;
