@@ -226,6 +226,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .peer_round_trip
             .with_label_values(&[format!("{:x}", self.target)])
             .observe(started.elapsed().as_secs_f64());
+        self.activity.round_trip(started.elapsed());
         decode(resp.into_inner())
     }
 
@@ -387,10 +388,11 @@ impl Outstanding {
         self.times().push_back(std::time::Instant::now());
     }
 
-    fn answered(&self, round_trip: &prometheus::Histogram) {
+    fn answered(&self, round_trip: &prometheus::Histogram, activity: &PeerStatus) {
         let sent = self.times().pop_front();
         if let Some(sent) = sent {
             round_trip.observe(sent.elapsed().as_secs_f64());
+            activity.round_trip(sent.elapsed());
         }
     }
 
@@ -436,7 +438,7 @@ fn answers_in_order(
                 }
                 Some(Ok(bytes)) => {
                     activity.answered();
-                    outstanding.answered(&round_trip);
+                    outstanding.answered(&round_trip, &activity);
                     let result = decode::<StreamAppendResult<TypeConfig>>(bytes);
                     let last = !matches!(result, Ok(Ok(_)));
                     yield result;

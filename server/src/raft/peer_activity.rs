@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The activity of every peer this member has called.
@@ -36,6 +36,31 @@ pub struct PeerStatus {
     /// Calls answered and calls failed so far (etcd's leader stats `counts`).
     answers: AtomicU64,
     failures: AtomicU64,
+    /// Round trips of replication calls (etcd's leader stats `latency`). Only this peer's
+    /// replication reports here, so the lock is not contended.
+    round_trips: Mutex<RoundTrips>,
+}
+
+/// Round-trip times of one peer's calls, in milliseconds.
+#[derive(Debug, Default, Clone, Copy)]
+struct RoundTrips {
+    count: u64,
+    current: f64,
+    sum: f64,
+    sum_of_squares: f64,
+    minimum: f64,
+    maximum: f64,
+}
+
+/// etcd's v2 leader stats `latency` of one follower, in milliseconds; all 0 before any
+/// round trip.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub current: f64,
+    pub average: f64,
+    pub standard_deviation: f64,
+    pub minimum: f64,
+    pub maximum: f64,
 }
 
 impl PeerActivity {
@@ -64,6 +89,7 @@ impl PeerActivity {
                     last: AtomicU64::new(0),
                     answers: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    round_trips: Mutex::new(RoundTrips::default()),
                 })
             })
             .clone()
@@ -78,6 +104,27 @@ impl PeerActivity {
                 p.failures.load(Ordering::Relaxed),
             )
         })
+    }
+
+    /// The round trips of the calls to peer `id` so far.
+    pub fn latency(&self, id: u64) -> Latency {
+        let peers = self.peers.read().expect("peer activity lock");
+        let Some(peer) = peers.get(&id) else {
+            return Latency::default();
+        };
+        let r = *peer.round_trips.lock().expect("round trips lock");
+        if r.count == 0 {
+            return Latency::default();
+        }
+        let average = r.sum / r.count as f64;
+        let variance = (r.sum_of_squares / r.count as f64 - average * average).max(0.0);
+        Latency {
+            current: r.current,
+            average,
+            standard_deviation: variance.sqrt(),
+            minimum: r.minimum,
+            maximum: r.maximum,
+        }
     }
 
     /// Since when peer `id` has been answering without a break; `None` if it is not active
@@ -104,6 +151,18 @@ impl PeerStatus {
         }
     }
 
+    /// A call to the peer took `took` from sending to its answer.
+    pub fn round_trip(&self, took: Duration) {
+        let ms = took.as_secs_f64() * 1000.0;
+        let mut r = self.round_trips.lock().expect("round trips lock");
+        r.minimum = if r.count == 0 { ms } else { r.minimum.min(ms) };
+        r.maximum = r.maximum.max(ms);
+        r.count += 1;
+        r.current = ms;
+        r.sum += ms;
+        r.sum_of_squares += ms * ms;
+    }
+
     /// A call to the peer failed: it is not reachable.
     pub fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
@@ -123,6 +182,20 @@ impl PeerStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_trips_give_etcds_latency_figures() {
+        let activity = PeerActivity::new(Duration::from_secs(60));
+        assert_eq!(activity.latency(1), Latency::default());
+        let peer = activity.peer(1);
+        for ms in [2, 4, 4, 4, 5, 5, 7, 9] {
+            peer.round_trip(Duration::from_millis(ms));
+        }
+        let l = activity.latency(1);
+        assert_eq!((l.current, l.minimum, l.maximum), (9.0, 2.0, 9.0));
+        assert!((l.average - 5.0).abs() < 1e-9, "{l:?}");
+        assert!((l.standard_deviation - 2.0).abs() < 1e-9, "{l:?}");
+    }
 
     #[test]
     fn answers_make_a_peer_active_from_the_first_one_until_a_failure() {

@@ -133,6 +133,12 @@ async fn three_members_bootstrap_through_a_discovery_token_and_a_fourth_is_refus
     assert_eq!(followers.len(), 2, "{stats:?}");
     for f in followers.values() {
         assert!(f["counts"]["success"].as_u64().unwrap() > 0, "{stats:?}");
+        let ms = |field: &str| f["latency"][field].as_f64().unwrap();
+        assert!(ms("maximum") > 0.0, "{stats:?}");
+        assert!(
+            ms("minimum") <= ms("average") && ms("average") <= ms("maximum"),
+            "{stats:?}"
+        );
     }
     for (status, body) in stats.iter().filter(|(s, _)| *s != 200) {
         assert_eq!(

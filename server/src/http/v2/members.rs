@@ -278,10 +278,11 @@ pub(super) async fn stats_leader(State(store): State<Arc<V2Store>>, method: Meth
         .map(|m| {
             (format!("{:x}", m.id), {
                 let (success, fail) = server.peer_activity.counts(m.id);
-                // Latency is not measured per follower: etcd's fields, left at 0.
+                let l = server.peer_activity.latency(m.id);
                 serde_json::json!({
-                    "latency": {"current": 0.0, "average": 0.0, "standardDeviation": 0.0,
-                                "minimum": 0.0, "maximum": 0.0},
+                    "latency": {"current": l.current, "average": l.average,
+                                "standardDeviation": l.standard_deviation,
+                                "minimum": l.minimum, "maximum": l.maximum},
                     "counts": {"fail": fail, "success": success},
                 })
             })
