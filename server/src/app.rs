@@ -54,6 +54,13 @@ pub async fn start(cfg: &Config) -> Result<Arc<EtcdServer>> {
     let storage = open_storage(cfg)?;
     let cluster = InitialCluster::from_config(cfg)?;
     let identity = identity::establish(cfg, &storage.member_dir, &cluster).await?;
+    if cfg.unsafe_features.force_new_cluster && storage.log_store.has_state()? {
+        crate::membership::force::force_new_cluster(
+            &storage.log_store,
+            &storage.state,
+            identity.member_id,
+        )?;
+    }
     // A silence of an election timeout breaks a peer's run of answers: raft itself gives up
     // on a leader it has not heard from for that long.
     let activity = Arc::new(PeerActivity::new(Duration::from_millis(

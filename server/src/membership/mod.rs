@@ -13,6 +13,7 @@
 //!   notice or its peers) and stopping.
 
 pub mod cluster;
+pub mod force;
 pub mod identity;
 pub mod ids;
 pub mod reconfig_check;

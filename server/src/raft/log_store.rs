@@ -86,6 +86,30 @@ impl LogStore {
             || !self.wal().is_empty())
     }
 
+    /// The last log id, appended or purged; `None` for an empty log.
+    pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
+        let purged: Option<LogId> = read_meta(&self.meta, KEY_LAST_PURGED)?;
+        Ok(self.wal().last_log_id().cloned().or(purged))
+    }
+
+    /// The log's entries from index `start` on.
+    pub fn entries_from(&self, start: u64) -> io::Result<Vec<Entry>> {
+        self.wal().range(start, None)
+    }
+
+    /// The stored vote, as stored.
+    pub fn stored_vote(&self) -> io::Result<Option<Vote>> {
+        read_meta(&self.meta, KEY_VOTE)
+    }
+
+    /// Outside raft, before it starts: stores `vote` and appends `entry`, both durably.
+    pub fn force_append(&self, vote: &Vote, entry: Entry) -> io::Result<()> {
+        self.write_meta(KEY_VOTE, vote)?;
+        self.meta.flush().map_err(io_err)?;
+        let file = self.wal().append([entry])?;
+        file.sync_data()
+    }
+
     /// Starts an empty log after `log_id`, the position of a state restored from a backup:
     /// as if the log up to it had been applied and purged.
     pub fn start_after(&self, log_id: LogId) -> io::Result<()> {

@@ -13,6 +13,7 @@ mod durability;
 mod errors;
 mod etcdctl;
 mod etcdctl_cluster;
+mod force_new_cluster;
 mod gateway;
 mod http;
 mod kv;
