@@ -14,8 +14,11 @@
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
+//! - [`backup`]: snapshots streamed into object storage, checked, kept by a retention policy
+//!   and taken on a schedule (also the `oxcd-operator backup` command).
 
 pub mod act;
+pub mod backup;
 pub mod controller;
 pub mod crd;
 pub mod error;

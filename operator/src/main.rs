@@ -17,6 +17,24 @@ use oxcd_operator::metrics::Metrics;
 /// Runs oxcd clusters on Kubernetes from EtcdCluster resources.
 #[derive(Parser, Debug)]
 #[command(name = "oxcd-operator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Streams a snapshot of a cluster into object storage and checks it there (once, or on
+    /// a schedule), then applies the retention policy.
+    Backup(oxcd_operator::backup::command::BackupArgs),
+    /// Reads a backup back and checks it against its record and its own sha256 trailer.
+    VerifyBackup(oxcd_operator::backup::command::VerifyArgs),
+}
+
+/// The controller's flags.
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Watch EtcdClusters in this namespace only (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
@@ -40,7 +58,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = cli.run;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -50,6 +69,15 @@ async fn main() -> anyhow::Result<()> {
         logs.json().init();
     } else {
         logs.init();
+    }
+    match cli.command {
+        Some(Command::Backup(backup)) => {
+            return Ok(oxcd_operator::backup::command::backup(backup).await?);
+        }
+        Some(Command::VerifyBackup(verify)) => {
+            return Ok(oxcd_operator::backup::command::verify(verify).await?);
+        }
+        None => {}
     }
     let client = kube::Client::try_default()
         .await

@@ -4,5 +4,6 @@
 //! manifests through the real helm binary and k8s-openapi's types.
 
 mod api;
+mod backup;
 mod manifests;
 mod members;

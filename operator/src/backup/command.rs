@@ -1,0 +1,147 @@
+//! `oxcd-operator backup` and `oxcd-operator verify-backup`: the backup logic as commands,
+//! for a Kubernetes CronJob or by hand. `backup` prints each backup's record as one line of
+//! JSON; with `--schedule` it goes on taking them.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Target;
+use super::retention::Retention;
+use super::schedule::{self, Schedule};
+use crate::error::Result;
+
+/// Where backups are kept.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// An S3-compatible server's URL (MinIO, Ceph, a local S3), instead of AWS.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Address buckets as `bucket.host` rather than `host/bucket` (path style, the default).
+    #[arg(long)]
+    s3_virtual_hosted_style: bool,
+    /// Any of object_store's settings, as KEY=VALUE (repeatable). Credentials come from the
+    /// environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_*.
+    #[arg(long = "store-option", value_parser = key_value)]
+    options: Vec<(String, String)>,
+}
+
+impl StoreArgs {
+    fn open(&self, url: &str) -> Result<Target> {
+        let mut options = Vec::new();
+        if let Some(endpoint) = &self.s3_endpoint {
+            options.push(("aws_endpoint".to_string(), endpoint.clone()));
+            if endpoint.starts_with("http://") {
+                options.push(("aws_allow_http".to_string(), "true".to_string()));
+            }
+        }
+        if let Some(region) = &self.s3_region {
+            options.push(("aws_region".to_string(), region.clone()));
+        }
+        options.push((
+            "aws_virtual_hosted_style_request".to_string(),
+            self.s3_virtual_hosted_style.to_string(),
+        ));
+        options.extend(self.options.iter().cloned());
+        Target::open(url, &options)
+    }
+}
+
+/// `oxcd-operator backup`.
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The members' client URLs, comma-separated; the first healthy one is backed up.
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// Where backups go: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or
+    /// file:///dir.
+    #[arg(long)]
+    to: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Keep the newest N backups under the prefix, deleting older ones after each backup.
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Delete backups older than this (e.g. 30s, 90m, 12h, 7d) after each backup; the newest
+    /// always stays.
+    #[arg(long, value_parser = parse_age)]
+    max_age: Option<Duration>,
+    /// Take a backup at every time of this cron schedule (five fields, or six with seconds
+    /// first) instead of once.
+    #[arg(long)]
+    schedule: Option<String>,
+}
+
+/// `oxcd-operator verify-backup`.
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// Where the backup is: the `--to` it was taken with.
+    #[arg(long)]
+    from: String,
+    /// The backup's name (`snapshot-....db`).
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs `oxcd-operator backup`.
+pub async fn backup(args: BackupArgs) -> Result<()> {
+    let target = args.store.open(&args.to)?;
+    let retention = Retention {
+        keep: args.keep,
+        max_age: args.max_age,
+    };
+    let Some(expr) = &args.schedule else {
+        let record = target.take(&args.endpoints).await?;
+        println!("{}", serde_json::to_string(&record).unwrap_or_default());
+        for name in retention.apply(&target, chrono::Utc::now()).await? {
+            tracing::info!(name, "retention: deleted");
+        }
+        return Ok(());
+    };
+    let schedule = Schedule::parse(expr)?;
+    schedule::run(
+        &schedule,
+        &args.endpoints,
+        &target,
+        retention,
+        |taken| match taken {
+            Ok(record) => println!("{}", serde_json::to_string(&record).unwrap_or_default()),
+            Err(e) => tracing::error!("backup failed: {e}"),
+        },
+    )
+    .await
+}
+
+/// Runs `oxcd-operator verify-backup`.
+pub async fn verify(args: VerifyArgs) -> Result<()> {
+    let record = args.store.open(&args.from)?.verify(&args.name).await?;
+    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+    Ok(())
+}
+
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// `30s`, `90m`, `12h`, `7d`.
+fn parse_age(s: &str) -> std::result::Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 30s, 90m, 12h, 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: expected e.g. 30s, 90m, 12h, 7d")),
+    };
+    Ok(Duration::from_secs(n * seconds))
+}
