@@ -31,6 +31,8 @@ enum Command {
     Backup(oxcd_operator::backup::command::BackupArgs),
     /// Reads a backup back and checks it against its record and its own sha256 trailer.
     VerifyBackup(oxcd_operator::backup::command::VerifyArgs),
+    /// Downloads a backup (or the latest) into a file, checked, for `oxcd snapshot restore`.
+    FetchBackup(oxcd_operator::backup::command::FetchArgs),
 }
 
 /// The controller's flags.
@@ -76,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::VerifyBackup(verify)) => {
             return Ok(oxcd_operator::backup::command::verify(verify).await?);
+        }
+        Some(Command::FetchBackup(fetch)) => {
+            return Ok(oxcd_operator::backup::command::fetch(fetch).await?);
         }
         None => {}
     }

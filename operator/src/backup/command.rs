@@ -1,5 +1,5 @@
-//! `oxcd-operator backup` and `oxcd-operator verify-backup`: the backup logic as commands,
-//! for a Kubernetes CronJob or by hand. `backup` prints each backup's record as one line of
+//! `oxcd-operator backup`, `verify-backup` and `fetch-backup`: the backup logic as commands,
+//! for a Kubernetes CronJob, a restore's init step, or by hand. `backup` prints each backup's record as one line of
 //! JSON; with `--schedule` it goes on taking them.
 
 use std::time::Duration;
@@ -86,6 +86,33 @@ pub struct VerifyArgs {
     name: String,
     #[command(flatten)]
     store: StoreArgs,
+}
+
+/// `oxcd-operator fetch-backup`.
+#[derive(Args, Debug, Clone)]
+pub struct FetchArgs {
+    /// Where the backup is: the `--to` it was taken with.
+    #[arg(long)]
+    from: String,
+    /// The backup's name, or `latest`.
+    #[arg(long, default_value = "latest")]
+    name: String,
+    /// The file to write (then restore with `oxcd snapshot restore`).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs `oxcd-operator fetch-backup`.
+pub async fn fetch(args: FetchArgs) -> Result<()> {
+    let record = args
+        .store
+        .open(&args.from)?
+        .fetch(&args.name, &args.out)
+        .await?;
+    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+    Ok(())
 }
 
 /// Runs `oxcd-operator backup`.

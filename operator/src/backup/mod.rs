@@ -176,6 +176,52 @@ impl Target {
         Ok(record)
     }
 
+    /// The name of backup `name`, or of the newest backup for `latest`.
+    pub async fn resolve(&self, name: &str) -> Result<String> {
+        if name != "latest" {
+            return Ok(name.to_string());
+        }
+        let newest = self.list().await?.pop();
+        newest
+            .map(|r| r.name)
+            .ok_or_else(|| Error::Other(format!("no backup under {}", self.url)))
+    }
+
+    /// Downloads backup `name` (or `latest`) into the file `out`, streamed, checked against
+    /// its record and its own trailer before it is renamed into place and synced: the file a
+    /// restore (`oxcd snapshot restore`) starts from.
+    pub async fn fetch(&self, name: &str, out: &std::path::Path) -> Result<Record> {
+        use std::io::Write;
+        let name = self.resolve(name).await?;
+        let record = self.record(&name).await?;
+        let io = |e: std::io::Error| Error::Other(format!("{}: {e}", out.display()));
+        let partial = out.with_extension("partial");
+        let mut file = std::fs::File::create(&partial).map_err(io)?;
+        let mut stream = self
+            .store
+            .get(&self.path(&name))
+            .await
+            .map_err(store_error)?
+            .into_stream();
+        let mut check = Check::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(store_error)?;
+            check.feed(&chunk);
+            file.write_all(&chunk).map_err(io)?;
+        }
+        let fetched = check.finish();
+        if fetched.as_ref().ok() != Some(&(record.size, record.sha256.clone())) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(Error::Other(format!(
+                "backup {} is corrupt: {fetched:?} does not match its record",
+                record.location
+            )));
+        }
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&partial, out).map_err(io)?;
+        Ok(record)
+    }
+
     /// Takes a backup from the first healthy member among `endpoints`: streams its snapshot
     /// into the store, reads the object back, and only then writes its record.
     pub async fn take(&self, endpoints: &[String]) -> Result<Record> {

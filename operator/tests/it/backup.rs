@@ -278,3 +278,116 @@ async fn scheduled_backups_land_in_s3_verified_and_kept_by_retention() {
             .any(|(k, size)| k.ends_with(".db") && *size == once["size"].as_u64().unwrap())
     );
 }
+
+#[tokio::test]
+async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key_with_its_revision()
+{
+    use etcd_client::GetOptions;
+    use oxcd_testkit::Cluster;
+    use oxcd_testkit::cluster::CLUSTER_TOKEN;
+    let s3 = LocalS3::start().await;
+    assert_eq!(curl(&["-X", "PUT", &format!("{}/restores", s3.url)]).0, 200);
+    let member = Member::start();
+    let mut client = member.client().await;
+    for i in 0..200 {
+        client
+            .put(format!("k{:03}", i % 120), format!("v{i}"), None)
+            .await
+            .unwrap();
+    }
+    client.delete("k007", None).await.unwrap();
+    let all = GetOptions::new().with_prefix();
+    let original = client.get("k", Some(all.clone())).await.unwrap();
+    let original_cluster = original.header().unwrap().cluster_id();
+    for _ in 0..2 {
+        let out = operator(
+            &[
+                "backup",
+                "--endpoints",
+                &member.endpoint(),
+                "--to",
+                "s3://restores/demo",
+            ],
+            &s3,
+        )
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latest.db");
+    let out = operator(
+        &[
+            "fetch-backup",
+            "--from",
+            "s3://restores/demo",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &s3,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fetched: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        fetched["revision"].as_i64(),
+        Some(original.header().unwrap().revision())
+    );
+
+    // Every member restored from the file, as an init step would, then started.
+    let mut cluster = Cluster::new(oxcd_testkit::binary::oxcd().unwrap(), 3, &[]).unwrap();
+    for m in &cluster.members {
+        let out = Command::new(oxcd_testkit::binary::oxcd().unwrap())
+            .args(["snapshot", "restore"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args([
+                "--name",
+                &m.name,
+                "--initial-cluster",
+                &m.launch.initial_cluster,
+            ])
+            .args(["--initial-cluster-token", CLUSTER_TOKEN])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    cluster.spawn_all().unwrap();
+    cluster.leader().await;
+    for i in 0..3 {
+        let mut c = cluster.client(i).await;
+        let restored = c.get("k", Some(all.clone())).await.unwrap();
+        let kvs = |r: &etcd_client::GetResponse| -> Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> {
+            r.kvs()
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.key().to_vec(),
+                        kv.value().to_vec(),
+                        kv.create_revision(),
+                        kv.mod_revision(),
+                        kv.version(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(kvs(&restored), kvs(&original), "member {i}");
+        assert_ne!(restored.header().unwrap().cluster_id(), original_cluster);
+        assert_eq!(c.member_list().await.unwrap().members().len(), 3);
+    }
+}
