@@ -94,6 +94,17 @@ fn operator(args: &[&str], s3: &LocalS3) -> Command {
     command
 }
 
+/// Runs an `oxcd-operator` command that must succeed; the JSON record it prints.
+fn run_ok(args: &[&str], s3: &LocalS3) -> Value {
+    let out = operator(args, s3).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
@@ -252,7 +263,7 @@ async fn scheduled_backups_land_in_s3_verified_and_kept_by_retention() {
     );
 
     // A one-off backup, as a CronJob runs it, into another prefix.
-    let out = operator(
+    let once = run_ok(
         &[
             "backup",
             "--endpoints",
@@ -261,15 +272,7 @@ async fn scheduled_backups_land_in_s3_verified_and_kept_by_retention() {
             "s3://backups/once",
         ],
         &s3,
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let once: Value = serde_json::from_slice(&out.stdout).unwrap();
     let listed = s3.list("backups", "once/");
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(
@@ -300,7 +303,7 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
     let original = client.get("k", Some(all.clone())).await.unwrap();
     let original_cluster = original.header().unwrap().cluster_id();
     for _ in 0..2 {
-        let out = operator(
+        run_ok(
             &[
                 "backup",
                 "--endpoints",
@@ -309,18 +312,11 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
                 "s3://restores/demo",
             ],
             &s3,
-        )
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("latest.db");
-    let out = operator(
+    let fetched = run_ok(
         &[
             "fetch-backup",
             "--from",
@@ -329,15 +325,7 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
             file.to_str().unwrap(),
         ],
         &s3,
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let fetched: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         fetched["revision"].as_i64(),
         Some(original.header().unwrap().revision())

@@ -43,15 +43,28 @@ fn streamed<T: Serialize + Send + 'static>(
         .into_response()
 }
 
-/// A streaming call's requests, read from `body` as the client sends them: the first batch
-/// (a malformed one refuses the call outright), then the later ones as a stream that ends
-/// with the body (or at the first malformed request).
-async fn requests_of<T: DeserializeOwned + Send + 'static>(
+/// A streaming call opened: its requests, read from `body` as the client sends them (all of
+/// them in order, ending with the body or at the first malformed request), and the request
+/// context of `rpc`. A malformed first request, or a failed check, refuses the call: the
+/// answer saying so.
+async fn open<T: DeserializeOwned + Send + 'static>(
     core: &Core,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<T>, impl futures::Stream<Item = T> + Send + 'static)> {
+    rpc: &str,
+) -> std::result::Result<
+    (
+        impl futures::Stream<Item = T> + Send + 'static,
+        crate::v3::RequestContext,
+    ),
+    Response,
+> {
     let mut requests = crate::http::json_stream::RequestStream::<T>::new(body, body_limit(core));
-    let first = requests.next_batch().await?;
+    let opened = async {
+        let first = requests.next_batch().await?;
+        Ok::<_, crate::error::Error>((first, context(core, headers, rpc)?))
+    };
+    let (first, ctx) = opened.await.map_err(|e| e.gateway_response())?;
     let later = futures::stream::unfold(requests, |mut r| async move {
         match r.next_batch().await {
             Ok(batch) if !batch.is_empty() => Some((futures::stream::iter(batch), r)),
@@ -59,7 +72,7 @@ async fn requests_of<T: DeserializeOwned + Send + 'static>(
         }
     })
     .flatten();
-    Ok((first, later))
+    Ok((futures::stream::iter(first).chain(later), ctx))
 }
 
 /// `/v3/watch`: the watch requests in the body, then the stream's responses.
@@ -70,19 +83,14 @@ pub(super) async fn watch(
 ) -> Response {
     use crate::proto::etcdserverpb::WatchRequest;
     let rpc = "/etcdserverpb.Watch/Watch";
-    let opened = requests_of::<WatchRequest>(&core, body)
-        .await
-        .and_then(|requests| Ok((requests, context(&core, &headers, rpc)?)));
-    let ((first, later), ctx) = match opened {
-        Ok(opened) => opened,
-        Err(e) => return e.gateway_response(),
-    };
-    // When the body ends the watch lives on until the client goes.
-    let input = futures::stream::iter(first)
-        .chain(later)
-        .chain(futures::stream::pending())
-        .map(Ok);
-    streamed(core.watch(&ctx, Box::pin(input)))
+    match open::<WatchRequest>(&core, &headers, body, rpc).await {
+        // When the body ends the watch lives on until the client goes.
+        Ok((requests, ctx)) => {
+            let input = requests.chain(futures::stream::pending()).map(Ok);
+            streamed(core.watch(&ctx, Box::pin(input)))
+        }
+        Err(refused) => refused,
+    }
 }
 
 /// `/v3/lease/keepalive`: one answer per keep-alive request in the body, each as it comes;
@@ -94,15 +102,10 @@ pub(super) async fn keep_alive(
 ) -> Response {
     use crate::proto::etcdserverpb::LeaseKeepAliveRequest;
     let rpc = "/etcdserverpb.Lease/LeaseKeepAlive";
-    let opened = requests_of::<LeaseKeepAliveRequest>(&core, body)
-        .await
-        .and_then(|requests| Ok((requests, context(&core, &headers, rpc)?)));
-    let ((first, later), ctx) = match opened {
-        Ok(opened) => opened,
-        Err(e) => return e.gateway_response(),
-    };
-    let input = futures::stream::iter(first).chain(later).map(Ok);
-    streamed(core.lease_keep_alive(&ctx, Box::pin(input)))
+    match open::<LeaseKeepAliveRequest>(&core, &headers, body, rpc).await {
+        Ok((requests, ctx)) => streamed(core.lease_keep_alive(&ctx, Box::pin(requests.map(Ok)))),
+        Err(refused) => refused,
+    }
 }
 
 /// `/v3/maintenance/snapshot`: the snapshot's chunks.
