@@ -14,11 +14,13 @@
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
+//! - [`certs`]: a cluster's CA and the certificates it issues, renewal times, CA bundles.
 //! - [`backup`]: snapshots streamed into object storage, checked, kept by a retention policy
 //!   and taken on a schedule (also the `oxcd-operator backup` command).
 
 pub mod act;
 pub mod backup;
+pub mod certs;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -5,5 +5,6 @@
 
 mod api;
 mod backup;
+mod certs;
 mod manifests;
 mod members;
