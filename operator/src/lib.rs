@@ -14,6 +14,8 @@
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
+//! - [`maintenance`]: defragmentation (followers first, never while degraded) and the
+//!   NOSPACE alarm (`oxcd-operator defrag`).
 //! - [`certs`]: a cluster's CA and the certificates it issues, renewal times, CA bundles.
 //! - [`backup`]: snapshots streamed into object storage, checked, kept by a retention policy
 //!   and taken on a schedule (also the `oxcd-operator backup` command).
@@ -26,6 +28,7 @@ pub mod crd;
 pub mod error;
 pub mod k8s;
 pub mod local;
+pub mod maintenance;
 pub mod members;
 pub mod metrics;
 pub mod observe;

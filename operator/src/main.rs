@@ -33,6 +33,20 @@ enum Command {
     VerifyBackup(oxcd_operator::backup::command::VerifyArgs),
     /// Downloads a backup (or the latest) into a file, checked, for `oxcd snapshot restore`.
     FetchBackup(oxcd_operator::backup::command::FetchArgs),
+    /// Defragments every member, followers first and the leader last, unless a member is
+    /// down; then disarms NOSPACE if every member is back under --quota-backend-bytes.
+    Defrag(DefragArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DefragArgs {
+    /// Every member's client URL, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// The members' --quota-backend-bytes: with it, a NOSPACE alarm is disarmed once every
+    /// member's database is smaller.
+    #[arg(long)]
+    quota_backend_bytes: Option<i64>,
 }
 
 /// The controller's flags.
@@ -81,6 +95,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::FetchBackup(fetch)) => {
             return Ok(oxcd_operator::backup::command::fetch(fetch).await?);
+        }
+        Some(Command::Defrag(defrag)) => {
+            let report = oxcd_operator::maintenance::defragment_all(
+                &defrag.endpoints,
+                defrag.quota_backend_bytes,
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+            return Ok(());
         }
         None => {}
     }

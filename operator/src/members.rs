@@ -30,6 +30,7 @@ pub struct ListedMember {
 /// A member's answer to Status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberHealth {
+    pub member_id: u64,
     pub leader_id: u64,
     pub applied_index: u64,
     pub version: String,
@@ -118,10 +119,12 @@ async fn member_list(endpoint: &str, confirm: bool) -> Option<etcd_client::Membe
     client.member_list().await.ok()
 }
 
-async fn status(endpoint: &str) -> Result<MemberHealth> {
+/// The Status of the member at `endpoint`.
+pub async fn status(endpoint: &str) -> Result<MemberHealth> {
     let mut client = connect(&[endpoint.to_string()]).await?;
     let status = client.status().await?;
     Ok(MemberHealth {
+        member_id: status.header().map_or(0, |h| h.member_id()),
         leader_id: status.leader(),
         applied_index: status.raft_index(),
         version: status.version().to_string(),

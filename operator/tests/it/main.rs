@@ -6,5 +6,6 @@
 mod api;
 mod backup;
 mod certs;
+mod maintenance;
 mod manifests;
 mod members;
