@@ -32,7 +32,7 @@ done
 
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build -q --release -p oxcd --bin oxcd -p oxcd-bench -p oxcd-operator --bin oxcd-operator
+cargo build -q --release -p oxcd --bin oxcd -p oxcd-bench --bin oxcd-bench -p oxcd-operator --bin oxcd-operator
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }

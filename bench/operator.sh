@@ -37,7 +37,7 @@ for tool in etcd etcdctl jq; do command -v $tool >/dev/null || die "$tool is nee
 
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build -q --release -p oxcd --bin oxcd -p oxcd-bench -p oxcd-operator --bin oxcd-operator-bench
+cargo build -q --release -p oxcd --bin oxcd -p oxcd-bench --bin oxcd-bench -p oxcd-operator --bin oxcd-operator-bench
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }

@@ -121,6 +121,30 @@ async fn replicated(cluster: &Cluster, client: &Files, ca: &Path, key: &str) {
     }
 }
 
+/// A certificate from `ca` for every member of `cluster`.
+fn issue_all(cluster: &Cluster, ca: &Authority) -> Vec<Issued> {
+    cluster
+        .members
+        .iter()
+        .map(|m| {
+            ca.issue(&m.name, &member_sans("demo", "default", &m.name), MONTH)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits until every member admits (`admitted`) or refuses `client`'s certificate.
+async fn each_member(cluster: &Cluster, client: &Files, ca: &Path, admitted: bool, what: &str) {
+    for m in &cluster.members {
+        let endpoint = https_client(m);
+        wait_for(CONVERGE, &format!("{} to {what}", m.name), || {
+            let (ok, _) = etcdctl(&endpoint, client, ca, &["endpoint", "health"]);
+            async move { (ok == admitted).then_some(()) }
+        })
+        .await;
+    }
+}
+
 fn starts(m: &Member) -> usize {
     m.log().matches("serving client requests").count()
 }
@@ -137,13 +161,10 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
         .map(|m| format!("{}={}", m.name, https_peer(m)))
         .collect::<Vec<_>>()
         .join(",");
+    let certs = issue_all(&cluster, &old);
     let mut files = Vec::new();
-    let mut certs = Vec::new();
-    for m in &mut cluster.members {
-        let issued = old
-            .issue(&m.name, &member_sans("demo", "default", &m.name), MONTH)
-            .unwrap();
-        let f = Files::write(&dir, &m.name, &issued, &old.cert_pem);
+    for (m, issued) in cluster.members.iter_mut().zip(&certs) {
+        let f = Files::write(&dir, &m.name, issued, &old.cert_pem);
         let (client, peer) = (https_client(m), https_peer(m));
         m.launch.initial_cluster = initial_cluster.clone();
         m.launch.extra_args = vec![
@@ -161,7 +182,6 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
             "--peer-client-cert-auth".into(),
         ];
         files.push(f);
-        certs.push(issued);
     }
     cluster.spawn_all().unwrap();
     // The operator's own client certificate, from the same CA.
@@ -177,14 +197,7 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
     replicated(&cluster, &operator, &old_ca, "before").await;
 
     // Renewal: new certificates from the same CA, files replaced in place.
-    let renewed: Vec<Issued> = cluster
-        .members
-        .iter()
-        .map(|m| {
-            old.issue(&m.name, &member_sans("demo", "default", &m.name), MONTH)
-                .unwrap()
-        })
-        .collect();
+    let renewed = issue_all(&cluster, &old);
     for (f, issued) in files.iter().zip(&renewed) {
         f.renew(issued);
     }
@@ -204,27 +217,16 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
     for f in &files {
         replace(&f.ca, &bundle(&old.cert_pem, &new.cert_pem));
     }
-    for m in &cluster.members {
-        let endpoint = https_client(m);
-        wait_for(
-            CONVERGE,
-            &format!("{} to admit the new CA's client", m.name),
-            || {
-                let (ok, _) = etcdctl(&endpoint, &new_operator, &old_ca, &["endpoint", "health"]);
-                async move { ok.then_some(()) }
-            },
-        )
-        .await;
-    }
+    each_member(
+        &cluster,
+        &new_operator,
+        &old_ca,
+        true,
+        "admit the new CA's client",
+    )
+    .await;
     // Step 2: every member's certificate from the new CA.
-    let rotated: Vec<Issued> = cluster
-        .members
-        .iter()
-        .map(|m| {
-            new.issue(&m.name, &member_sans("demo", "default", &m.name), MONTH)
-                .unwrap()
-        })
-        .collect();
+    let rotated = issue_all(&cluster, &new);
     for (f, issued) in files.iter().zip(&rotated) {
         f.renew(issued);
     }
@@ -236,18 +238,14 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
     }
     let new_ca = dir.join("new-ca.pem");
     std::fs::write(&new_ca, &new.cert_pem).unwrap();
-    for m in &cluster.members {
-        let endpoint = https_client(m);
-        wait_for(
-            CONVERGE,
-            &format!("{} to refuse the old CA's client", m.name),
-            || {
-                let (ok, _) = etcdctl(&endpoint, &operator, &new_ca, &["endpoint", "health"]);
-                async move { (!ok).then_some(()) }
-            },
-        )
-        .await;
-    }
+    each_member(
+        &cluster,
+        &operator,
+        &new_ca,
+        false,
+        "refuse the old CA's client",
+    )
+    .await;
     replicated(&cluster, &new_operator, &new_ca, "after").await;
     let (ok, out) = etcdctl(
         &https_client(&cluster.members[2]),
