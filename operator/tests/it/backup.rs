@@ -94,6 +94,9 @@ fn operator(args: &[&str], s3: &LocalS3) -> Command {
     command
 }
 
+/// A key as read: key, value, create and mod revision, version.
+type KeyAt = (Vec<u8>, Vec<u8>, i64, i64, i64);
+
 /// Runs an `oxcd-operator` command that must succeed; the JSON record it prints.
 fn run_ok(args: &[&str], s3: &LocalS3) -> Value {
     let out = operator(args, s3).output().unwrap();
@@ -360,7 +363,7 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
     for i in 0..3 {
         let mut c = cluster.client(i).await;
         let restored = c.get("k", Some(all.clone())).await.unwrap();
-        let kvs = |r: &etcd_client::GetResponse| -> Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> {
+        let kvs = |r: &etcd_client::GetResponse| -> Vec<KeyAt> {
             r.kvs()
                 .iter()
                 .map(|kv| {
