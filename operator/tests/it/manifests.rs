@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -107,6 +108,10 @@ fn check_document(doc: &Value, what: &str) {
         "RoleBinding" => round_trip::<RoleBinding>(doc, &what),
         "Service" => round_trip::<Service>(doc, &what),
         "Deployment" => round_trip::<Deployment>(doc, &what),
+        "CronJob" => {
+            round_trip::<CronJob>(doc, &what);
+            commands_parse(doc, &what);
+        }
         "EtcdCluster" => {
             round_trip::<EtcdCluster>(doc, &what);
             let cluster: EtcdCluster = serde_json::from_value(doc.clone()).unwrap();
@@ -114,6 +119,39 @@ fn check_document(doc: &Value, what: &str) {
         }
         "ServiceMonitor" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{what}"),
         other => panic!("{what}: no check for kind {other}"),
+    }
+}
+
+/// The `oxcd-operator` commands a CronJob runs take their flags: run here against endpoints
+/// that do not answer, each fails for want of a cluster, never with clap's usage error (2).
+fn commands_parse(doc: &Value, what: &str) {
+    let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    for container in pod["containers"].as_array().unwrap() {
+        assert_eq!(
+            container["command"][0], "/usr/local/bin/oxcd-operator",
+            "{what}"
+        );
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .map(|a| match a.split_once("--endpoints=") {
+                Some(_) => "--endpoints=http://127.0.0.1:1".to_string(),
+                None => a,
+            })
+            .collect();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
+            .args(&args)
+            .env("AWS_ACCESS_KEY_ID", "example")
+            .env("AWS_SECRET_ACCESS_KEY", "example")
+            .env("AWS_ENDPOINT", "http://127.0.0.1:1")
+            .env("AWS_ALLOW_HTTP", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {args:?}\n{stderr}");
+        assert!(stderr.contains("127.0.0.1:1"), "{what}: {stderr}");
     }
 }
 
@@ -160,7 +198,7 @@ fn install_yaml_and_the_examples_are_valid_kubernetes_1_33_objects() {
             seen += 1;
         }
     }
-    assert!(seen >= 3, "the three examples");
+    assert!(seen >= 5, "the three clusters and two CronJobs");
 }
 
 #[test]
