@@ -153,9 +153,14 @@ impl Target {
         Ok(())
     }
 
-    /// Reads backup `name` back and checks it against its record and its own trailer.
-    pub async fn verify(&self, name: &str) -> Result<Record> {
-        let record = self.record(name).await?;
+    /// Streams object `name` through `sink`, checking its trailer on the way; `Err` unless
+    /// it holds exactly `size` bytes with the hex sha256 `sha256`.
+    async fn read_checked(
+        &self,
+        name: &str,
+        (size, sha256): (u64, &str),
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut stream = self
             .store
             .get(&self.path(name))
@@ -164,15 +169,25 @@ impl Target {
             .into_stream();
         let mut check = Check::default();
         while let Some(chunk) = stream.next().await {
-            check.feed(&chunk.map_err(store_error)?);
+            let chunk = chunk.map_err(store_error)?;
+            check.feed(&chunk);
+            sink(&chunk)?;
         }
-        let (size, sha256) = check.finish()?;
-        if (size, &sha256) != (record.size, &record.sha256) {
+        let (read, read_sha256) = check.finish()?;
+        if (read, read_sha256.as_str()) != (size, sha256) {
             return Err(Error::Other(format!(
-                "backup {} is corrupt: {size} bytes with sha256 {sha256}, recorded {} bytes with sha256 {}",
-                record.location, record.size, record.sha256
+                "backup {} is corrupt: {read} bytes with sha256 {read_sha256}, expected {size} bytes with sha256 {sha256}",
+                self.location(name)
             )));
         }
+        Ok(())
+    }
+
+    /// Reads backup `name` back and checks it against its record and its own trailer.
+    pub async fn verify(&self, name: &str) -> Result<Record> {
+        let record = self.record(name).await?;
+        self.read_checked(name, (record.size, &record.sha256), |_| Ok(()))
+            .await?;
         Ok(record)
     }
 
@@ -197,25 +212,14 @@ impl Target {
         let io = |e: std::io::Error| Error::Other(format!("{}: {e}", out.display()));
         let partial = out.with_extension("partial");
         let mut file = std::fs::File::create(&partial).map_err(io)?;
-        let mut stream = self
-            .store
-            .get(&self.path(&name))
-            .await
-            .map_err(store_error)?
-            .into_stream();
-        let mut check = Check::default();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(store_error)?;
-            check.feed(&chunk);
-            file.write_all(&chunk).map_err(io)?;
-        }
-        let fetched = check.finish();
-        if fetched.as_ref().ok() != Some(&(record.size, record.sha256.clone())) {
+        let fetched = self
+            .read_checked(&name, (record.size, &record.sha256), |chunk| {
+                file.write_all(chunk).map_err(io)
+            })
+            .await;
+        if let Err(e) = fetched {
             let _ = std::fs::remove_file(&partial);
-            return Err(Error::Other(format!(
-                "backup {} is corrupt: {fetched:?} does not match its record",
-                record.location
-            )));
+            return Err(e);
         }
         file.sync_all().map_err(io)?;
         std::fs::rename(&partial, out).map_err(io)?;
@@ -272,23 +276,12 @@ impl Target {
             endpoint,
         };
         // What the store holds must be what was sent before the backup counts.
-        let mut stored = Check::default();
-        let mut readback = self
-            .store
-            .get(&path)
-            .await
-            .map_err(store_error)?
-            .into_stream();
-        while let Some(chunk) = readback.next().await {
-            stored.feed(&chunk.map_err(store_error)?);
-        }
-        let stored = stored.finish()?;
-        if stored != (record.size, record.sha256.clone()) {
+        let stored = self
+            .read_checked(&name, (record.size, &record.sha256), |_| Ok(()))
+            .await;
+        if let Err(e) = stored {
             let _ = self.store.delete(&path).await;
-            return Err(Error::Other(format!(
-                "backup {} was stored corrupt: {} bytes with sha256 {}, sent {} bytes with sha256 {}",
-                record.location, stored.0, stored.1, record.size, record.sha256
-            )));
+            return Err(e);
         }
         let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::Other(e.to_string()))?;
         self.store
