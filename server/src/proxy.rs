@@ -239,8 +239,14 @@ impl Proxy {
     /// forwarded.
     pub fn routes(self: &Arc<Proxy>) -> tonic::service::Routes {
         let router = axum::Router::new()
-            .route("/v2/config/local/proxy", axum::routing::any(config))
-            .route("/metrics", axum::routing::get(metrics))
+            .route(
+                "/v2/config/local/proxy",
+                crate::http::only_get(axum::routing::get(config)),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(|| async { crate::http::metrics::text() }),
+            )
             .fallback(forward)
             .with_state(self.clone());
         tonic::service::Routes::from(router)
@@ -266,31 +272,9 @@ fn http_error(status: StatusCode, message: String) -> Response {
 }
 
 /// `GET /v2/config/local/proxy`: the endpoints requests currently go to.
-async fn config(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
-    if request.method() != http::Method::GET {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [
-                (header::ALLOW, "GET"),
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            ],
-            "Method Not Allowed\n",
-        )
-            .into_response();
-    }
+async fn config(State(proxy): State<Arc<Proxy>>) -> Response {
     let body = serde_json::json!({ "endpoints": proxy.available() }).to_string() + "\n";
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-async fn metrics() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        crate::metrics::METRICS.text(),
-    )
-        .into_response()
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -18,6 +18,11 @@ pub async fn metrics(State(core): State<Arc<Core>>) -> Response {
 /// The metrics as of now, as an HTTP answer.
 pub fn scrape(server: &EtcdServer) -> Response {
     refresh(server);
+    text()
+}
+
+/// The process's metrics as they stand, as an HTTP answer.
+pub fn text() -> Response {
     (
         [(
             http::header::CONTENT_TYPE,

@@ -53,7 +53,9 @@ pub fn metrics_routes(server: Arc<crate::server::EtcdServer>) -> tonic::service:
 }
 
 /// Go's answer to a method an etcd handler does not take: 405, `Allow: GET`.
-fn only_get<S: Clone + Send + Sync + 'static>(route: MethodRouter<S>) -> MethodRouter<S> {
+pub(crate) fn only_get<S: Clone + Send + Sync + 'static>(
+    route: MethodRouter<S>,
+) -> MethodRouter<S> {
     route.fallback(|| async {
         (
             http::StatusCode::METHOD_NOT_ALLOWED,
