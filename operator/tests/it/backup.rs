@@ -19,7 +19,8 @@ struct LocalS3 {
 }
 
 impl LocalS3 {
-    async fn start() -> LocalS3 {
+    /// A server on a free port, with an empty `bucket`.
+    async fn start(bucket: &str) -> LocalS3 {
         let port = free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -37,6 +38,7 @@ impl LocalS3 {
             async move { (status == 200).then_some(()) }
         })
         .await;
+        assert_eq!(curl(&["-X", "PUT", &format!("{}/{bucket}", s3.url)]).0, 200);
         s3
     }
 
@@ -118,8 +120,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn scheduled_backups_land_in_s3_verified_and_kept_by_retention() {
-    let s3 = LocalS3::start().await;
-    assert_eq!(curl(&["-X", "PUT", &format!("{}/backups", s3.url)]).0, 200);
+    let s3 = LocalS3::start("backups").await;
     let member = Member::start();
     let mut client = member.client().await;
     for i in 0..300 {
@@ -291,8 +292,7 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
     use etcd_client::GetOptions;
     use oxcd_testkit::Cluster;
     use oxcd_testkit::cluster::CLUSTER_TOKEN;
-    let s3 = LocalS3::start().await;
-    assert_eq!(curl(&["-X", "PUT", &format!("{}/restores", s3.url)]).0, 200);
+    let s3 = LocalS3::start("restores").await;
     let member = Member::start();
     let mut client = member.client().await;
     for i in 0..200 {
