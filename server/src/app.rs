@@ -266,7 +266,7 @@ pub enum Role {
 /// proxy`; else a member.
 pub async fn role(cfg: &Config) -> Result<Role> {
     let member_dir = PathBuf::from(&cfg.member.data_dir).join("member");
-    let member = member_dir.join("identity").exists();
+    let member = identity::load(&member_dir)?.is_some();
     let wants_proxy = cfg.proxy.proxy != ProxyMode::Off || crate::proxy::is_proxy_dir(cfg);
     if member && cfg.proxy.proxy != ProxyMode::Off {
         tracing::warn!("the data dir is a member's: starting as a member, not as a proxy");
