@@ -255,13 +255,16 @@ async fn members_too_many_become_proxies(
     assert_eq!(through_etcd, direct);
     assert!(direct.1.contains("\"value\":\"one\""), "{direct:?}");
 
-    // A long-poll through the proxy is answered by a write made on a member.
+    // A long-poll through the proxy is answered by a write made on a member. It waits from
+    // the index after the key's, so a write landing before the poll arrives answers it too.
+    let index: serde_json::Value = serde_json::from_str(&direct.1).unwrap();
+    let next = index["node"]["modifiedIndex"].as_u64().unwrap() + 1;
     let waiting = Command::new("curl")
-        .args(["-s", "--max-time", "60", &format!("{oxcd_proxy}?wait=true")])
+        .args(["-s", "--max-time", "60"])
+        .arg(format!("{oxcd_proxy}?wait=true&waitIndex={next}"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let member_key = format!("{}/v2/keys/proxied", members[2].endpoint());
     assert_eq!(curl(&["-X", "PUT", &member_key, "-d", "value=two"]).0, 200);
     let out = waiting.wait_with_output().unwrap();
