@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::crd::{EtcdClusterStatus, OperationKind};
+use crate::crd::{EtcdClusterStatus, OperationKind, RecoveryReport};
 use crate::error::{Error, Result};
 use crate::members::{self, ClusterView};
 use crate::observe;
@@ -51,6 +51,8 @@ pub struct Launch {
     pub guard: Guard,
     pub version: String,
     pub config: String,
+    /// `--force-new-cluster`: keep the data, make the membership this member alone.
+    pub force_new_cluster: bool,
 }
 
 /// The init step's arguments (`oxcd member-guard`).
@@ -193,6 +195,7 @@ impl<W: Workloads> Actor<'_, W> {
             guard,
             version: self.want.version.clone(),
             config: self.want.config.clone(),
+            force_new_cluster: false,
         }
     }
 
@@ -232,6 +235,17 @@ impl<W: Workloads> Actor<'_, W> {
                 let ordinal = observe::ordinal(&self.cluster, &op.member).unwrap_or(0);
                 self.status.next_ordinal = self.status.next_ordinal.max(ordinal + 1);
                 self.status.operation = Some(op.clone());
+                if op.kind == OperationKind::ForceNewCluster
+                    && let Some(Ok(plan)) = plan::recovery_plan(observed)
+                {
+                    self.status.last_recovery = Some(RecoveryReport {
+                        started: Some(self.now.into()),
+                        survivor: plan.survivor,
+                        survivor_applied_index: plan.survivor_applied,
+                        lost_members: plan.lost,
+                        lost_applied_index: plan.lost_applied,
+                    });
+                }
                 w.save_status(&self.status).await?;
                 self.crash.check("recording the operation")?;
                 note(
@@ -247,6 +261,19 @@ impl<W: Workloads> Actor<'_, W> {
                 let done = self.status.operation.take();
                 w.save_status(&self.status).await?;
                 self.crash.check("finishing the operation")?;
+                if let Some(op) = done
+                    .as_ref()
+                    .filter(|op| op.kind == OperationKind::ForceNewCluster)
+                {
+                    note(
+                        "QuorumRecovered",
+                        format!(
+                            "member {} leads a quorum again; the cluster grows back through \
+                             learners",
+                            op.member
+                        ),
+                    );
+                }
                 if let Some(op) = done.filter(|op| op.kind == OperationKind::RollMember) {
                     // A roll for a new version is an upgrade; for a new configuration, a restart.
                     let upgraded = op.reason != plan::CONFIG_CHANGED;
@@ -329,6 +356,25 @@ impl<W: Workloads> Actor<'_, W> {
                 w.delete_volume(member).await?;
                 self.crash.check("deleting a volume")?;
             }
+            Step::ForceNewCluster { member, id } => {
+                w.delete_pod(member).await?;
+                self.crash.check("deleting the survivor's pod")?;
+                let guard = Guard {
+                    cluster_id: observed.cluster_id,
+                    member_id: Some(*id),
+                    require_data: true,
+                };
+                let initial_cluster = vec![(member.clone(), w.peer_url(member))];
+                let mut launch = self.launch(member, false, initial_cluster, guard);
+                launch.force_new_cluster = true;
+                w.start_member(&launch).await?;
+                self.crash
+                    .check("starting the survivor with --force-new-cluster")?;
+                note(
+                    "ForcedNewCluster",
+                    format!("member {member} ({id:x}) restarted with --force-new-cluster"),
+                );
+            }
         }
         Ok(transitions)
     }
@@ -341,6 +387,7 @@ fn verb(kind: OperationKind) -> &'static str {
         OperationKind::RemoveMember => "removing",
         OperationKind::ReplaceMember => "replacing",
         OperationKind::RollMember => "restarting",
+        OperationKind::ForceNewCluster => "recovering the quorum from",
     }
 }
 
@@ -351,5 +398,6 @@ fn begin_reason(kind: OperationKind) -> &'static str {
         OperationKind::RemoveMember => "ScalingDown",
         OperationKind::ReplaceMember => "ReplacingMember",
         OperationKind::RollMember => "RollingMember",
+        OperationKind::ForceNewCluster => "RecoveringQuorum",
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -23,10 +23,11 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::act::{Actor, CrashPoints, Transition};
 use crate::crd::EtcdCluster;
+use crate::crd::RecoveryPolicy;
 use crate::error::{Error, Result};
 use crate::k8s::{KubeWorkloads, apply_params};
 use crate::metrics::Metrics;
-use crate::plan::{Step, Want};
+use crate::plan::{APPROVAL_ANNOTATION, RecoveryWant, Step, Want};
 use crate::resources;
 
 /// What every reconcile pass shares.
@@ -74,12 +75,21 @@ pub fn want(ec: &EtcdCluster) -> Result<Want> {
                 ec.spec.replicas
             ))
         })?;
+    let after = crate::crd::parse_duration(&ec.spec.recovery.after)
+        .map_err(|e| Error::Invalid(format!("recovery.after: {e}")))?;
+    let recovery = RecoveryWant {
+        automatic: ec.spec.recovery.policy == RecoveryPolicy::Automatic,
+        after: SignedDuration::try_from(after)
+            .map_err(|e| Error::Invalid(format!("recovery.after: {e}")))?,
+        approved: ec.annotations().get(APPROVAL_ANNOTATION).cloned(),
+    };
     Ok(Want {
         replicas,
         version: ec.spec.version.clone(),
         config: resources::config_digest(ec),
         ephemeral: ec.spec.storage.empty_dir.is_some(),
         when_scaled: ec.spec.storage.retention_policy.when_scaled,
+        recovery,
     })
 }
 
@@ -143,6 +153,14 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         .await?;
     } else if pdb_api.get_opt(&ec.name_any()).await?.is_some() {
         pdb_api.delete(&ec.name_any(), &Default::default()).await?;
+    }
+    let recovered = transitions.iter().any(|t| t.reason == "QuorumRecovered");
+    if recovered && ec.annotations().contains_key(APPROVAL_ANNOTATION) {
+        // An approval is for one recovery: left in place, it would approve the next one.
+        let api: Api<EtcdCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = serde_json::json!({"metadata": {"annotations": {APPROVAL_ANNOTATION: null}}});
+        api.patch(&ec.name_any(), &Default::default(), &Patch::Merge(&patch))
+            .await?;
     }
     record_members(ctx, ec, &actor.status);
     publish(ctx, ec, &transitions).await;

@@ -77,6 +77,8 @@ pub struct EtcdClusterSpec {
     pub pod_disruption_budget: PodDisruptionBudgetSpec,
     #[serde(default)]
     pub service: ServiceSpec,
+    #[serde(default)]
+    pub recovery: Recovery,
 }
 
 fn default_replicas() -> i32 {
@@ -262,6 +264,79 @@ impl Default for ServiceSpec {
     }
 }
 
+/// What the operator does when a majority of the voting members is gone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovery {
+    /// `Manual` (the default) reports the plan in the QuorumLost condition and waits for the
+    /// annotation `oxcd.io/force-new-cluster: <member>` naming the planned survivor;
+    /// `Automatic` carries the plan out on its own.
+    #[serde(default)]
+    pub policy: RecoveryPolicy,
+    /// How long a majority must have been gone (pod missing, volume lost, or not ready)
+    /// before the plan is carried out: `30s`, `5m`, `1h`.
+    #[serde(default = "default_after")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+[smhd]$')").message("recovery.after must be a duration such as 30s, 5m or 1h"))]
+    pub after: String,
+}
+
+fn default_after() -> String {
+    "5m".into()
+}
+
+impl Default for Recovery {
+    fn default() -> Recovery {
+        Recovery {
+            policy: RecoveryPolicy::Manual,
+            after: default_after(),
+        }
+    }
+}
+
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum RecoveryPolicy {
+    #[default]
+    Manual,
+    Automatic,
+}
+
+/// `30s`, `90m`, `12h`, `7d`.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let expected = || format!("{s:?}: expected e.g. 30s, 90m, 12h, 7d");
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().map_err(|_| expected())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(expected()),
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(expected)
+}
+
+/// A quorum recovery: what was done, and what may have been lost.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryReport {
+    pub started: Option<Time>,
+    /// The member restarted with `--force-new-cluster`: its data is the cluster's now.
+    pub survivor: String,
+    /// The raft index the survivor had applied.
+    pub survivor_applied_index: u64,
+    /// The voting members that were gone.
+    pub lost_members: Vec<String>,
+    /// The highest index any lost member was last seen to have applied. Entries past the
+    /// survivor's index, up to this one, may be lost; a lost member may have applied more
+    /// after it was last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_applied_index: Option<u64>,
+}
+
 /// What the operator last saw and what it is doing.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -303,6 +378,12 @@ pub struct EtcdClusterStatus {
     /// behind by a removed member can never be mistaken for a new one's.
     #[serde(default)]
     pub next_ordinal: u32,
+    /// When the operator first saw no quorum; cleared once a quorum answers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_lost_since: Option<Time>,
+    /// The last recovery from quorum loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recovery: Option<RecoveryReport>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -325,6 +406,9 @@ pub struct MemberStatus {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_size: Option<i64>,
+    /// The raft index the member had applied when it last answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_index: Option<u64>,
 }
 
 /// One operation in progress. It is recorded before its first action, so an operator that
@@ -358,6 +442,9 @@ pub enum OperationKind {
     /// Restart a member's pod with the current spec (version or configuration), leadership
     /// moved away first.
     RollMember,
+    /// A majority is gone: restart the surviving member with `--force-new-cluster`, then
+    /// without it; the cluster then grows back through learners.
+    ForceNewCluster,
 }
 
 #[cfg(test)]

@@ -98,6 +98,25 @@ fn guard_refused(pod: &Pod) -> bool {
     })
 }
 
+/// Whether the member container runs with `--force-new-cluster`.
+fn forced(pod: &Pod) -> bool {
+    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+    containers
+        .flat_map(|c| c.args.iter().flatten())
+        .any(|a| a == resources::FORCE_NEW_CLUSTER)
+}
+
+/// Whether the pod's Ready condition is True.
+fn ready(pod: &Pod) -> bool {
+    let conditions = pod
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten());
+    conditions
+        .into_iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
 /// Why a container of the pod cannot run, from its waiting state.
 fn failing(pod: &Pod) -> Option<String> {
     const STUCK: [&str; 5] = [
@@ -156,6 +175,8 @@ impl Workloads for KubeWorkloads<'_> {
                         .unwrap_or_default(),
                     guard_refused: guard_refused(&pod),
                     failing: failing(&pod),
+                    forced: forced(&pod),
+                    ready: ready(&pod),
                 }),
                 volume: Volume::Missing,
             });

@@ -54,6 +54,8 @@ struct PodRecord {
     version: String,
     config: String,
     guard_refused: bool,
+    #[serde(default)]
+    forced: bool,
 }
 
 impl Drop for LocalPod {
@@ -269,6 +271,11 @@ impl LocalWorkloads {
         ]
         .iter()
         .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .chain(
+            launch
+                .force_new_cluster
+                .then(|| "--force-new-cluster".to_string()),
+        )
         .collect()
     }
 
@@ -340,6 +347,8 @@ impl Workloads for LocalWorkloads {
                     config: p.record.config.clone(),
                     guard_refused: p.record.guard_refused,
                     failing: None,
+                    forced: p.record.forced,
+                    ready: p.record.pid != 0,
                 });
                 let volume = if self.volume(&name).exists() {
                     Volume::Ours
@@ -374,6 +383,7 @@ impl Workloads for LocalWorkloads {
             version: launch.version.clone(),
             config: launch.config.clone(),
             guard_refused,
+            forced: launch.force_new_cluster,
         };
         if self.persist {
             write_json(&self.volume(&launch.member).join("pod.json"), &record)?;

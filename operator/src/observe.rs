@@ -30,6 +30,8 @@ pub fn combine<W: Workloads>(
             volume: wl.volume.clone(),
             listed: None,
             health: None,
+            answered: None,
+            last_applied: None,
         })
         .collect();
     // Names the operator gave: for members that have not started yet, which publish no name.
@@ -94,6 +96,7 @@ pub fn combine<W: Workloads>(
         };
         // A member answering for another cluster, or one not in the list, is not healthy here.
         let Some(listed) = m.listed else { continue };
+        m.answered = Some(answer.applied_index);
         if !answer.errors.is_empty() || answer.leader_id == 0 {
             continue;
         }
@@ -101,6 +104,10 @@ pub fn combine<W: Workloads>(
             leader: answer.leader_id == listed.id,
             applied_index: answer.applied_index,
         });
+    }
+    for m in &mut members {
+        let recorded = actor.status.members.iter().find(|r| r.name == m.name);
+        m.last_applied = recorded.and_then(|r| r.applied_index);
     }
     members.sort_by_key(|m| (m.ordinal, m.name.clone()));
     Observed {
@@ -116,6 +123,7 @@ pub fn combine<W: Workloads>(
         next_ordinal: actor.status.next_ordinal,
         members,
         list_confirmed: view.confirmed,
+        quorum_lost_since: actor.status.quorum_lost_since.as_ref().map(|t| t.0),
         now: actor.now,
     }
 }

@@ -16,8 +16,11 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{Operation, OperationKind, Retention};
 
+mod recovery;
 #[cfg(test)]
 mod tests;
+
+pub use recovery::{APPROVAL_ANNOTATION, RecoveryPlan, recovery_plan};
 
 /// How long an operation may take before Progressing reports it stuck.
 pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_mins(10);
@@ -47,6 +50,8 @@ pub struct Observed {
     /// Otherwise (no quorum) it may be stale, or only what status last recorded: members
     /// missing from it may still be members, so nothing is removed or deleted.
     pub list_confirmed: bool,
+    /// When the operator first saw no quorum (from status).
+    pub quorum_lost_since: Option<Timestamp>,
     pub now: Timestamp,
 }
 
@@ -60,6 +65,26 @@ pub struct Want {
     /// Data lives in the pod (emptyDir): a lost pod is lost data.
     pub ephemeral: bool,
     pub when_scaled: Retention,
+    pub recovery: RecoveryWant,
+}
+
+/// `spec.recovery`, and the approval annotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryWant {
+    pub automatic: bool,
+    pub after: SignedDuration,
+    /// The member the annotation `oxcd.io/force-new-cluster` names.
+    pub approved: Option<String>,
+}
+
+impl Default for RecoveryWant {
+    fn default() -> RecoveryWant {
+        RecoveryWant {
+            automatic: false,
+            after: SignedDuration::from_mins(5),
+            approved: None,
+        }
+    }
 }
 
 impl Want {
@@ -72,6 +97,7 @@ impl Want {
             config: config.into(),
             ephemeral: false,
             when_scaled: Retention::Delete,
+            recovery: RecoveryWant::default(),
         }
     }
 }
@@ -86,9 +112,14 @@ pub struct Member {
     pub listed: Option<Listed>,
     /// Its answer to a status request; `None` when it did not answer.
     pub health: Option<Health>,
+    /// The index it has applied, when it answers a status request at all (with no leader
+    /// too, as a member without quorum does).
+    pub answered: Option<u64>,
+    /// The index it had applied when it last answered, as status recorded it.
+    pub last_applied: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pod {
     pub version: String,
     pub config: String,
@@ -97,6 +128,10 @@ pub struct Pod {
     /// Why its container cannot run, when it cannot (an image that cannot be pulled, a
     /// crash loop): reported in Degraded.
     pub failing: Option<String>,
+    /// Started with `--force-new-cluster`.
+    pub forced: bool,
+    /// Its container runs and passes its readiness check.
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -167,6 +202,12 @@ pub enum Step {
     DeleteVolume {
         member: String,
     },
+    /// Restart the member's pod with `--force-new-cluster`: it keeps its data and becomes
+    /// the only member.
+    ForceNewCluster {
+        member: String,
+        id: u64,
+    },
     /// Requeue and look again: something is in progress or must recover first.
     Wait {
         reason: &'static str,
@@ -202,6 +243,11 @@ pub fn plan(o: &Observed) -> Step {
         };
     }
     if o.cluster_id.is_some() && !o.list_confirmed {
+        if let Some(op) = &o.operation
+            && op.kind == OperationKind::ForceNewCluster
+        {
+            return continue_operation(o, op);
+        }
         return without_quorum(o);
     }
     match (&o.operation, o.cluster_id) {
@@ -296,6 +342,7 @@ fn continue_operation(o: &Observed, op: &Operation) -> Step {
         OperationKind::AddMember => add_member(o, &op.member, member),
         OperationKind::RemoveMember | OperationKind::ReplaceMember => remove_member(o, op, member),
         OperationKind::RollMember => roll_member(o, &op.member, member),
+        OperationKind::ForceNewCluster => recovery::force(o, &op.member, member),
     }
 }
 
@@ -474,14 +521,10 @@ fn restart_lost_pod(o: &Observed) -> Option<Step> {
 }
 
 /// No member could confirm the member list (no quorum): lost pods of listed members are
-/// started again on their volumes, and nothing else is done until the quorum is back.
+/// started again on their volumes; when a majority is gone for good, `spec.recovery` says
+/// what happens.
 fn without_quorum(o: &Observed) -> Step {
-    restart_lost_pod(o).unwrap_or_else(|| Step::Wait {
-        reason: "NoQuorum",
-        message: "no member confirms the member list (no quorum): only lost pods are \
-                  started again until the quorum is back"
-            .to_string(),
-    })
+    restart_lost_pod(o).unwrap_or_else(|| recovery::quorum_lost(o))
 }
 
 /// No operation in progress: what the spec and the members call for next.

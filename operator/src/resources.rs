@@ -31,6 +31,8 @@ pub const LABEL_MEMBER: &str = "oxcd.io/member";
 pub const ANNOTATION_VERSION: &str = "oxcd.io/version";
 pub const ANNOTATION_CONFIG: &str = "oxcd.io/config-hash";
 pub const ANNOTATION_MEMBER_ID: &str = "oxcd.io/member-id";
+/// The member container's flag that makes its member the only one (quorum recovery).
+pub const FORCE_NEW_CLUSTER: &str = "--force-new-cluster";
 const VOLUME_DIR: &str = "/var/lib/oxcd";
 const DATA_DIR: &str = "/var/lib/oxcd/data";
 const CONFIG_DIR: &str = "/etc/oxcd";
@@ -352,6 +354,9 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
     .into_iter()
     .map(|(flag, value)| format!("{flag}={value}"))
     .collect();
+    if launch.force_new_cluster {
+        args.push(FORCE_NEW_CLUSTER.into());
+    }
     args.extend(ec.spec.extra_args.iter().cloned());
     let template = ec.spec.pod_template.clone().unwrap_or_default();
     let mut metadata = meta(ec, launch.member.clone());

@@ -37,6 +37,7 @@ pub fn report(
                 healthy: m.health.is_some(),
                 version: answer.map(|a| a.version.clone()),
                 db_size: answer.map(|a| a.db_size),
+                applied_index: m.answered.or(m.last_applied),
             }
         })
         .collect();
@@ -64,6 +65,15 @@ pub fn report(
     {
         next.current_version = Some(first.to_string());
     }
+    next.quorum_lost_since = match (status.cluster_id.is_some(), observed.list_confirmed) {
+        (true, false) => Some(
+            status
+                .quorum_lost_since
+                .clone()
+                .unwrap_or(Time(observed.now)),
+        ),
+        _ => None,
+    };
     let available = status.cluster_id.is_some() && healthy > voters.len() / 2;
     let failing = observed.members.iter().find_map(|m| {
         let why = m.pod.as_ref()?.failing.as_ref()?;
@@ -154,6 +164,7 @@ pub fn report(
             (_, _, true) => "Degraded",
             (Some(op), _, _) => match op.kind {
                 OperationKind::RollMember => "Upgrading",
+                OperationKind::ForceNewCluster => "Recovering",
                 _ => "Scaling",
             },
             (None, _, _) => "Running",
@@ -170,6 +181,7 @@ fn kind_reason(kind: OperationKind) -> &'static str {
         OperationKind::RemoveMember => "RemovingMember",
         OperationKind::ReplaceMember => "ReplacingMember",
         OperationKind::RollMember => "RollingMember",
+        OperationKind::ForceNewCluster => "RecoveringQuorum",
     }
 }
 
@@ -187,6 +199,9 @@ pub fn describe(step: &Step) -> String {
         Step::RemoveFromCluster { member, .. } => format!("removing {member} from the cluster"),
         Step::DeletePod { member } => format!("deleting the pod of {member}"),
         Step::DeleteVolume { member } => format!("deleting the volume of {member}"),
+        Step::ForceNewCluster { member, .. } => {
+            format!("restarting {member} with --force-new-cluster")
+        }
         Step::Wait { message, .. } | Step::Refuse { message, .. } => message.clone(),
     }
 }

@@ -67,7 +67,7 @@ pub struct BackupArgs {
     keep: Option<usize>,
     /// Delete backups older than this (e.g. 30s, 90m, 12h, 7d) after each backup; the newest
     /// always stays.
-    #[arg(long, value_parser = parse_age)]
+    #[arg(long, value_parser = crate::crd::parse_duration)]
     max_age: Option<Duration>,
     /// Take a backup at every time of this cron schedule (five fields, or six with seconds
     /// first) instead of once.
@@ -155,20 +155,4 @@ fn key_value(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
-}
-
-/// `30s`, `90m`, `12h`, `7d`.
-fn parse_age(s: &str) -> std::result::Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected e.g. 30s, 90m, 12h, 7d"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: expected e.g. 30s, 90m, 12h, 7d")),
-    };
-    Ok(Duration::from_secs(n * seconds))
 }

@@ -24,6 +24,7 @@ fn running(replicas: usize, voters: u32) -> Observed {
         next_ordinal: voters,
         members: (0..voters).map(|o| member(o, false)).collect(),
         list_confirmed: true,
+        quorum_lost_since: None,
         now: now(),
     }
 }
@@ -37,6 +38,8 @@ fn member(ordinal: u32, learner: bool) -> Member {
             config: "c1".into(),
             guard_refused: false,
             failing: None,
+            forced: false,
+            ready: true,
         }),
         volume: Volume::Ours,
         listed: Some(Listed {
@@ -48,6 +51,8 @@ fn member(ordinal: u32, learner: bool) -> Member {
             leader: ordinal == 0,
             applied_index: 1000,
         }),
+        answered: Some(1000),
+        last_applied: Some(1000),
     }
 }
 
@@ -439,8 +444,8 @@ fn apply(o: &mut Observed, step: &Step) {
     let fresh_pod = Pod {
         version: o.want.version.clone(),
         config: o.want.config.clone(),
-        guard_refused: false,
-        failing: None,
+        ready: true,
+        ..Pod::default()
     };
     let healthy = Some(Health {
         leader: false,
@@ -499,6 +504,7 @@ fn apply(o: &mut Observed, step: &Step) {
             m.volume = Volume::Ours;
             m.listed.as_mut().unwrap().started = true;
             m.health = healthy;
+            m.answered = Some(leader_index);
         }
         Step::Promote { member, .. } => {
             let i = find(o, member);
@@ -520,6 +526,22 @@ fn apply(o: &mut Observed, step: &Step) {
             let i = find(o, member);
             o.members[i].pod = None;
             o.members[i].health = None;
+            o.members[i].answered = None;
+        }
+        Step::ForceNewCluster { member, .. } => {
+            for m in o.members.iter_mut().filter(|m| m.name != *member) {
+                m.listed = None;
+            }
+            let i = find(o, member);
+            let m = &mut o.members[i];
+            m.pod = Some(Pod {
+                forced: true,
+                ..fresh_pod
+            });
+            m.health = Some(Health {
+                leader: true,
+                applied_index: leader_index,
+            });
         }
         Step::DeleteVolume { member } => {
             let i = find(o, member);
@@ -569,4 +591,140 @@ fn without_a_confirmed_member_list_lost_pods_restart_and_nothing_is_deleted() {
             member: "demo-0".into()
         }
     );
+}
+
+/// Three of five voters gone with their volumes; demo-0 and demo-1 answer without a leader.
+fn majority_lost(automatic: bool, lost_for_mins: i64) -> Observed {
+    let mut o = running(5, 5);
+    o.list_confirmed = false;
+    o.want.recovery.automatic = automatic;
+    o.quorum_lost_since = Some(now() - SignedDuration::from_mins(lost_for_mins));
+    for m in &mut o.members {
+        m.health = None;
+        m.answered = Some(900 + 50 * m.ordinal as u64);
+        if m.ordinal >= 2 {
+            m.pod = None;
+            m.volume = Volume::Missing;
+            m.answered = None;
+            m.last_applied = Some(990);
+        }
+    }
+    o
+}
+
+#[test]
+fn a_lost_majority_is_recovered_from_the_survivor_with_the_highest_applied_index() {
+    let due = majority_lost(true, 6);
+    let Step::Begin(op) = plan(&due) else {
+        panic!("{:?}", plan(&due))
+    };
+    assert_eq!(
+        (op.kind, op.member.as_str()),
+        (OperationKind::ForceNewCluster, "demo-1")
+    );
+    assert!(
+        op.reason.contains("demo-1 survives with applied index 950"),
+        "{}",
+        op.reason
+    );
+    assert!(op.reason.contains("entries 951 to 990"), "{}", op.reason);
+    assert!(op.reason.contains("demo-2 (volume lost)"), "{}", op.reason);
+    // Before `after` has passed, the plan is only reported.
+    let early = majority_lost(true, 1);
+    assert_eq!(reason(&plan(&early)), "QuorumLost");
+    assert!(matches!(plan(&early), Step::Wait { .. }));
+    // Manual: reported as Degraded until the annotation names the survivor.
+    let mut manual = majority_lost(false, 60);
+    let Step::Refuse { message, .. } = plan(&manual) else {
+        panic!("{:?}", plan(&manual))
+    };
+    assert!(
+        message.contains("oxcd.io/force-new-cluster=demo-1"),
+        "{message}"
+    );
+    manual.want.recovery.approved = Some("demo-0".into());
+    assert_eq!(reason(&plan(&manual)), "QuorumLost");
+    manual.want.recovery.approved = Some("demo-1".into());
+    assert_eq!(
+        begun(&plan(&manual)),
+        Some((OperationKind::ForceNewCluster, "demo-1"))
+    );
+}
+
+#[test]
+fn no_force_while_the_missing_voters_may_come_back_or_nothing_survives() {
+    // Pods that run and pass their readiness check but do not answer the operator (a cut
+    // between it and them) may hold a quorum of their own: never forced around.
+    let mut cut_off = majority_lost(true, 60);
+    for m in cut_off.members.iter_mut().filter(|m| m.ordinal >= 2) {
+        m.pod = member(m.ordinal, false).pod;
+        m.volume = Volume::Ours;
+    }
+    assert_eq!(reason(&plan(&cut_off)), "NoQuorum");
+    // Not ready counts as gone.
+    for m in cut_off.members.iter_mut().filter(|m| m.ordinal >= 2) {
+        m.pod.as_mut().unwrap().ready = false;
+    }
+    assert_eq!(
+        begun(&plan(&cut_off)),
+        Some((OperationKind::ForceNewCluster, "demo-1"))
+    );
+    // Nobody answers: nothing to force; a backup is the way back.
+    let mut none = majority_lost(true, 60);
+    none.members.iter_mut().for_each(|m| m.answered = None);
+    let Step::Refuse { message, .. } = plan(&none) else {
+        panic!("{:?}", plan(&none))
+    };
+    assert!(
+        message.contains("restore the cluster from a backup"),
+        "{message}"
+    );
+    // A recovery begun when the quorum then came back by itself ends without forcing.
+    let back = with_op(running(3, 3), OperationKind::ForceNewCluster, "demo-0");
+    assert_eq!(plan(&back), Step::Finish { cluster_id: None });
+}
+
+#[test]
+fn a_recovery_plays_out_to_three_voters_through_one_forced_restart() {
+    let mut o = running(3, 3);
+    o.list_confirmed = false;
+    o.want.recovery.automatic = true;
+    o.quorum_lost_since = Some(now() - SignedDuration::from_hours(1));
+    for m in &mut o.members {
+        m.health = None;
+        if m.ordinal >= 1 {
+            m.pod = None;
+            m.volume = Volume::Missing;
+            m.answered = None;
+        }
+    }
+    let mut steps = Vec::new();
+    for _ in 0..100 {
+        let step = plan(&o);
+        match &step {
+            Step::InSync => break,
+            Step::Wait { .. } | Step::Refuse { .. } => panic!("stuck: {step:?} in {o:#?}"),
+            _ => apply(&mut o, &step),
+        }
+        steps.push(step);
+        // What the member list can be confirmed by: a quorum of the voters answering.
+        o.list_confirmed = o.quorum_without(None);
+    }
+    assert_eq!(plan(&o), Step::InSync, "{steps:#?}");
+    assert_eq!(voters(&o), ["demo-0", "demo-3", "demo-4"]);
+    let forced: Vec<usize> = (0..steps.len())
+        .filter(|i| matches!(steps[*i], Step::ForceNewCluster { .. }))
+        .collect();
+    assert_eq!(forced.len(), 1, "{steps:#?}");
+    // The flag goes (the pod is made again without it) before anyone is added.
+    let unflagged = steps
+        .iter()
+        .position(|s| matches!(s, Step::StartMember { member, .. } if member == "demo-0"))
+        .expect("demo-0 started again");
+    let added = steps
+        .iter()
+        .position(|s| matches!(s, Step::AddLearner { .. }))
+        .expect("a learner added");
+    assert!(forced[0] < unflagged && unflagged < added, "{steps:#?}");
+    assert!(o.members.iter().all(|m| !m.pod.as_ref().unwrap().forced));
 }

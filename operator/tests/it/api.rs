@@ -320,6 +320,7 @@ async fn a_joining_member_starts_as_existing_behind_its_guard_and_goes_cleanly()
         },
         version: "0.1.0".into(),
         config: "c1".into(),
+        force_new_cluster: false,
     };
     let script = vec![
         expect(

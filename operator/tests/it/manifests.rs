@@ -284,6 +284,7 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
         },
         version: "0.1.0".into(),
         config: resources::config_digest(&ec),
+        force_new_cluster: false,
     };
     let objects = [
         serde_json::to_value(resources::peers_service(&ec)).unwrap(),

@@ -11,7 +11,7 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 use oxcd_operator::act::{Transition, Workloads};
 use oxcd_operator::local::{self, Crashes, LocalWorkloads};
 use oxcd_operator::members;
-use oxcd_operator::plan::Want;
+use oxcd_operator::plan::{Step, Want};
 
 const TOKEN: &str = "default-demo-0000";
 
@@ -396,4 +396,191 @@ async fn the_operator_process_killed_after_every_call_finishes_each_operation() 
     assert!(listed.iter().all(|(_, learner)| !learner));
     assert!(w.status.lock().unwrap().operation.is_none());
     assert_key_kept(&w).await;
+}
+
+/// Keys `r/000..` written on a 3-member cluster and applied on every member, with their mod
+/// revisions; the cluster id.
+async fn three_members_with_applied_writes(
+    w: &LocalWorkloads,
+    want: &Want,
+) -> (Option<u64>, BTreeMap<String, i64>) {
+    drive(w, want, false).await;
+    let (cluster_id, _) = voters(w).await;
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    let mut written = BTreeMap::new();
+    for i in 0..100 {
+        let key = format!("r/{i:03}");
+        let put = client.put(key.clone(), "v", None).await.expect("put");
+        written.insert(key, put.header().unwrap().revision());
+    }
+    for url in w.client_urls() {
+        let started = Instant::now();
+        while local_keys(&url).await != written {
+            assert!(started.elapsed() < Duration::from_secs(60), "{url} lags");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    (cluster_id, written)
+}
+
+/// The `r/` keys one member holds, with their mod revisions, read locally (serializable),
+/// as a member without quorum still answers.
+async fn local_keys(url: &str) -> BTreeMap<String, i64> {
+    let Ok(mut client) = Client::connect([url], None).await else {
+        return BTreeMap::new();
+    };
+    let options = GetOptions::new().with_prefix().with_serializable();
+    let Ok(got) = client.get("r/", Some(options)).await else {
+        return BTreeMap::new();
+    };
+    got.kvs()
+        .iter()
+        .map(|kv| (kv.key_str().unwrap().to_string(), kv.mod_revision()))
+        .collect()
+}
+
+/// Kills demo-0 and demo-1 and deletes their volumes: demo-2 is left alone, without quorum.
+async fn lose_the_majority(w: &LocalWorkloads) {
+    for member in ["demo-0", "demo-1"] {
+        w.kill_pod(member);
+        w.delete_volume(member).await.unwrap();
+    }
+}
+
+/// The cluster after a recovery: 3 voters around the survivor, the same cluster id, every
+/// key the survivor held with its revision on every member, no pod left with the flag.
+async fn assert_recovered(
+    w: &LocalWorkloads,
+    cluster_id: Option<u64>,
+    written: &BTreeMap<String, i64>,
+) {
+    let (id, listed) = voters(w).await;
+    assert_eq!(id, cluster_id, "the survivor keeps the cluster id");
+    assert_eq!(names(&listed), ["demo-2", "demo-3", "demo-4"]);
+    assert!(listed.iter().all(|(_, learner)| !learner), "{listed:?}");
+    for url in w.client_urls() {
+        let started = Instant::now();
+        while local_keys(&url).await != *written {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{url} does not hold every key the survivor had"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for workload in w.observe().await.unwrap() {
+        let pod = workload.pod.expect("every member has its pod");
+        assert!(
+            !pod.forced,
+            "{} still runs with --force-new-cluster",
+            workload.name
+        );
+    }
+    let status = w.status.lock().unwrap().clone();
+    let report = status.last_recovery.expect("the recovery is reported");
+    assert_eq!(report.survivor, "demo-2");
+    assert_eq!(report.lost_members.len(), 2, "{report:?}");
+    assert!(report.survivor_applied_index > 0);
+    assert_eq!(status.quorum_lost_since, None);
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    client
+        .put("after", "recovery", None)
+        .await
+        .expect("writes work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_recovery_forces_the_survivor_and_grows_back_to_three_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workloads(dir.path());
+    let mut want = want(3);
+    want.recovery.automatic = true;
+    want.recovery.after = k8s_openapi::jiff::SignedDuration::from_secs(2);
+    let (cluster_id, written) = three_members_with_applied_writes(&w, &want).await;
+
+    lose_the_majority(&w).await;
+    let events = drive(&w, &want, false).await;
+    let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
+    let expected = [
+        "RecoveringQuorum",
+        "ForcedNewCluster",
+        "QuorumRecovered",
+        "ScalingUp",
+        "MemberAdded",
+        "MemberPromoted",
+        "ScalingUp",
+        "MemberAdded",
+        "MemberPromoted",
+    ];
+    assert_eq!(reasons, expected, "{events:#?}");
+    assert_recovered(&w, cluster_id, &written).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_recovery_waits_for_the_annotation_naming_the_survivor() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workloads(dir.path());
+    let mut want = want(3);
+    let (cluster_id, written) = three_members_with_applied_writes(&w, &want).await;
+
+    lose_the_majority(&w).await;
+    let crash = oxcd_operator::act::CrashPoints::disarmed();
+    let mut refusals = 0;
+    let started = Instant::now();
+    while refusals < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no plan reported"
+        );
+        let pass = local::pass(&w, "demo", TOKEN, &want, &crash).await.unwrap();
+        match &pass.step {
+            Step::Refuse { reason, message } => {
+                assert_eq!(*reason, "QuorumLost");
+                assert!(
+                    message.contains("set the annotation oxcd.io/force-new-cluster=demo-2"),
+                    "{message}"
+                );
+                refusals += 1;
+            }
+            Step::Wait { .. } => {}
+            step => panic!("nothing is to happen without the annotation: {step:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = w.status.lock().unwrap().clone();
+    assert!(status.operation.is_none(), "{status:#?}");
+    assert!(status.quorum_lost_since.is_some());
+    let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded");
+    let degraded = degraded.expect("a Degraded condition");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "QuorumLost")
+    );
+    assert!(
+        degraded.message.contains("demo-2 survives"),
+        "{}",
+        degraded.message
+    );
+    let workloads = w.observe().await.unwrap();
+    let running: Vec<&str> = workloads
+        .iter()
+        .filter(|wl| wl.pod.is_some())
+        .map(|wl| wl.name.as_str())
+        .collect();
+    assert_eq!(running, ["demo-2"]);
+    assert!(!workloads[0].pod.as_ref().unwrap().forced);
+    assert_eq!(local_keys(&w.client_url("demo-2")).await, written);
+
+    // The annotation names another member: still nothing.
+    want.recovery.approved = Some("demo-0".into());
+    let pass = local::pass(&w, "demo", TOKEN, &want, &crash).await.unwrap();
+    assert!(matches!(pass.step, Step::Refuse { .. }), "{:?}", pass.step);
+
+    want.recovery.approved = Some("demo-2".into());
+    let events = drive(&w, &want, false).await;
+    assert!(
+        events.iter().any(|t| t.reason == "ForcedNewCluster"),
+        "{events:#?}"
+    );
+    assert_recovered(&w, cluster_id, &written).await;
 }
