@@ -535,3 +535,127 @@ async fn a_pod_whose_image_cannot_be_pulled_is_reported_in_degraded() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_survivor_is_started_with_force_new_cluster_and_seen_as_forced_and_ready() {
+    let (ctx, handle) = context();
+    let ec: EtcdCluster = serde_json::from_value(cluster(json!({}))).unwrap();
+    let workloads = KubeWorkloads::new(ctx.client.clone(), &ec, "repo/oxcd".into());
+    let launch = Launch {
+        member: "demo-2".into(),
+        new_cluster: false,
+        initial_cluster: vec![("demo-2".into(), workloads.peer_url("demo-2"))],
+        token: "default-demo-x".into(),
+        guard: Guard {
+            cluster_id: Some(0xc1),
+            member_id: Some(0x102),
+            require_data: true,
+        },
+        version: "0.1.0".into(),
+        config: "c1".into(),
+        force_new_cluster: true,
+    };
+    let script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-2",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-2?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/demo-2",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/pods/demo-2?",
+            Reply::Echo,
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    workloads.start_member(&launch).await.unwrap();
+    let sent = server.await.unwrap();
+    let mut pod = body_of(&sent, &format!("{NS}/pods/demo-2?")).clone();
+    let args = pod["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--force-new-cluster")),
+        "{args}"
+    );
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .last(),
+        Some(&json!("--require-data")),
+        "the survivor's data must be there"
+    );
+
+    // Read back as the API server lists it, running and ready.
+    pod["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+    let (ctx, handle) = context();
+    let workloads = KubeWorkloads::new(ctx.client.clone(), &ec, "repo/oxcd".into());
+    let pods = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [pod]});
+    let script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods?",
+            Reply::Json(pods),
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims?",
+            empty_list("PersistentVolumeClaimList"),
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    let seen = workloads.observe().await.unwrap();
+    server.await.unwrap();
+    let survivor = seen[0].pod.as_ref().unwrap();
+    assert!(survivor.forced && survivor.ready, "{survivor:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_with_every_member_lost_reports_quorum_lost_and_forces_nothing() {
+    let (ctx, handle) = context();
+    let members: Vec<Value> = (0..3)
+        .map(|i| json!({"name": format!("demo-{i}"), "id": format!("10{i}"), "version": "0.1.0"}))
+        .collect();
+    let mut ec = cluster(json!({"clusterId": "c1", "members": members, "nextOrdinal": 3}));
+    ec["spec"]["recovery"] = json!({"policy": "Automatic", "after": "1s"});
+    let ec: EtcdCluster = serde_json::from_value(ec).unwrap();
+    // No pod and no volume is left; no member answers.
+    let mut script = opening();
+    script.extend([status_write(), pdb_apply()]);
+    let server = tokio::spawn(verify(handle, script));
+    let action = controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    let sent = server.await.unwrap();
+    let status = &body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status",
+    )["status"];
+    assert!(status["quorumLostSince"].is_string(), "{status}");
+    assert!(status.get("operation").is_none(), "nothing begun: {status}");
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert_eq!(degraded["reason"], "QuorumLost");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("demo-0 (volume lost)")
+            && message.contains("restore the cluster from a backup"),
+        "{message}"
+    );
+}
