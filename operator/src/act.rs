@@ -137,6 +137,8 @@ pub struct Actor<'a, W: Workloads> {
     pub now: k8s_openapi::jiff::Timestamp,
     /// The EtcdCluster's metadata.generation, reported as observedGeneration.
     pub generation: Option<i64>,
+    /// Conditions observed outside the pass, reported with its own.
+    pub extra_conditions: Vec<status::ExtraCondition>,
 }
 
 /// What a pass did.
@@ -163,6 +165,7 @@ impl<W: Workloads> Actor<'_, W> {
             &step,
             self.generation,
             self.workloads,
+            &self.extra_conditions,
         );
         let reported = self.status.clone();
         let transitions = self.perform(&step, &observed, &view).await?;

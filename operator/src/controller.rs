@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch};
+use kube::api::{Api, ListParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -29,6 +30,7 @@ use crate::k8s::{KubeWorkloads, apply_params};
 use crate::metrics::Metrics;
 use crate::plan::{APPROVAL_ANNOTATION, RecoveryWant, Step, Want};
 use crate::resources;
+use crate::{jobs, status};
 
 /// What every reconcile pass shares.
 pub struct Context {
@@ -118,6 +120,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     apply(ctx, &namespace, &resources::peers_service(ec)).await?;
     apply(ctx, &namespace, &resources::client_service(ec)).await?;
     apply(ctx, &namespace, &resources::config_map(ec)).await?;
+    let extra_conditions = sync_cron_jobs(ctx, ec, &namespace).await?;
     let workloads = KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone());
     let crash = CrashPoints::disarmed();
     let mut status = ec.status.clone().unwrap_or_default();
@@ -131,6 +134,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         crash: &crash,
         now: Timestamp::now(),
         generation: ec.meta().generation,
+        extra_conditions,
     };
     let done = actor.pass().await?;
     let mut transitions = done.transitions.clone();
@@ -170,6 +174,49 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         Step::Wait { .. } | Step::Refuse { .. } => Action::requeue(Duration::from_secs(5)),
         _ => Action::requeue(Duration::from_millis(500)),
     })
+}
+
+/// Applies the CronJobs the spec asks for (scheduled backups, defragmentation) and deletes
+/// those of ours it no longer asks for; BackupReady, from the backup CronJob's last runs.
+async fn sync_cron_jobs(
+    ctx: &Context,
+    ec: &EtcdCluster,
+    namespace: &str,
+) -> Result<Vec<status::ExtraCondition>> {
+    let wanted = jobs::wanted(ec, &ctx.image_repository)?;
+    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), namespace);
+    let ours = format!(
+        "{},{}=oxcd-operator",
+        resources::selector_string(ec),
+        resources::LABEL_MANAGED_BY
+    );
+    let existing = api.list(&ListParams::default().labels(&ours)).await?;
+    for job in &existing {
+        let name = job.name_any();
+        if !wanted
+            .iter()
+            .any(|w| w.metadata.name.as_deref() == Some(name.as_str()))
+        {
+            api.delete(&name, &Default::default()).await?;
+        }
+    }
+    for job in &wanted {
+        apply(ctx, namespace, job).await?;
+    }
+    if ec.spec.backup.is_none() {
+        return Ok(Vec::new());
+    }
+    let backup = existing
+        .iter()
+        .find(|j| j.name_any() == jobs::backup_job_name(ec));
+    let (status, reason, message) = backup.map_or_else(
+        || {
+            let why = "no backup has been scheduled yet".to_string();
+            ("Unknown".to_string(), "NoBackupYet", why)
+        },
+        jobs::backup_condition,
+    );
+    Ok(vec![("BackupReady", status, reason, message)])
 }
 
 async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<()>

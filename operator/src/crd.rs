@@ -79,6 +79,72 @@ pub struct EtcdClusterSpec {
     pub service: ServiceSpec,
     #[serde(default)]
     pub recovery: Recovery,
+    /// Backups on a schedule, taken by a CronJob that runs `oxcd-operator backup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    #[serde(default)]
+    pub maintenance: Maintenance,
+}
+
+/// Scheduled backups: each run streams a snapshot from a healthy member into the store,
+/// checks it (etcd's sha256 trailer, then the uploaded object read back), writes its record
+/// (revision, size, sha256) next to it, and applies the retention.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Cron, five fields: `0 2 * * *` is every night at 02:00.
+    #[x_kube(validation = Rule::new("self.matches('^[^ ]+( +[^ ]+){4}$')").message("backup.schedule must be a cron expression of five fields"))]
+    pub schedule: String,
+    /// Where backups go: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// or `file:///backups/prefix` on `volumeClaimName`.
+    #[x_kube(validation = Rule::new("self.matches('^(s3|gs|az|file)://.+')").message("backup.to must be an s3://, gs://, az:// or file:// URL"))]
+    pub to: String,
+    /// An S3-compatible server (MinIO, Ceph), instead of AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// Address buckets as `bucket.host` rather than `host/bucket`.
+    #[serde(default)]
+    pub s3_virtual_hosted_style: bool,
+    /// A Secret whose keys become the backup job's environment: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_KEY...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// A PersistentVolumeClaim mounted at `/backups`, for `file:///backups/...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_claim_name: Option<String>,
+    #[serde(default)]
+    pub retention: BackupRetention,
+    /// Pause the schedule.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Which backups are kept after each new one; the newest always stays.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRetention {
+    /// Keep the newest N.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("backup.retention.keep must be at least 1"))]
+    pub keep: Option<i32>,
+    /// Delete backups older than this: `12h`, `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+[smhd]$')").message("backup.retention.maxAge must be a duration such as 12h or 7d"))]
+    pub max_age: Option<String>,
+}
+
+/// Routine care of the members' databases.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Maintenance {
+    /// Cron, five fields: defragment every member, followers first and the leader last,
+    /// skipped while a member is down; a NOSPACE alarm is disarmed once every database is
+    /// under `options.quotaBackendBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[^ ]+( +[^ ]+){4}$')").message("maintenance.defragSchedule must be a cron expression of five fields"))]
+    pub defrag_schedule: Option<String>,
 }
 
 fn default_replicas() -> i32 {

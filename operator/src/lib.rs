@@ -11,6 +11,7 @@
 //! - [`k8s`]: [`act::Workloads`] on the Kubernetes API.
 //! - [`local`]: [`act::Workloads`] as local processes and directories, for tests and the
 //!   benchmark.
+//! - [`jobs`]: the CronJobs of scheduled backups and defragmentation.
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
@@ -26,6 +27,7 @@ pub mod certs;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod jobs;
 pub mod k8s;
 pub mod local;
 pub mod maintenance;

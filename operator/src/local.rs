@@ -457,6 +457,7 @@ pub async fn pass(
         crash,
         now: Timestamp::now(),
         generation: Some(1),
+        extra_conditions: Vec::new(),
     };
     actor.pass().await
 }

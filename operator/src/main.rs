@@ -47,6 +47,10 @@ struct DefragArgs {
     /// member's database is smaller.
     #[arg(long)]
     quota_backend_bytes: Option<i64>,
+    /// Defragment every member in the member list that `--endpoints` gives (etcdctl's
+    /// `--cluster`), rather than the endpoints themselves.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// The controller's flags.
@@ -97,11 +101,14 @@ async fn main() -> anyhow::Result<()> {
             return Ok(oxcd_operator::backup::command::fetch(fetch).await?);
         }
         Some(Command::Defrag(defrag)) => {
-            let report = oxcd_operator::maintenance::defragment_all(
-                &defrag.endpoints,
-                defrag.quota_backend_bytes,
-            )
-            .await?;
+            let endpoints = if defrag.cluster {
+                oxcd_operator::members::client_urls(&defrag.endpoints).await?
+            } else {
+                defrag.endpoints
+            };
+            let report =
+                oxcd_operator::maintenance::defragment_all(&endpoints, defrag.quota_backend_bytes)
+                    .await?;
             println!("{}", serde_json::to_string(&report)?);
             return Ok(());
         }

@@ -119,6 +119,25 @@ async fn member_list(endpoint: &str, confirm: bool) -> Option<etcd_client::Membe
     client.member_list().await.ok()
 }
 
+/// Every member's client URLs, from the member list of the first of `endpoints` that
+/// answers (etcdctl's `--cluster`). A member that has not started yet has none.
+pub async fn client_urls(endpoints: &[String]) -> Result<Vec<String>> {
+    let list = connect(endpoints).await?.member_list().await?;
+    let mut urls: Vec<String> = list
+        .members()
+        .iter()
+        .flat_map(|m| m.client_urls().iter().cloned())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    if urls.is_empty() {
+        return Err(Error::Unreachable(
+            "the member list names no client URL".into(),
+        ));
+    }
+    Ok(urls)
+}
+
 /// The Status of the member at `endpoint`.
 pub async fn status(endpoint: &str) -> Result<MemberHealth> {
     let mut client = connect(&[endpoint.to_string()]).await?;

@@ -97,7 +97,7 @@ fn owner(ec: &EtcdCluster) -> Vec<OwnerReference> {
     ec.controller_owner_ref(&()).into_iter().collect()
 }
 
-fn meta(ec: &EtcdCluster, name: String) -> ObjectMeta {
+pub(crate) fn meta(ec: &EtcdCluster, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: ec.namespace(),
@@ -297,11 +297,11 @@ pub fn image(ec: &EtcdCluster, repository: &str) -> String {
 }
 
 /// The user of the runtime image (distroless `nonroot`).
-const NON_ROOT: i64 = 65532;
+pub(crate) const NON_ROOT: i64 = 65532;
 
 /// What a member's containers may do: no privilege escalation, no capabilities, a
 /// read-only root filesystem (they write only to their volume).
-fn locked_down() -> SecurityContext {
+pub(crate) fn locked_down() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),

@@ -9,6 +9,10 @@ use crate::crd::{EtcdClusterStatus, MemberStatus, OperationKind};
 use crate::members::ClusterView;
 use crate::plan::{Observed, Step};
 
+/// A condition observed outside the pass (BackupReady, from the backup CronJob): type,
+/// status (True, False or Unknown), reason, message.
+pub type ExtraCondition = (&'static str, String, &'static str, String);
+
 /// `status` updated with what `observed` and `view` show and what `step` means.
 pub fn report(
     status: &EtcdClusterStatus,
@@ -17,6 +21,7 @@ pub fn report(
     step: &Step,
     generation: Option<i64>,
     urls: &impl crate::act::Workloads,
+    extra: &[ExtraCondition],
 ) -> EtcdClusterStatus {
     let mut next = status.clone();
     next.observed_generation = generation;
@@ -153,6 +158,17 @@ pub fn report(
         generation,
         now,
     );
+    for (type_, value, reason, message) in extra {
+        set_status(
+            &mut conditions,
+            type_,
+            value,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        );
+    }
     next.conditions = conditions;
     next.phase = Some(
         match (
@@ -216,7 +232,22 @@ fn set(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let status = if value { "True" } else { "False" }.to_string();
+    let status = if value { "True" } else { "False" };
+    set_status(conditions, type_, status, reason, message, generation, now);
+}
+
+/// Sets a condition to True, False or Unknown, keeping its transition time when its status
+/// did not change.
+pub fn set_status(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = status.to_string();
     let since = conditions
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)

@@ -81,3 +81,55 @@ fn storage_size_must_be_a_quantity_and_exclusive_with_empty_dir() {
     let e = errors(EtcdCluster::validate_cel(&both));
     assert!(e.contains("either emptyDir or size"), "{e}");
 }
+
+#[test]
+fn backup_defrag_and_recovery_settings_are_checked_before_the_operator_sees_them() {
+    let good = cluster(serde_json::json!({"version": "0.1.0",
+        "backup": {"schedule": "0 2 * * *", "to": "s3://bucket/demo",
+                   "retention": {"keep": 7, "maxAge": "30d"}},
+        "maintenance": {"defragSchedule": "30 3 * * 0"},
+        "recovery": {"policy": "Automatic", "after": "90s"}}));
+    assert_eq!(errors(EtcdCluster::validate_cel(&good)), "");
+    assert_eq!(good.spec.recovery.policy, RecoveryPolicy::Automatic);
+    let defaults = cluster(serde_json::json!({"version": "0.1.0"}));
+    assert_eq!(defaults.spec.recovery.policy, RecoveryPolicy::Manual);
+    assert_eq!(defaults.spec.recovery.after, "5m");
+    for (spec, message) in [
+        (
+            serde_json::json!({"backup": {"schedule": "0 2 * *", "to": "s3://b/p"}}),
+            "backup.schedule must be a cron expression of five fields",
+        ),
+        (
+            serde_json::json!({"backup": {"schedule": "*/5 * * * * *", "to": "s3://b/p"}}),
+            "backup.schedule must be a cron expression of five fields",
+        ),
+        (
+            serde_json::json!({"backup": {"schedule": "0 2 * * *", "to": "/backups"}}),
+            "backup.to must be an s3://, gs://, az:// or file:// URL",
+        ),
+        (
+            serde_json::json!({"backup": {"schedule": "0 2 * * *", "to": "s3://b/p",
+                               "retention": {"keep": 0, "maxAge": "a week"}}}),
+            "backup.retention.keep must be at least 1",
+        ),
+        (
+            serde_json::json!({"backup": {"schedule": "0 2 * * *", "to": "s3://b/p",
+                               "retention": {"maxAge": "a week"}}}),
+            "backup.retention.maxAge must be a duration such as 12h or 7d",
+        ),
+        (
+            serde_json::json!({"maintenance": {"defragSchedule": "weekly"}}),
+            "maintenance.defragSchedule must be a cron expression of five fields",
+        ),
+        (
+            serde_json::json!({"recovery": {"after": "5 minutes"}}),
+            "recovery.after must be a duration such as 30s, 5m or 1h",
+        ),
+    ] {
+        let mut spec = spec;
+        spec["version"] = "0.1.0".into();
+        let c = cluster(spec.clone());
+        let found = errors(EtcdCluster::validate_cel(&c));
+        assert!(found.contains(message), "{spec}: {found}");
+    }
+}

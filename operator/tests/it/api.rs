@@ -149,6 +149,11 @@ fn opening() -> Vec<Expect> {
         ),
         expect(
             Method::GET,
+            "/apis/batch/v1/namespaces/default/cronjobs?",
+            empty_list("CronJobList"),
+        ),
+        expect(
+            Method::GET,
             "/api/v1/namespaces/default/pods?",
             empty_list("PodList"),
         ),
@@ -460,7 +465,7 @@ async fn a_volume_smaller_than_the_spec_is_grown() {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     });
     let mut script = opening();
-    script[4] = expect(
+    script[5] = expect(
         Method::GET,
         "/api/v1/namespaces/default/persistentvolumeclaims?",
         Reply::Json(
@@ -504,7 +509,7 @@ async fn a_pod_whose_image_cannot_be_pulled_is_reported_in_degraded() {
                 "message": "Back-off pulling image \"ghcr.io/oxcd/oxcd:0.1.0\""}}}]},
     });
     let mut script = opening();
-    script[3] = expect(
+    script[4] = expect(
         Method::GET,
         "/api/v1/namespaces/default/pods?",
         Reply::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [pod]})),
@@ -657,5 +662,147 @@ async fn a_cluster_with_every_member_lost_reports_quorum_lost_and_forces_nothing
         message.contains("demo-0 (volume lost)")
             && message.contains("restore the cluster from a backup"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn backup_and_defrag_schedules_become_cron_jobs_and_backup_ready_follows_their_runs() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["spec"]["backup"] = json!({"schedule": "*/5 * * * *", "to": "s3://backups/demo",
+        "s3Endpoint": "http://minio.storage:9000", "s3Region": "us-east-1",
+        "credentialsSecret": "demo-s3", "retention": {"keep": 3, "maxAge": "7d"}});
+    doc["spec"]["maintenance"] = json!({"defragSchedule": "30 3 * * 0"});
+    doc["spec"]["options"] = json!({"quotaBackendBytes": 8589934592_i64});
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    // The backup CronJob exists and its last scheduled run failed; a defrag CronJob of an
+    // older spec is ours and is replaced by the apply; one named otherwise is deleted.
+    let listed = json!({"kind": "CronJobList", "apiVersion": "batch/v1", "metadata": {},
+        "items": [
+            {"apiVersion": "batch/v1", "kind": "CronJob",
+             "metadata": {"name": "demo-backup", "namespace": "default"},
+             "spec": {"schedule": "*/5 * * * *", "jobTemplate": {}},
+             "status": {"lastScheduleTime": "2026-12-07T10:05:00Z",
+                        "lastSuccessfulTime": "2026-12-07T10:00:40Z"}},
+            {"apiVersion": "batch/v1", "kind": "CronJob",
+             "metadata": {"name": "demo-old", "namespace": "default"},
+             "spec": {"schedule": "0 0 * * *", "jobTemplate": {}}}]});
+    let mut script = opening();
+    script[3] = expect(
+        Method::GET,
+        "/apis/batch/v1/namespaces/default/cronjobs?",
+        Reply::Json(listed),
+    );
+    script.splice(
+        4..4,
+        [
+            expect(
+                Method::DELETE,
+                "/apis/batch/v1/namespaces/default/cronjobs/demo-old",
+                Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            ),
+            expect(
+                Method::PATCH,
+                "/apis/batch/v1/namespaces/default/cronjobs/demo-backup?",
+                Reply::Echo,
+            ),
+            expect(
+                Method::PATCH,
+                "/apis/batch/v1/namespaces/default/cronjobs/demo-defrag?",
+                Reply::Echo,
+            ),
+        ],
+    );
+    script.extend([status_write(), pdb_apply(), event()]);
+    let server = tokio::spawn(verify(handle, script));
+    controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    let sent = server.await.unwrap();
+    let list = &sent[3].0;
+    assert!(
+        list.contains("app.kubernetes.io%2Fmanaged-by%3Doxcd-operator"),
+        "only our CronJobs are listed: {list}"
+    );
+    let backup = body_of(
+        &sent,
+        "/apis/batch/v1/namespaces/default/cronjobs/demo-backup?",
+    );
+    assert_eq!(backup["spec"]["schedule"], "*/5 * * * *");
+    assert_eq!(backup["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(backup["metadata"]["ownerReferences"][0]["uid"], UID);
+    let pod = &backup["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/oxcd/oxcd:0.1.0");
+    assert_eq!(
+        container["command"],
+        json!(["/usr/local/bin/oxcd-operator"])
+    );
+    assert_eq!(
+        container["args"],
+        json!([
+            "--log-format=json",
+            "backup",
+            "--endpoints=http://demo-client.default.svc:2379",
+            "--to=s3://backups/demo",
+            "--s3-endpoint=http://minio.storage:9000",
+            "--s3-region=us-east-1",
+            "--keep=3",
+            "--max-age=7d"
+        ])
+    );
+    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "demo-s3");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let defrag = body_of(
+        &sent,
+        "/apis/batch/v1/namespaces/default/cronjobs/demo-defrag?",
+    );
+    assert_eq!(defrag["spec"]["schedule"], "30 3 * * 0");
+    assert_eq!(
+        defrag["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!([
+            "--log-format=json",
+            "defrag",
+            "--cluster",
+            "--endpoints=http://demo-client.default.svc:2379",
+            "--quota-backend-bytes=8589934592"
+        ])
+    );
+    let status = &body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status",
+    )["status"];
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "BackupReady")
+        .expect("a BackupReady condition");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "BackupFailed");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains("2026-12-07T10:05:00Z"), "{message}");
+}
+
+#[tokio::test]
+async fn a_schedule_cron_cannot_parse_is_reported_before_anything_is_scheduled() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["spec"]["maintenance"] = json!({"defragSchedule": "61 * * * *"});
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let server = tokio::spawn(verify(
+        handle,
+        opening()[..3]
+            .iter()
+            .map(|e| expect(e.method.clone(), e.path, Reply::Echo))
+            .collect(),
+    ));
+    let error = controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect_err("an invalid schedule fails the pass");
+    server.await.unwrap();
+    assert!(
+        error.to_string().contains("maintenance.defragSchedule"),
+        "{error}"
     );
 }

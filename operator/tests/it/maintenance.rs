@@ -10,9 +10,10 @@ use serde_json::Value;
 
 const QUOTA: &str = "2097152";
 
-fn defrag(endpoints: &str) -> (bool, String, String) {
+fn defrag(endpoints: &str, more: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
         .args(["--log-format", "text", "defrag", "--endpoints", endpoints])
+        .args(more)
         .args(["--quota-backend-bytes", QUOTA])
         .output()
         .unwrap();
@@ -57,11 +58,22 @@ async fn defrag_goes_through_followers_first_disarms_nospace_and_skips_a_degrade
     }
 
     let endpoints: Vec<String> = cluster.members.iter().map(|m| m.endpoint()).collect();
-    let (ok, stdout, stderr) = defrag(&endpoints.join(","));
+    // One endpoint and --cluster, as the CronJob reaches the members through the client
+    // Service: every member in the member list is defragmented.
+    let one = &endpoints[(leader + 1) % 3];
+    let (ok, stdout, stderr) = defrag(one, &["--cluster"]);
     assert!(ok, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let done = report["defragmented"].as_array().unwrap();
     assert_eq!(done.len(), 3, "{report}");
+    let mut reached: Vec<&str> = done
+        .iter()
+        .map(|d| d["endpoint"].as_str().unwrap())
+        .collect();
+    reached.sort();
+    let mut all: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    all.sort();
+    assert_eq!(reached, all, "{report}");
     let leaders: Vec<bool> = done
         .iter()
         .map(|d| d["leader"].as_bool().unwrap())
@@ -87,7 +99,7 @@ async fn defrag_goes_through_followers_first_disarms_nospace_and_skips_a_degrade
     // A member down: nothing is defragmented.
     let follower = (leader + 1) % 3;
     cluster.members[follower].kill9();
-    let (ok, stdout, stderr) = defrag(&endpoints.join(","));
+    let (ok, stdout, stderr) = defrag(&endpoints.join(","), &[]);
     assert!(!ok, "{stdout}");
     assert!(
         stderr.contains("does not answer: defragmentation skipped"),
