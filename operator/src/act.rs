@@ -53,6 +53,43 @@ pub struct Launch {
     pub config: String,
     /// `--force-new-cluster`: keep the data, make the membership this member alone.
     pub force_new_cluster: bool,
+    /// The data dir is restored from a backup first (`oxcd-operator restore-member`): the
+    /// seed of a cluster started from a backup.
+    pub restore: Option<Restore>,
+}
+
+/// Where the seed's data comes from when a cluster starts from a backup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restore {
+    /// `restore-member`'s flags that name the backup: `--from`, `--name`, the store's.
+    pub args: Vec<String>,
+    /// A Secret whose keys become the restore step's environment (Kubernetes only).
+    pub credentials_secret: Option<String>,
+    /// A PersistentVolumeClaim the backups are on (Kubernetes only).
+    pub volume_claim_name: Option<String>,
+}
+
+impl Restore {
+    /// `oxcd-operator restore-member`'s arguments for `launch`'s member.
+    pub fn member_args(&self, launch: &Launch, data_dir: &str, peer_url: &str) -> Vec<String> {
+        let initial: Vec<String> = launch
+            .initial_cluster
+            .iter()
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect();
+        let mut args = vec!["restore-member".to_string()];
+        args.extend(self.args.iter().cloned());
+        for (flag, value) in [
+            ("--data-dir", data_dir.to_string()),
+            ("--member-name", launch.member.clone()),
+            ("--initial-cluster", initial.join(",")),
+            ("--initial-advertise-peer-urls", peer_url.to_string()),
+            ("--initial-cluster-token", launch.token.clone()),
+        ] {
+            args.push(format!("{flag}={value}"));
+        }
+        args
+    }
 }
 
 /// The init step's arguments (`oxcd member-guard`).
@@ -199,6 +236,7 @@ impl<W: Workloads> Actor<'_, W> {
             version: self.want.version.clone(),
             config: self.want.config.clone(),
             force_new_cluster: false,
+            restore: None,
         }
     }
 
@@ -293,7 +331,8 @@ impl<W: Workloads> Actor<'_, W> {
             }
             Step::CreateSeed { member } => {
                 let seed_only = vec![(member.clone(), w.peer_url(member))];
-                let launch = self.launch(member, true, seed_only, Guard::default());
+                let mut launch = self.launch(member, true, seed_only, Guard::default());
+                launch.restore = self.want.bootstrap_from.clone();
                 w.start_member(&launch).await?;
                 self.crash.check("creating the seed")?;
             }

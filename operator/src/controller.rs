@@ -92,6 +92,7 @@ pub fn want(ec: &EtcdCluster) -> Result<Want> {
         ephemeral: ec.spec.storage.empty_dir.is_some(),
         when_scaled: ec.spec.storage.retention_policy.when_scaled,
         recovery,
+        bootstrap_from: jobs::restore(ec),
     })
 }
 

@@ -84,6 +84,46 @@ pub struct EtcdClusterSpec {
     pub backup: Option<BackupSpec>,
     #[serde(default)]
     pub maintenance: Maintenance,
+    /// Where a new cluster's data comes from. Read once, when the cluster is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrap {
+    /// Start from a backup: the first member's data dir is restored from it (checked
+    /// against its record and trailer) with the new cluster's identity; every other member
+    /// joins as a learner and receives the data from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_backup: Option<FromBackup>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FromBackup {
+    /// Where the backups are: the `backup.to` they were taken with.
+    #[x_kube(validation = Rule::new("self.matches('^(s3|gs|az|file)://.+')").message("bootstrap.fromBackup.from must be an s3://, gs://, az:// or file:// URL"))]
+    pub from: String,
+    /// The backup's name (`snapshot-<time>.db`), or `latest`: the newest one.
+    #[serde(default = "latest")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    #[serde(default)]
+    pub s3_virtual_hosted_style: bool,
+    /// A Secret whose keys become the restore step's environment (as for `backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// A PersistentVolumeClaim mounted at `/backups`, for `file:///backups/...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_claim_name: Option<String>,
+}
+
+fn latest() -> String {
+    "latest".into()
 }
 
 /// Scheduled backups: each run streams a snapshot from a healthy member into the store,

@@ -6,11 +6,12 @@
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    Container, EnvFromSource, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec,
     PodTemplateSpec, SeccompProfile, SecretEnvSource, Volume, VolumeMount,
 };
 use kube::ResourceExt;
 
+use crate::act::{Launch, Restore};
 use crate::backup::schedule::Schedule;
 use crate::crd::{BackupSpec, EtcdCluster};
 use crate::error::{Error, Result};
@@ -48,6 +49,40 @@ fn checked_schedule(what: &str, expr: &str) -> Result<String> {
     Ok(expr.to_string())
 }
 
+/// The store flags the backup commands share.
+fn store_args(endpoint: Option<&str>, region: Option<&str>, virtual_hosted: bool) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(endpoint) = endpoint {
+        args.push(format!("--s3-endpoint={endpoint}"));
+    }
+    if let Some(region) = region {
+        args.push(format!("--s3-region={region}"));
+    }
+    if virtual_hosted {
+        args.push("--s3-virtual-hosted-style".into());
+    }
+    args
+}
+
+/// `spec.bootstrap.fromBackup`, as the seed's restore step.
+pub fn restore(ec: &EtcdCluster) -> Option<Restore> {
+    let from = ec.spec.bootstrap.as_ref()?.from_backup.as_ref()?;
+    let mut args = vec![
+        format!("--from={}", from.from),
+        format!("--name={}", from.name),
+    ];
+    args.extend(store_args(
+        from.s3_endpoint.as_deref(),
+        from.s3_region.as_deref(),
+        from.s3_virtual_hosted_style,
+    ));
+    Some(Restore {
+        args,
+        credentials_secret: from.credentials_secret.clone(),
+        volume_claim_name: from.volume_claim_name.clone(),
+    })
+}
+
 /// Every CronJob the spec asks for, by name.
 pub fn wanted(ec: &EtcdCluster, repository: &str) -> Result<Vec<CronJob>> {
     let mut jobs = Vec::new();
@@ -68,15 +103,11 @@ fn backup_cron_job(ec: &EtcdCluster, backup: &BackupSpec, repository: &str) -> R
         format!("--endpoints={}", client_endpoint(ec)),
         format!("--to={}", backup.to),
     ];
-    if let Some(endpoint) = &backup.s3_endpoint {
-        args.push(format!("--s3-endpoint={endpoint}"));
-    }
-    if let Some(region) = &backup.s3_region {
-        args.push(format!("--s3-region={region}"));
-    }
-    if backup.s3_virtual_hosted_style {
-        args.push("--s3-virtual-hosted-style".into());
-    }
+    args.extend(store_args(
+        backup.s3_endpoint.as_deref(),
+        backup.s3_region.as_deref(),
+        backup.s3_virtual_hosted_style,
+    ));
     if let Some(keep) = backup.retention.keep {
         args.push(format!("--keep={keep}"));
     }
@@ -86,15 +117,10 @@ fn backup_cron_job(ec: &EtcdCluster, backup: &BackupSpec, repository: &str) -> R
         args.push(format!("--max-age={age}"));
     }
     let mut container = job_container(ec, "backup", args, repository);
-    container.env_from = backup.credentials_secret.as_ref().map(|name| {
-        vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource {
-                name: name.clone(),
-                optional: Some(false),
-            }),
-            ..EnvFromSource::default()
-        }]
-    });
+    container.env_from = backup
+        .credentials_secret
+        .as_ref()
+        .map(|name| vec![secret_env(name)]);
     let mut volumes = Vec::new();
     if let Some(claim) = &backup.volume_claim_name {
         container.volume_mounts = Some(vec![VolumeMount {
@@ -244,5 +270,64 @@ pub fn backup_condition(job: &CronJob) -> (String, &'static str, String) {
             "BackupSucceeded",
             format!("the last backup succeeded at {ok}"),
         ),
+    }
+}
+
+/// Puts `oxcd-operator restore-member` before the member's other init steps, with the
+/// credentials Secret as its environment and the backups' claim mounted if there is one.
+pub fn add_restore_step(
+    pod: &mut Pod,
+    restore: &Restore,
+    launch: &Launch,
+    data_dir: &str,
+    peer_url: &str,
+) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let inits = spec.init_containers.get_or_insert_default();
+    let Some(guard) = inits.first().cloned() else {
+        return;
+    };
+    let mut mounts = guard.volume_mounts.clone().unwrap_or_default();
+    if let Some(claim) = &restore.volume_claim_name {
+        mounts.push(VolumeMount {
+            name: "backups".into(),
+            mount_path: BACKUP_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        spec.volumes.get_or_insert_default().push(Volume {
+            name: "backups".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        });
+    }
+    let step = Container {
+        name: "restore".into(),
+        image: guard.image.clone(),
+        command: Some(vec!["/usr/local/bin/oxcd-operator".into()]),
+        args: Some(restore.member_args(launch, data_dir, peer_url)),
+        env_from: restore
+            .credentials_secret
+            .as_ref()
+            .map(|name| vec![secret_env(name)]),
+        volume_mounts: Some(mounts),
+        security_context: guard.security_context.clone(),
+        ..Container::default()
+    };
+    inits.insert(0, step);
+}
+
+fn secret_env(name: &str) -> EnvFromSource {
+    EnvFromSource {
+        secret_ref: Some(SecretEnvSource {
+            name: name.to_string(),
+            optional: Some(false),
+        }),
+        ..EnvFromSource::default()
     }
 }

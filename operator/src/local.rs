@@ -31,6 +31,8 @@ pub struct LocalWorkloads {
     ports: Mutex<BTreeMap<String, (u16, u16)>>,
     pods: Mutex<BTreeMap<String, LocalPod>>,
     pub status: Mutex<EtcdClusterStatus>,
+    /// `oxcd-operator`, for a seed restored from a backup (`restore-member`).
+    operator_binary: Option<PathBuf>,
     /// Opened with [`LocalWorkloads::open`]: status, ports and pods are kept in files under
     /// `root`, and member processes outlive this one, so that another operator process
     /// finds everything as this one left it.
@@ -117,8 +119,16 @@ impl LocalWorkloads {
             ports: Mutex::default(),
             pods: Mutex::default(),
             status: Mutex::default(),
+            operator_binary: None,
             persist: false,
         }
+    }
+
+    /// Runs `binary` (an `oxcd-operator`) as the restore step of a seed started from a
+    /// backup, as its pod's first init container would.
+    pub fn with_operator(mut self, binary: PathBuf) -> LocalWorkloads {
+        self.operator_binary = Some(binary);
+        self
     }
 
     /// Like [`LocalWorkloads::new`], but everything is kept in files under `root` and found
@@ -366,6 +376,25 @@ impl Workloads for LocalWorkloads {
         }
         std::fs::create_dir_all(self.volume(&launch.member)).map_err(io)?;
         let data_dir = self.data_dir(&launch.member).to_string_lossy().into_owned();
+        if let Some(restore) = &launch.restore {
+            let binary = self
+                .operator_binary
+                .as_ref()
+                .ok_or_else(|| Error::Other("a restore needs the oxcd-operator binary".into()))?;
+            let args = restore.member_args(launch, &data_dir, &self.peer_url(&launch.member));
+            let out = Command::new(binary)
+                .args(["--log-format", "text"])
+                .args(&args)
+                .arg(format!("--oxcd={}", self.binary.display()))
+                .output()
+                .map_err(io)?;
+            if !out.status.success() {
+                return Err(Error::Other(format!(
+                    "restore-member: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
         let guard = Command::new(&self.binary)
             .args(launch.guard.args(&data_dir))
             .output()

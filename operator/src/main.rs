@@ -33,6 +33,9 @@ enum Command {
     VerifyBackup(oxcd_operator::backup::command::VerifyArgs),
     /// Downloads a backup (or the latest) into a file, checked, for `oxcd snapshot restore`.
     FetchBackup(oxcd_operator::backup::command::FetchArgs),
+    /// Restores a member's data dir from a backup unless it exists: the init step of the
+    /// first member of a cluster started from a backup.
+    RestoreMember(oxcd_operator::backup::command::RestoreMemberArgs),
     /// Defragments every member, followers first and the leader last, unless a member is
     /// down; then disarms NOSPACE if every member is back under --quota-backend-bytes.
     Defrag(DefragArgs),
@@ -99,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::FetchBackup(fetch)) => {
             return Ok(oxcd_operator::backup::command::fetch(fetch).await?);
+        }
+        Some(Command::RestoreMember(restore)) => {
+            return Ok(oxcd_operator::backup::command::restore_member(restore).await?);
         }
         Some(Command::Defrag(defrag)) => {
             let endpoints = if defrag.cluster {

@@ -66,6 +66,9 @@ pub struct Want {
     pub ephemeral: bool,
     pub when_scaled: Retention,
     pub recovery: RecoveryWant,
+    /// The backup a new cluster's seed is restored from (`spec.bootstrap.fromBackup`): read
+    /// when the seed is created, not by the planner.
+    pub bootstrap_from: Option<crate::act::Restore>,
 }
 
 /// `spec.recovery`, and the approval annotation.
@@ -98,6 +101,7 @@ impl Want {
             ephemeral: false,
             when_scaled: Retention::Delete,
             recovery: RecoveryWant::default(),
+            bootstrap_from: None,
         }
     }
 }

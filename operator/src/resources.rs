@@ -413,7 +413,7 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
             ..Volume::default()
         },
     };
-    Pod {
+    let mut pod = Pod {
         metadata,
         spec: Some(PodSpec {
             hostname: Some(launch.member.clone()),
@@ -488,7 +488,12 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
             ..PodSpec::default()
         }),
         ..Pod::default()
+    };
+    if let Some(restore) = &launch.restore {
+        let peer_url = format!("http://{host}:{PEER_PORT}");
+        crate::jobs::add_restore_step(&mut pod, restore, launch, DATA_DIR, &peer_url);
     }
+    pod
 }
 
 #[cfg(test)]

@@ -156,3 +156,80 @@ fn key_value(s: &str) -> std::result::Result<(String, String), String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
+
+/// `oxcd-operator restore-member`.
+#[derive(Args, Debug, Clone)]
+pub struct RestoreMemberArgs {
+    /// Where the backup is: the `--to` it was taken with.
+    #[arg(long)]
+    from: String,
+    /// The backup's name, or `latest`.
+    #[arg(long, default_value = "latest")]
+    name: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The member's data dir: restored into when it does not exist, left alone when it does.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// `oxcd snapshot restore`'s member flags.
+    #[arg(long)]
+    member_name: String,
+    #[arg(long)]
+    initial_cluster: String,
+    #[arg(long)]
+    initial_advertise_peer_urls: String,
+    #[arg(long)]
+    initial_cluster_token: String,
+    /// The oxcd binary that restores.
+    #[arg(long, default_value = "/usr/local/bin/oxcd")]
+    oxcd: std::path::PathBuf,
+}
+
+/// Runs `oxcd-operator restore-member`: the init step of a cluster's first member when the
+/// cluster starts from a backup. The backup is fetched (checked against its record and
+/// trailer) next to the data dir, restored by `oxcd snapshot restore` with the new cluster's
+/// identity, and removed. A data dir that exists is a restore already done (or a member's
+/// own data): it is never overwritten.
+pub async fn restore_member(args: RestoreMemberArgs) -> Result<()> {
+    if args.data_dir.exists() {
+        tracing::info!(data_dir = %args.data_dir.display(), "data dir present: nothing to restore");
+        return Ok(());
+    }
+    let parent = args.data_dir.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| crate::Error::Other(e.to_string()))?;
+    let file = parent.join("restore.db");
+    let record = args
+        .store
+        .open(&args.from)?
+        .fetch(&args.name, &file)
+        .await?;
+    let out = std::process::Command::new(&args.oxcd)
+        .args(["snapshot", "restore"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&args.data_dir)
+        .args(["--name", &args.member_name])
+        .args(["--initial-cluster", &args.initial_cluster])
+        .args([
+            "--initial-advertise-peer-urls",
+            &args.initial_advertise_peer_urls,
+        ])
+        .args(["--initial-cluster-token", &args.initial_cluster_token])
+        .output()
+        .map_err(|e| crate::Error::Other(format!("running {}: {e}", args.oxcd.display())))?;
+    let _ = std::fs::remove_file(&file);
+    if !out.status.success() {
+        return Err(crate::Error::Other(format!(
+            "oxcd snapshot restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    tracing::info!(
+        backup = %record.name,
+        revision = record.revision,
+        data_dir = %args.data_dir.display(),
+        "restored"
+    );
+    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+    Ok(())
+}

@@ -326,6 +326,7 @@ async fn a_joining_member_starts_as_existing_behind_its_guard_and_goes_cleanly()
         version: "0.1.0".into(),
         config: "c1".into(),
         force_new_cluster: false,
+        restore: None,
     };
     let script = vec![
         expect(
@@ -559,6 +560,7 @@ async fn a_survivor_is_started_with_force_new_cluster_and_seen_as_forced_and_rea
         version: "0.1.0".into(),
         config: "c1".into(),
         force_new_cluster: true,
+        restore: None,
     };
     let script = vec![
         expect(

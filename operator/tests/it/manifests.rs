@@ -285,14 +285,48 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
         version: "0.1.0".into(),
         config: resources::config_digest(&ec),
         force_new_cluster: false,
+        // A seed started from a backup on a claim, with the store's credentials.
+        restore: Some(oxcd_operator::act::Restore {
+            args: vec![
+                "--from=file:///backups/zoned".into(),
+                "--name=latest".into(),
+            ],
+            credentials_secret: Some("zoned-s3".into()),
+            volume_claim_name: Some("zoned-backups".into()),
+        }),
     };
+    let pod = resources::member_pod(&ec, &launch, "ghcr.io/oxcd/oxcd");
+    let inits: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        inits,
+        ["restore", "member-guard"],
+        "restored before the guard looks"
+    );
+    ec.spec.backup = serde_json::from_value(serde_json::json!({
+        "schedule": "0 2 * * *", "to": "file:///backups/zoned",
+        "volumeClaimName": "zoned-backups", "retention": {"keep": 7}}))
+    .unwrap();
+    ec.spec.maintenance.defrag_schedule = Some("30 3 * * 0".into());
+    let jobs = oxcd_operator::jobs::wanted(&ec, "ghcr.io/oxcd/oxcd").unwrap();
+    assert_eq!(jobs.len(), 2);
     let objects = [
+        serde_json::to_value(&jobs[0]).unwrap(),
+        serde_json::to_value(&jobs[1]).unwrap(),
         serde_json::to_value(resources::peers_service(&ec)).unwrap(),
         serde_json::to_value(resources::client_service(&ec)).unwrap(),
         serde_json::to_value(resources::config_map(&ec)).unwrap(),
         serde_json::to_value(resources::pod_disruption_budget(&ec, 5)).unwrap(),
         serde_json::to_value(resources::volume_claim(&ec, "zoned-3")).unwrap(),
-        serde_json::to_value(resources::member_pod(&ec, &launch, "ghcr.io/oxcd/oxcd")).unwrap(),
+        serde_json::to_value(pod).unwrap(),
     ];
     let dir = tempfile::tempdir().unwrap();
     let generated = dir.path().join("operator-objects.yaml");
