@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::crd::{EtcdClusterStatus, OperationKind, RecoveryReport};
+use crate::crd::{EtcdClusterStatus, OperationKind, RecoveryReport, RestorePhase, RestoreProgress};
 use crate::error::{Error, Result};
 use crate::members::{self, ClusterView};
 use crate::observe;
@@ -206,7 +206,8 @@ impl<W: Workloads> Actor<'_, W> {
         );
         let reported = self.status.clone();
         let transitions = self.perform(&step, &observed, &view).await?;
-        // Begin and Finish saved the status themselves; any other step saves what it reports.
+        // Begin, Finish and the restore's steps saved the status themselves; any other step
+        // saves what it reports.
         if self.status == reported && reported != loaded {
             self.workloads.save_status(&self.status).await?;
             self.crash.check("writing the status")?;
@@ -397,6 +398,57 @@ impl<W: Workloads> Actor<'_, W> {
             Step::DeleteVolume { member } => {
                 w.delete_volume(member).await?;
                 self.crash.check("deleting a volume")?;
+            }
+            Step::BeginRestore { name } => {
+                let old = self.status.cluster_id.clone();
+                self.status.restore = Some(RestoreProgress {
+                    name: name.clone(),
+                    phase: RestorePhase::Stopping,
+                    old_cluster_id: old.clone(),
+                    started: Some(self.now.into()),
+                    ..RestoreProgress::default()
+                });
+                self.status.operation = None;
+                w.save_status(&self.status).await?;
+                self.crash.check("recording the restore")?;
+                let old = old.unwrap_or_else(|| "none".into());
+                note(
+                    "RestoreStarted",
+                    format!("restoring in place ({name}): members stop; old cluster id {old}"),
+                );
+            }
+            Step::ResetForRestore => {
+                self.status.cluster_id = None;
+                self.status.members.clear();
+                self.status.operation = None;
+                self.status.quorum_lost_since = None;
+                if let Some(p) = &mut self.status.restore {
+                    p.phase = RestorePhase::Restoring;
+                }
+                w.save_status(&self.status).await?;
+                self.crash.check("forgetting the old cluster")?;
+            }
+            Step::FinishRestore => {
+                let revision = view.health.values().map(|h| h.revision).max();
+                if let Some(p) = &mut self.status.restore {
+                    p.phase = RestorePhase::Completed;
+                    p.new_cluster_id = self.status.cluster_id.clone();
+                    p.revision = revision;
+                    p.completed = Some(self.now.into());
+                    let (old, new) = (p.old_cluster_id.clone(), p.new_cluster_id.clone());
+                    note(
+                        "Restored",
+                        format!(
+                            "restored in place ({}): cluster id {} replaces {}, at revision {}",
+                            p.name,
+                            new.unwrap_or_default(),
+                            old.unwrap_or_else(|| "none".into()),
+                            revision.unwrap_or_default()
+                        ),
+                    );
+                }
+                w.save_status(&self.status).await?;
+                self.crash.check("finishing the restore")?;
             }
             Step::ForceNewCluster { member, id } => {
                 w.delete_pod(member).await?;

@@ -19,12 +19,13 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::act::{Actor, CrashPoints, Transition};
 use crate::crd::EtcdCluster;
-use crate::crd::RecoveryPolicy;
+use crate::crd::{EtcdRestore, EtcdRestoreStatus, RecoveryPolicy, RestorePhase};
 use crate::error::{Error, Result};
 use crate::k8s::{KubeWorkloads, apply_params};
 use crate::metrics::Metrics;
@@ -93,6 +94,7 @@ pub fn want(ec: &EtcdCluster) -> Result<Want> {
         when_scaled: ec.spec.storage.retention_policy.when_scaled,
         recovery,
         bootstrap_from: jobs::restore(ec),
+        restore: None,
     })
 }
 
@@ -117,11 +119,16 @@ pub async fn reconcile(ec: Arc<EtcdCluster>, ctx: Arc<Context>) -> Result<Action
 
 async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     let namespace = ec.namespace().unwrap_or_default();
-    let want = want(ec)?;
+    let mut want = want(ec)?;
     apply(ctx, &namespace, &resources::peers_service(ec)).await?;
     apply(ctx, &namespace, &resources::client_service(ec)).await?;
     apply(ctx, &namespace, &resources::config_map(ec)).await?;
     let extra_conditions = sync_cron_jobs(ctx, ec, &namespace).await?;
+    let restore = pending_restore(ctx, ec, &namespace).await?;
+    if let Some(r) = &restore {
+        want.restore = Some(r.name_any());
+        want.bootstrap_from = Some(jobs::restore_from(&r.spec.backup));
+    }
     let workloads = KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone());
     let crash = CrashPoints::disarmed();
     let mut status = ec.status.clone().unwrap_or_default();
@@ -159,12 +166,19 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     } else if pdb_api.get_opt(&ec.name_any()).await?.is_some() {
         pdb_api.delete(&ec.name_any(), &Default::default()).await?;
     }
+    if let Some(r) = &restore {
+        report_restore(ctx, r, &actor.status, &namespace).await?;
+    }
     let recovered = transitions.iter().any(|t| t.reason == "QuorumRecovered");
     if recovered && ec.annotations().contains_key(APPROVAL_ANNOTATION) {
         // An approval is for one recovery: left in place, it would approve the next one.
         let api: Api<EtcdCluster> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({"metadata": {"annotations": {APPROVAL_ANNOTATION: null}}});
-        api.patch(&ec.name_any(), &Default::default(), &Patch::Merge(&patch))
+        let params = kube::api::PatchParams {
+            field_manager: Some(crate::k8s::FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(&ec.name_any(), &params, &Patch::Merge(&patch))
             .await?;
     }
     record_members(ctx, ec, &actor.status);
@@ -175,6 +189,60 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         Step::Wait { .. } | Step::Refuse { .. } => Action::requeue(Duration::from_secs(5)),
         _ => Action::requeue(Duration::from_millis(500)),
     })
+}
+
+/// The oldest EtcdRestore naming this cluster that has not completed.
+async fn pending_restore(
+    ctx: &Context,
+    ec: &EtcdCluster,
+    namespace: &str,
+) -> Result<Option<EtcdRestore>> {
+    let api: Api<EtcdRestore> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut pending: Vec<EtcdRestore> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.cluster_name == ec.name_any())
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) != Some(RestorePhase::Completed))
+        .collect();
+    pending.sort_by_key(|r| (r.creation_timestamp().map(|t| t.0), r.name_any()));
+    Ok(pending.into_iter().next())
+}
+
+/// Copies the cluster's restore progress into the EtcdRestore's status.
+async fn report_restore(
+    ctx: &Context,
+    restore: &EtcdRestore,
+    status: &crate::crd::EtcdClusterStatus,
+    namespace: &str,
+) -> Result<()> {
+    let Some(p) = status
+        .restore
+        .as_ref()
+        .filter(|p| p.name == restore.name_any())
+    else {
+        return Ok(());
+    };
+    let next = EtcdRestoreStatus {
+        phase: Some(p.phase),
+        old_cluster_id: p.old_cluster_id.clone(),
+        new_cluster_id: p.new_cluster_id.clone(),
+        revision: p.revision,
+        completed: p.completed.clone(),
+    };
+    if restore.status.as_ref() == Some(&next) {
+        return Ok(());
+    }
+    let api: Api<EtcdRestore> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "oxcd.io/v1alpha1",
+        "kind": "EtcdRestore",
+        "status": next,
+    });
+    api.patch_status(&restore.name_any(), &apply_params(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
 }
 
 /// Applies the CronJobs the spec asks for (scheduled backups, defragmentation) and deletes
@@ -319,6 +387,17 @@ pub async fn run(
     .owns(scoped::<Pod>(&client, ns), ours.clone())
     .owns(scoped::<PersistentVolumeClaim>(&client, ns), ours.clone())
     .owns(scoped::<Service>(&client, ns), ours)
+    .watches(
+        scoped::<EtcdRestore>(&client, ns),
+        watcher::Config::default(),
+        |r| {
+            let cluster = ObjectRef::new(&r.spec.cluster_name);
+            Some(match r.namespace() {
+                Some(ns) => cluster.within(&ns),
+                None => cluster,
+            })
+        },
+    )
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, ctx)
     .for_each(|_| futures::future::ready(()))

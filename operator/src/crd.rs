@@ -490,6 +490,88 @@ pub struct EtcdClusterStatus {
     /// The last recovery from quorum loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_recovery: Option<RecoveryReport>,
+    /// The in-place restore in progress, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreProgress>,
+}
+
+/// An in-place restore (an `EtcdRestore`): the members are stopped and their volumes
+/// deleted, then the cluster is created again under the same name and Services, its first
+/// member restored from the backup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    /// The EtcdRestore's name.
+    pub name: String,
+    pub phase: RestorePhase,
+    /// The cluster id before the restore, in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_cluster_id: Option<String>,
+    /// The restored cluster's id, in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cluster_id: Option<String>,
+    /// The restored cluster's revision when it was first seen in sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Time>,
+}
+
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum RestorePhase {
+    /// Member pods and volumes are being deleted.
+    #[default]
+    Stopping,
+    /// The cluster is being created again from the backup.
+    Restoring,
+    Completed,
+}
+
+/// Restores an existing EtcdCluster in place from a backup: same name, same Services, a new
+/// cluster id. Every member's data is replaced: the members are stopped, their volumes
+/// deleted, and the cluster created again with its first member restored from the backup.
+// The printer columns repeat `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "oxcd.io",
+    version = "v1alpha1",
+    kind = "EtcdRestore",
+    namespaced,
+    status = "EtcdRestoreStatus",
+    derive = "PartialEq",
+    doc = "Restores an EtcdCluster in place from a backup",
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterName"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Old ID", type_ = "string", json_path = ".status.oldClusterId"),
+    printcolumn(name = "New ID", type_ = "string", json_path = ".status.newClusterId"),
+    printcolumn(name = "Revision", type_ = "integer", json_path = ".status.revision")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdRestoreSpec {
+    /// The EtcdCluster to restore, in this namespace.
+    pub cluster_name: String,
+    /// The backup.
+    pub backup: FromBackup,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdRestoreStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RestorePhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Time>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

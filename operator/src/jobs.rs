@@ -13,7 +13,7 @@ use kube::ResourceExt;
 
 use crate::act::{Launch, Restore};
 use crate::backup::schedule::Schedule;
-use crate::crd::{BackupSpec, EtcdCluster};
+use crate::crd::{BackupSpec, EtcdCluster, FromBackup};
 use crate::error::{Error, Result};
 use crate::resources::{self, NON_ROOT, locked_down, meta};
 
@@ -67,6 +67,12 @@ fn store_args(endpoint: Option<&str>, region: Option<&str>, virtual_hosted: bool
 /// `spec.bootstrap.fromBackup`, as the seed's restore step.
 pub fn restore(ec: &EtcdCluster) -> Option<Restore> {
     let from = ec.spec.bootstrap.as_ref()?.from_backup.as_ref()?;
+    Some(restore_from(from))
+}
+
+/// The seed's restore step from a backup source (`spec.bootstrap.fromBackup`, or an
+/// EtcdRestore's `backup`).
+pub fn restore_from(from: &FromBackup) -> Restore {
     let mut args = vec![
         format!("--from={}", from.from),
         format!("--name={}", from.name),
@@ -76,11 +82,11 @@ pub fn restore(ec: &EtcdCluster) -> Option<Restore> {
         from.s3_region.as_deref(),
         from.s3_virtual_hosted_style,
     ));
-    Some(Restore {
+    Restore {
         args,
         credentials_secret: from.credentials_secret.clone(),
         volume_claim_name: from.volume_claim_name.clone(),
-    })
+    }
 }
 
 /// Every CronJob the spec asks for, by name.

@@ -127,6 +127,7 @@ mod tests {
             applied_index: 1,
             version: "3.5.0".into(),
             db_size: 1,
+            revision: 1,
             errors: Vec::new(),
         })
     }

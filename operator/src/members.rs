@@ -35,6 +35,8 @@ pub struct MemberHealth {
     pub applied_index: u64,
     pub version: String,
     pub db_size: i64,
+    /// The revision of its store.
+    pub revision: i64,
     /// Alarms or errors the member reports (`errors` of the Status response).
     pub errors: Vec<String>,
 }
@@ -148,6 +150,7 @@ pub async fn status(endpoint: &str) -> Result<MemberHealth> {
         applied_index: status.raft_index(),
         version: status.version().to_string(),
         db_size: status.db_size(),
+        revision: status.header().map_or(0, |h| h.revision()),
         errors: status.errors().to_vec(),
     })
 }

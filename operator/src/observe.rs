@@ -124,6 +124,7 @@ pub fn combine<W: Workloads>(
         members,
         list_confirmed: view.confirmed,
         quorum_lost_since: actor.status.quorum_lost_since.as_ref().map(|t| t.0),
+        restore: actor.status.restore.clone(),
         now: actor.now,
     }
 }

@@ -17,6 +17,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use crate::crd::{Operation, OperationKind, Retention};
 
 mod recovery;
+mod restore;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +53,8 @@ pub struct Observed {
     pub list_confirmed: bool,
     /// When the operator first saw no quorum (from status).
     pub quorum_lost_since: Option<Timestamp>,
+    /// The in-place restore in progress, or the last one (from status).
+    pub restore: Option<crate::crd::RestoreProgress>,
     pub now: Timestamp,
 }
 
@@ -69,6 +72,8 @@ pub struct Want {
     /// The backup a new cluster's seed is restored from (`spec.bootstrap.fromBackup`): read
     /// when the seed is created, not by the planner.
     pub bootstrap_from: Option<crate::act::Restore>,
+    /// The name of an EtcdRestore asking for this cluster to be restored in place.
+    pub restore: Option<String>,
 }
 
 /// `spec.recovery`, and the approval annotation.
@@ -102,6 +107,7 @@ impl Want {
             when_scaled: Retention::Delete,
             recovery: RecoveryWant::default(),
             bootstrap_from: None,
+            restore: None,
         }
     }
 }
@@ -212,6 +218,15 @@ pub enum Step {
         member: String,
         id: u64,
     },
+    /// Record an in-place restore in status (the cluster id it replaces) before acting on it.
+    BeginRestore {
+        name: String,
+    },
+    /// Every member pod and volume is gone: forget the cluster (its id, members and
+    /// operation), so that it is created again from the backup.
+    ResetForRestore,
+    /// The restored cluster is as specified: record its id and revision.
+    FinishRestore,
     /// Requeue and look again: something is in progress or must recover first.
     Wait {
         reason: &'static str,
@@ -246,6 +261,14 @@ pub fn plan(o: &Observed) -> Step {
             ),
         };
     }
+    if let Some(step) = restore::step(o) {
+        return step;
+    }
+    plan_cluster(o)
+}
+
+/// The plan for the members as they are, an in-place restore aside.
+fn plan_cluster(o: &Observed) -> Step {
     if o.cluster_id.is_some() && !o.list_confirmed {
         if let Some(op) = &o.operation
             && op.kind == OperationKind::ForceNewCluster

@@ -5,7 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{EtcdClusterStatus, MemberStatus, OperationKind};
+use crate::crd::{EtcdClusterStatus, MemberStatus, OperationKind, RestorePhase};
 use crate::members::ClusterView;
 use crate::plan::{Observed, Step};
 
@@ -170,12 +170,17 @@ pub fn report(
         );
     }
     next.conditions = conditions;
+    let restoring = status
+        .restore
+        .as_ref()
+        .is_some_and(|r| r.phase != RestorePhase::Completed);
     next.phase = Some(
         match (
             &status.operation,
             status.cluster_id.is_some(),
             degraded.is_some(),
         ) {
+            _ if restoring => "Restoring",
             (_, false, _) => "Creating",
             (_, _, true) => "Degraded",
             (Some(op), _, _) => match op.kind {
@@ -215,6 +220,9 @@ pub fn describe(step: &Step) -> String {
         Step::RemoveFromCluster { member, .. } => format!("removing {member} from the cluster"),
         Step::DeletePod { member } => format!("deleting the pod of {member}"),
         Step::DeleteVolume { member } => format!("deleting the volume of {member}"),
+        Step::BeginRestore { name } => format!("starting the in-place restore {name}"),
+        Step::ResetForRestore => "every member stopped: creating the cluster again".into(),
+        Step::FinishRestore => "finishing the in-place restore".into(),
         Step::ForceNewCluster { member, .. } => {
             format!("restarting {member} with --force-new-cluster")
         }

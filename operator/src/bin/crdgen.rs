@@ -1,8 +1,19 @@
-//! Prints the CustomResourceDefinitions as YAML: `crds/` is this output, checked for drift.
+//! Prints a CustomResourceDefinition as YAML: `crdgen etcdcluster` (the default) or
+//! `crdgen etcdrestore`. `crds/` is this output, checked for drift.
 
 use kube::CustomResourceExt;
 
 fn main() {
-    let crd = oxcd_operator::crd::EtcdCluster::crd();
+    let kind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "etcdcluster".into());
+    let crd = match kind.as_str() {
+        "etcdcluster" => oxcd_operator::crd::EtcdCluster::crd(),
+        "etcdrestore" => oxcd_operator::crd::EtcdRestore::crd(),
+        other => {
+            eprintln!("crdgen: no CRD {other:?}; etcdcluster or etcdrestore");
+            std::process::exit(2);
+        }
+    };
     print!("{}", serde_yaml::to_string(&crd).expect("a CRD serializes"));
 }

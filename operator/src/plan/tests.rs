@@ -25,6 +25,7 @@ fn running(replicas: usize, voters: u32) -> Observed {
         members: (0..voters).map(|o| member(o, false)).collect(),
         list_confirmed: true,
         quorum_lost_since: None,
+        restore: None,
         now: now(),
     }
 }
@@ -548,6 +549,9 @@ fn apply(o: &mut Observed, step: &Step) {
             o.members.remove(i);
         }
         Step::InSync | Step::Wait { .. } | Step::Refuse { .. } => {}
+        Step::BeginRestore { .. } | Step::ResetForRestore | Step::FinishRestore => {
+            panic!("no restore in the model: {step:?}")
+        }
     }
     o.members
         .retain(|m| m.pod.is_some() || m.listed.is_some() || m.volume != Volume::Missing);
@@ -727,4 +731,75 @@ fn a_recovery_plays_out_to_three_voters_through_one_forced_restart() {
         .expect("a learner added");
     assert!(forced[0] < unflagged && unflagged < added, "{steps:#?}");
     assert!(o.members.iter().all(|m| !m.pod.as_ref().unwrap().forced));
+}
+
+#[test]
+fn an_in_place_restore_stops_everything_then_creates_the_cluster_again() {
+    use crate::crd::{RestorePhase, RestoreProgress};
+    let progress = |phase| {
+        Some(RestoreProgress {
+            name: "r1".into(),
+            phase,
+            ..RestoreProgress::default()
+        })
+    };
+    let mut o = running(3, 3);
+    o.want.restore = Some("r1".into());
+    assert_eq!(plan(&o), Step::BeginRestore { name: "r1".into() });
+    // An operation in progress or no quorum does not hold a restore back.
+    let mut busy = with_op(o.clone(), OperationKind::AddMember, "demo-3");
+    busy.list_confirmed = false;
+    assert_eq!(plan(&busy), Step::BeginRestore { name: "r1".into() });
+    // Another restore, finished, is no reason not to begin this one.
+    o.restore = Some(RestoreProgress {
+        name: "r0".into(),
+        phase: RestorePhase::Completed,
+        ..RestoreProgress::default()
+    });
+    assert_eq!(plan(&o), Step::BeginRestore { name: "r1".into() });
+
+    o.restore = progress(RestorePhase::Stopping);
+    o.list_confirmed = false;
+    assert_eq!(
+        plan(&o),
+        Step::DeletePod {
+            member: "demo-0".into()
+        }
+    );
+    o.members.iter_mut().for_each(|m| m.pod = None);
+    assert_eq!(
+        plan(&o),
+        Step::DeleteVolume {
+            member: "demo-0".into()
+        }
+    );
+    o.members
+        .iter_mut()
+        .for_each(|m| m.volume = Volume::Missing);
+    assert_eq!(plan(&o), Step::ResetForRestore);
+
+    // Forgotten: created again from a seed with a new name.
+    let mut again = running(3, 0);
+    again.cluster_id = None;
+    again.want.restore = Some("r1".into());
+    again.restore = progress(RestorePhase::Restoring);
+    again.next_ordinal = 3;
+    assert_eq!(
+        begun(&plan(&again)),
+        Some((OperationKind::Bootstrap, "demo-3"))
+    );
+    // Not yet as specified: the usual steps; then finished.
+    let mut growing = running(3, 1);
+    growing.want.restore = Some("r1".into());
+    growing.restore = progress(RestorePhase::Restoring);
+    assert_eq!(
+        begun(&plan(&growing)),
+        Some((OperationKind::AddMember, "demo-1"))
+    );
+    let mut done = running(3, 3);
+    done.want.restore = Some("r1".into());
+    done.restore = progress(RestorePhase::Restoring);
+    assert_eq!(plan(&done), Step::FinishRestore);
+    done.restore = progress(RestorePhase::Completed);
+    assert_eq!(plan(&done), Step::InSync);
 }

@@ -154,6 +154,11 @@ fn opening() -> Vec<Expect> {
         ),
         expect(
             Method::GET,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdrestores?",
+            empty_list("EtcdRestoreList"),
+        ),
+        expect(
+            Method::GET,
             "/api/v1/namespaces/default/pods?",
             empty_list("PodList"),
         ),
@@ -466,7 +471,7 @@ async fn a_volume_smaller_than_the_spec_is_grown() {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     });
     let mut script = opening();
-    script[5] = expect(
+    script[6] = expect(
         Method::GET,
         "/api/v1/namespaces/default/persistentvolumeclaims?",
         Reply::Json(
@@ -510,7 +515,7 @@ async fn a_pod_whose_image_cannot_be_pulled_is_reported_in_degraded() {
                 "message": "Back-off pulling image \"ghcr.io/oxcd/oxcd:0.1.0\""}}}]},
     });
     let mut script = opening();
-    script[4] = expect(
+    script[5] = expect(
         Method::GET,
         "/api/v1/namespaces/default/pods?",
         Reply::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [pod]})),
@@ -807,4 +812,70 @@ async fn a_schedule_cron_cannot_parse_is_reported_before_anything_is_scheduled()
         error.to_string().contains("maintenance.defragSchedule"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn an_etcd_restore_is_recorded_with_the_old_cluster_id_and_reported_on_its_status() {
+    let (ctx, handle) = context();
+    let members: Vec<Value> = (0..3)
+        .map(|i| json!({"name": format!("demo-{i}"), "id": format!("10{i}"), "version": "0.1.0"}))
+        .collect();
+    let ec: EtcdCluster = serde_json::from_value(cluster(
+        json!({"clusterId": "c1", "members": members, "nextOrdinal": 3}),
+    ))
+    .unwrap();
+    let restore = json!({"apiVersion": "oxcd.io/v1alpha1", "kind": "EtcdRestore",
+        "metadata": {"name": "demo-restore", "namespace": "default",
+                     "creationTimestamp": "2026-12-07T10:00:00Z"},
+        "spec": {"clusterName": "demo",
+                 "backup": {"from": "s3://backups/demo", "name": "latest",
+                            "credentialsSecret": "demo-s3"}}});
+    let done = json!({"apiVersion": "oxcd.io/v1alpha1", "kind": "EtcdRestore",
+        "metadata": {"name": "old-restore", "namespace": "default",
+                     "creationTimestamp": "2026-12-01T10:00:00Z"},
+        "spec": {"clusterName": "demo", "backup": {"from": "s3://backups/demo"}},
+        "status": {"phase": "Completed"}});
+    let other = json!({"apiVersion": "oxcd.io/v1alpha1", "kind": "EtcdRestore",
+        "metadata": {"name": "other", "namespace": "default",
+                     "creationTimestamp": "2026-12-01T10:00:00Z"},
+        "spec": {"clusterName": "another", "backup": {"from": "s3://backups/another"}}});
+    let mut script = opening();
+    script[4] = expect(
+        Method::GET,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdrestores?",
+        Reply::Json(
+            json!({"kind": "EtcdRestoreList", "apiVersion": "oxcd.io/v1alpha1",
+            "metadata": {}, "items": [done, other, restore]}),
+        ),
+    );
+    script.extend([
+        status_write(),
+        pdb_apply(),
+        expect(
+            Method::PATCH,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdrestores/demo-restore/status?",
+            Reply::Json(restore),
+        ),
+        event(),
+    ]);
+    let server = tokio::spawn(verify(handle, script));
+    controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    let sent = server.await.unwrap();
+    let status = &body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo/status",
+    )["status"];
+    assert_eq!(status["restore"]["name"], "demo-restore");
+    assert_eq!(status["restore"]["phase"], "Stopping");
+    assert_eq!(status["restore"]["oldClusterId"], "c1");
+    let reported = body_of(
+        &sent,
+        "/apis/oxcd.io/v1alpha1/namespaces/default/etcdrestores/demo-restore/status",
+    );
+    assert_eq!(reported["status"]["phase"], "Stopping");
+    assert_eq!(reported["status"]["oldClusterId"], "c1");
+    let event = body_of(&sent, "/apis/events.k8s.io/v1/namespaces/default/events");
+    assert_eq!(event["reason"], "RestoreStarted");
 }

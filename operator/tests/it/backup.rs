@@ -371,21 +371,7 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
     for i in 0..3 {
         let mut c = cluster.client(i).await;
         let restored = c.get("k", Some(all.clone())).await.unwrap();
-        let kvs = |r: &etcd_client::GetResponse| -> Vec<KeyAt> {
-            r.kvs()
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key().to_vec(),
-                        kv.value().to_vec(),
-                        kv.create_revision(),
-                        kv.mod_revision(),
-                        kv.version(),
-                    )
-                })
-                .collect()
-        };
-        assert_eq!(kvs(&restored), kvs(&original), "member {i}");
+        assert_eq!(kvs_of(&restored), kvs_of(&original), "member {i}");
         assert_ne!(restored.header().unwrap().cluster_id(), original_cluster);
         assert_eq!(c.member_list().await.unwrap().members().len(), 3);
     }
@@ -455,22 +441,6 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
 
     let urls = w.client_urls();
     assert_eq!(urls.len(), 3);
-    let key_at = |r: &etcd_client::GetResponse| -> Vec<KeyAt> {
-        r.kvs()
-            .iter()
-            .map(|kv| {
-                let key = kv.key().to_vec();
-                let value = kv.value().to_vec();
-                (
-                    key,
-                    value,
-                    kv.create_revision(),
-                    kv.mod_revision(),
-                    kv.version(),
-                )
-            })
-            .collect()
-    };
     for url in &urls {
         // Each member's own copy: serializable reads, once it has caught up.
         let local = GetOptions::new().with_prefix().with_serializable();
@@ -478,13 +448,13 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
         wait_for(CONVERGE, &what, || async {
             let mut c = Client::connect([url.as_str()], None).await.ok()?;
             let got = c.get("k", Some(local.clone())).await.ok()?;
-            (key_at(&got) == key_at(&original)).then_some(())
+            (kvs_of(&got) == kvs_of(&original)).then_some(())
         })
         .await;
     }
     let mut c = Client::connect(urls.clone(), None).await.unwrap();
     let got = c.get("k", Some(all)).await.unwrap();
-    assert_eq!(key_at(&got), key_at(&original));
+    assert_eq!(kvs_of(&got), kvs_of(&original));
     assert!(got.header().unwrap().revision() >= taken["revision"].as_i64().unwrap());
     assert_ne!(
         got.header().unwrap().cluster_id(),
@@ -493,4 +463,121 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
     );
     assert_eq!(c.member_list().await.unwrap().members().len(), 3);
     c.put("after", "restore", None).await.expect("writes work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_place_restore_replaces_every_members_data_and_reports_both_cluster_ids() {
+    use etcd_client::{Client, GetOptions};
+    use oxcd_operator::crd::RestorePhase;
+    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
+    use oxcd_operator::plan::Want;
+    let s3 = LocalS3::start("inplace").await;
+    let dir = tempfile::tempdir().unwrap();
+    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
+    let w = LocalWorkloads::new(dir.path(), oxcd, Box::new(free_port))
+        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into());
+    let token = "default-demo-inplace";
+    let timeout = Duration::from_secs(180);
+    let mut want = Want::new(3, "v1", "c1");
+    local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
+        .await
+        .unwrap_or_else(|last| panic!("not in sync: {last:?}\n{}", w.logs()));
+    let old_id = w.status.lock().unwrap().cluster_id.clone().unwrap();
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    for i in 0..120 {
+        client
+            .put(format!("k{:03}", i % 80), format!("v{i}"), None)
+            .await
+            .unwrap();
+    }
+    let all = GetOptions::new().with_prefix();
+    let backed_up = client.get("k", Some(all.clone())).await.unwrap();
+    let endpoints = w.client_urls().join(",");
+    let taken = run_ok(
+        &[
+            "backup",
+            "--endpoints",
+            &endpoints,
+            "--to",
+            "s3://inplace/demo",
+        ],
+        &s3,
+    );
+    // Written after the backup: gone with the restore.
+    client.put("k000", "later", None).await.unwrap();
+    client.put("later", "x", None).await.unwrap();
+    drop(client);
+
+    want.restore = Some("demo-restore".into());
+    want.bootstrap_from = Some(oxcd_operator::act::Restore {
+        args: vec![
+            "--from=s3://inplace/demo".into(),
+            "--name=latest".into(),
+            format!("--s3-endpoint={}", s3.url),
+            "--s3-region=us-east-1".into(),
+            "--store-option=aws_access_key_id=test".into(),
+            "--store-option=aws_secret_access_key=test".into(),
+        ],
+        credentials_secret: None,
+        volume_claim_name: None,
+    });
+    let events = local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
+        .await
+        .unwrap_or_else(|last| panic!("not restored: {last:?}\n{}", w.logs()));
+    let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
+    assert_eq!(reasons.first(), Some(&"RestoreStarted"), "{events:#?}");
+    assert_eq!(reasons.last(), Some(&"Restored"), "{events:#?}");
+
+    let status = w.status.lock().unwrap().clone();
+    let progress = status.restore.clone().expect("the restore is reported");
+    assert_eq!(progress.phase, RestorePhase::Completed);
+    assert_eq!(progress.old_cluster_id.as_deref(), Some(old_id.as_str()));
+    let new_id = progress.new_cluster_id.clone().expect("the new cluster id");
+    assert_ne!(new_id, old_id);
+    assert_eq!(status.cluster_id.as_deref(), Some(new_id.as_str()));
+    assert!(progress.revision.unwrap() >= taken["revision"].as_i64().unwrap());
+    let names: Vec<&str> = status.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["demo-3", "demo-4", "demo-5"],
+        "new members, names not reused"
+    );
+    // The old members' volumes are gone with their data.
+    for old in ["demo-0", "demo-1", "demo-2"] {
+        assert!(!dir.path().join("volumes").join(old).exists(), "{old}");
+    }
+
+    let urls = w.client_urls();
+    assert_eq!(urls.len(), 3);
+    for url in &urls {
+        let local = GetOptions::new().with_prefix().with_serializable();
+        let what = format!("{url} to hold the backup's keys");
+        wait_for(CONVERGE, &what, || async {
+            let mut c = Client::connect([url.as_str()], None).await.ok()?;
+            let got = c.get("k", Some(local.clone())).await.ok()?;
+            let id = got.header()?.cluster_id();
+            (kvs_of(&got) == kvs_of(&backed_up) && format!("{id:x}") == new_id).then_some(())
+        })
+        .await;
+    }
+    let mut c = Client::connect(urls, None).await.unwrap();
+    assert_eq!(c.get("later", None).await.unwrap().count(), 0);
+    c.put("after", "restore", None).await.expect("writes work");
+}
+
+fn kvs_of(r: &etcd_client::GetResponse) -> Vec<KeyAt> {
+    r.kvs()
+        .iter()
+        .map(|kv| {
+            let key = kv.key().to_vec();
+            let value = kv.value().to_vec();
+            (
+                key,
+                value,
+                kv.create_revision(),
+                kv.mod_revision(),
+                kv.version(),
+            )
+        })
+        .collect()
 }

@@ -117,6 +117,7 @@ fn check_document(doc: &Value, what: &str) {
             let cluster: EtcdCluster = serde_json::from_value(doc.clone()).unwrap();
             EtcdCluster::validate_cel(&cluster).unwrap_or_else(|e| panic!("{what}: {e:?}"));
         }
+        "EtcdRestore" => round_trip::<oxcd_operator::crd::EtcdRestore>(doc, &what),
         "ServiceMonitor" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{what}"),
         other => panic!("{what}: no check for kind {other}"),
     }
@@ -165,17 +166,20 @@ fn documents(yaml: &str) -> Vec<Value> {
 use serde::Deserialize;
 
 #[test]
-fn the_committed_crd_is_what_crdgen_prints() {
-    let generated = serde_yaml::to_string(&EtcdCluster::crd()).unwrap();
-    for path in [
-        "crds/etcdcluster.yaml",
-        "charts/oxcd-operator/crds/etcdcluster.yaml",
+fn the_committed_crds_are_what_crdgen_prints() {
+    for (file, crd) in [
+        ("etcdcluster.yaml", EtcdCluster::crd()),
+        ("etcdrestore.yaml", oxcd_operator::crd::EtcdRestore::crd()),
     ] {
-        let committed = std::fs::read_to_string(root().join(path)).unwrap();
-        assert!(
-            committed == generated,
-            "{path} is stale: run scripts/render-manifests"
-        );
+        let generated = serde_yaml::to_string(&crd).unwrap();
+        for dir in ["crds", "charts/oxcd-operator/crds"] {
+            let path = format!("{dir}/{file}");
+            let committed = std::fs::read_to_string(root().join(&path)).unwrap();
+            assert!(
+                committed == generated,
+                "{path} is stale: run scripts/render-manifests"
+            );
+        }
     }
 }
 
@@ -198,7 +202,7 @@ fn install_yaml_and_the_examples_are_valid_kubernetes_1_33_objects() {
             seen += 1;
         }
     }
-    assert!(seen >= 5, "the three clusters and two CronJobs");
+    assert!(seen >= 6, "the three clusters, two CronJobs and a restore");
 }
 
 #[test]
@@ -318,6 +322,34 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
     ec.spec.maintenance.defrag_schedule = Some("30 3 * * 0".into());
     let jobs = oxcd_operator::jobs::wanted(&ec, "ghcr.io/oxcd/oxcd").unwrap();
     assert_eq!(jobs.len(), 2);
+    for job in &jobs {
+        // Their commands take these flags (the binary is run with them).
+        check_document(
+            &serde_json::to_value(job).unwrap(),
+            "the operator's CronJobs",
+        );
+    }
+    let restore_step = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    // With a data dir that exists, as a restarted pod's, it restores nothing and succeeds.
+    let existing = tempfile::tempdir().unwrap();
+    let args: Vec<String> = restore_step
+        .args
+        .iter()
+        .flatten()
+        .map(|a| match a.starts_with("--data-dir=") {
+            true => format!("--data-dir={}", existing.path().display()),
+            false => a.clone(),
+        })
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore-member takes its flags: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let objects = [
         serde_json::to_value(&jobs[0]).unwrap(),
         serde_json::to_value(&jobs[1]).unwrap(),
@@ -349,7 +381,7 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
     assert!(out.status.success(), "{report}");
     assert_eq!(
         report.matches("passed for resource").count(),
-        9 + objects.len(),
+        10 + objects.len(),
         "{report}"
     );
 }
