@@ -21,6 +21,10 @@ use crate::status;
 pub trait Workloads: Sync {
     fn peer_url(&self, member: &str) -> String;
     fn client_url(&self, member: &str) -> String;
+    /// How the operator reaches the members (TLS or not).
+    fn access(&self) -> members::Access {
+        members::Access::plain()
+    }
     /// This cluster's member pods and volumes.
     fn observe(&self) -> impl Future<Output = Result<Vec<Workload>>> + Send;
     /// Creates the member's volume if it has none, then its pod.
@@ -191,7 +195,7 @@ impl<W: Workloads> Actor<'_, W> {
     pub async fn pass(&mut self) -> Result<Pass> {
         let workloads = self.workloads.observe().await?;
         let endpoints = self.endpoints(&workloads);
-        let view = members::observe(&endpoints).await;
+        let view = members::observe(&self.workloads.access(), &endpoints).await;
         let observed = observe::combine(self, &workloads, &view);
         let step = plan::plan(&observed);
         let loaded = self.status.clone();
@@ -267,6 +271,7 @@ impl<W: Workloads> Actor<'_, W> {
     ) -> Result<Vec<Transition>> {
         let endpoints: Vec<String> = view.health.keys().cloned().collect();
         let w = self.workloads;
+        let access = w.access();
         let mut transitions = Vec::new();
         let mut note = |reason: &'static str, note: String| {
             transitions.push(Transition { reason, note });
@@ -338,7 +343,7 @@ impl<W: Workloads> Actor<'_, W> {
                 self.crash.check("creating the seed")?;
             }
             Step::AddLearner { member } => {
-                let id = members::add_learner(&endpoints, &w.peer_url(member)).await?;
+                let id = members::add_learner(&access, &endpoints, &w.peer_url(member)).await?;
                 self.crash.check("MemberAdd")?;
                 note(
                     "MemberAdded",
@@ -361,7 +366,7 @@ impl<W: Workloads> Actor<'_, W> {
                 self.crash.check("starting a member")?;
             }
             Step::Promote { member, id } => {
-                members::promote(&endpoints, *id).await?;
+                members::promote(&access, &endpoints, *id).await?;
                 self.crash.check("MemberPromote")?;
                 note(
                     "MemberPromoted",
@@ -369,7 +374,7 @@ impl<W: Workloads> Actor<'_, W> {
                 );
             }
             Step::MoveLeader { from, to } => {
-                members::move_leader(&w.client_url(from), *to).await?;
+                members::move_leader(&access, &w.client_url(from), *to).await?;
                 self.crash.check("MoveLeader")?;
                 note(
                     "LeaderMoved",
@@ -377,7 +382,7 @@ impl<W: Workloads> Actor<'_, W> {
                 );
             }
             Step::RemoveFromCluster { member, id } => {
-                members::remove(&endpoints, *id).await?;
+                members::remove(&access, &endpoints, *id).await?;
                 self.crash.check("MemberRemove")?;
                 let replaced = self.status.operation.as_ref().map(|op| op.kind)
                     == Some(OperationKind::ReplaceMember);

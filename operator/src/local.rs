@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::act::{Actor, CrashPoints, Launch, Pass, Transition, Workload, Workloads};
+use crate::certs::{Authority, Issued};
 use crate::crd::EtcdClusterStatus;
 use crate::error::{Error, Result};
+use crate::members::{Access, ClientTls};
 use crate::plan::{Pod, Step, Volume, Want};
 
 /// Gives a free loopback port each time it is called.
@@ -33,10 +35,24 @@ pub struct LocalWorkloads {
     pub status: Mutex<EtcdClusterStatus>,
     /// `oxcd-operator`, for a seed restored from a backup (`restore-member`).
     operator_binary: Option<PathBuf>,
+    /// Members serve TLS to clients and peers, with certificates from this CA, and check
+    /// client certificates; the operator presents its own.
+    tls: Option<LocalTls>,
     /// Opened with [`LocalWorkloads::open`]: status, ports and pods are kept in files under
     /// `root`, and member processes outlive this one, so that another operator process
     /// finds everything as this one left it.
     persist: bool,
+}
+
+/// How long the certificates [`LocalWorkloads::with_tls`] issues are valid.
+const CERT_VALIDITY: Duration = Duration::from_secs(30 * 86_400);
+
+struct LocalTls {
+    authority: Mutex<Authority>,
+    /// The CA file members and the operator trust: the authority's, or a bundle.
+    trusted: Mutex<String>,
+    /// The operator's client certificate.
+    client: Mutex<Issued>,
 }
 
 struct LocalPod {
@@ -120,8 +136,61 @@ impl LocalWorkloads {
             pods: Mutex::default(),
             status: Mutex::default(),
             operator_binary: None,
+            tls: None,
             persist: false,
         }
+    }
+
+    /// Members with mutual TLS on their client and peer ports, every certificate issued by
+    /// `authority` (as the operator's `auto` TLS issues them into Secrets), each member's in
+    /// `<volume>/tls/`.
+    pub fn with_tls(mut self, authority: Authority) -> Result<LocalWorkloads> {
+        let client = authority.issue("oxcd-operator", &[], CERT_VALIDITY)?;
+        self.tls = Some(LocalTls {
+            trusted: Mutex::new(authority.cert_pem.clone()),
+            authority: Mutex::new(authority),
+            client: Mutex::new(client),
+        });
+        Ok(self)
+    }
+
+    /// Issues every member a new certificate from `authority` and replaces its files by
+    /// rename, as the kubelet updates a Secret's projected files; the members read them
+    /// again without restarting. The CA file becomes `trusted` (a bundle during a rotation).
+    pub fn reissue_certificates(&self, authority: Authority, trusted: &str) -> Result<()> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| Error::Other("no TLS".into()))?;
+        let names: Vec<String> = self.pods.lock().unwrap().keys().cloned().collect();
+        for name in names {
+            self.write_member_tls(&authority, &name, trusted)?;
+        }
+        *tls.client.lock().unwrap() = authority.issue("oxcd-operator", &[], CERT_VALIDITY)?;
+        *tls.authority.lock().unwrap() = authority;
+        *tls.trusted.lock().unwrap() = trusted.to_string();
+        Ok(())
+    }
+
+    fn tls_dir(&self, member: &str) -> PathBuf {
+        self.volume(member).join("tls")
+    }
+
+    fn write_member_tls(&self, authority: &Authority, member: &str, trusted: &str) -> Result<()> {
+        let dir = self.tls_dir(member);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let sans = crate::certs::member_sans("demo", "default", member);
+        let issued = authority.issue(member, &sans, CERT_VALIDITY)?;
+        for (file, contents) in [
+            ("ca.crt", trusted),
+            ("tls.key", issued.key_pem.as_str()),
+            ("tls.crt", issued.cert_pem.as_str()),
+        ] {
+            let temp = dir.join(format!(".{file}.tmp"));
+            std::fs::write(&temp, contents).map_err(io)?;
+            std::fs::rename(&temp, dir.join(file)).map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Runs `binary` (an `oxcd-operator`) as the restore step of a seed started from a
@@ -251,6 +320,10 @@ impl LocalWorkloads {
             .collect()
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The member's command line, as its container's would be.
     fn member_args(&self, launch: &Launch) -> Vec<String> {
         let (client, peer) = (
@@ -286,7 +359,23 @@ impl LocalWorkloads {
                 .force_new_cluster
                 .then(|| "--force-new-cluster".to_string()),
         )
+        .chain(self.tls.iter().flat_map(|_| self.tls_args(&launch.member)))
         .collect()
+    }
+
+    /// oxcd's TLS flags for a member: the same certificate on both ports, client
+    /// certificates checked on both.
+    fn tls_args(&self, member: &str) -> Vec<String> {
+        let dir = self.tls_dir(member);
+        let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let mut args = Vec::new();
+        for prefix in ["--", "--peer-"] {
+            args.push(format!("{prefix}cert-file={}", file("tls.crt")));
+            args.push(format!("{prefix}key-file={}", file("tls.key")));
+            args.push(format!("{prefix}trusted-ca-file={}", file("ca.crt")));
+            args.push(format!("{prefix}client-cert-auth"));
+        }
+        args
     }
 
     /// Starts a member's process, its log appended to `<volume>/member.log`.
@@ -330,11 +419,23 @@ impl LocalWorkloads {
 
 impl Workloads for LocalWorkloads {
     fn peer_url(&self, member: &str) -> String {
-        format!("http://127.0.0.1:{}", self.ports(member).1)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.ports(member).1)
     }
 
     fn client_url(&self, member: &str) -> String {
-        format!("http://127.0.0.1:{}", self.ports(member).0)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.ports(member).0)
+    }
+
+    fn access(&self) -> Access {
+        let Some(tls) = &self.tls else {
+            return Access::plain();
+        };
+        let client = tls.client.lock().unwrap().clone();
+        Access::tls(ClientTls {
+            ca_pem: tls.trusted.lock().unwrap().clone(),
+            cert_pem: client.cert_pem,
+            key_pem: client.key_pem,
+        })
     }
 
     async fn observe(&self) -> Result<Vec<Workload>> {
@@ -376,6 +477,11 @@ impl Workloads for LocalWorkloads {
         }
         std::fs::create_dir_all(self.volume(&launch.member)).map_err(io)?;
         let data_dir = self.data_dir(&launch.member).to_string_lossy().into_owned();
+        if let Some(tls) = &self.tls {
+            let authority = tls.authority.lock().unwrap().clone();
+            let trusted = tls.trusted.lock().unwrap().clone();
+            self.write_member_tls(&authority, &launch.member, &trusted)?;
+        }
         if let Some(restore) = &launch.restore {
             let binary = self
                 .operator_binary

@@ -54,6 +54,8 @@ struct DefragArgs {
     /// `--cluster`), rather than the endpoints themselves.
     #[arg(long)]
     cluster: bool,
+    #[command(flatten)]
+    tls: oxcd_operator::backup::command::ClientTlsArgs,
 }
 
 /// The controller's flags.
@@ -107,14 +109,18 @@ async fn main() -> anyhow::Result<()> {
             return Ok(oxcd_operator::backup::command::restore_member(restore).await?);
         }
         Some(Command::Defrag(defrag)) => {
+            let access = defrag.tls.access()?;
             let endpoints = if defrag.cluster {
-                oxcd_operator::members::client_urls(&defrag.endpoints).await?
+                oxcd_operator::members::client_urls(&access, &defrag.endpoints).await?
             } else {
                 defrag.endpoints
             };
-            let report =
-                oxcd_operator::maintenance::defragment_all(&endpoints, defrag.quota_backend_bytes)
-                    .await?;
+            let report = oxcd_operator::maintenance::defragment_all(
+                &access,
+                &endpoints,
+                defrag.quota_backend_bytes,
+            )
+            .await?;
             println!("{}", serde_json::to_string(&report)?);
             return Ok(());
         }

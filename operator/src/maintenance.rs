@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, ConnectOptions};
+use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::members::{self, MemberHealth};
+use crate::members::{self, Access, MemberHealth};
 
 /// Defragmenting a large database takes a while: the call's own timeout.
 const DEFRAG_TIMEOUT: Duration = Duration::from_secs(300);
@@ -58,24 +58,24 @@ pub fn order(members: &[(String, Option<MemberHealth>)]) -> Result<Vec<(String, 
     Ok(order)
 }
 
-async fn connect(endpoint: &str, timeout: Duration) -> Result<Client> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(timeout);
-    Ok(Client::connect([endpoint], Some(options)).await?)
-}
-
 /// Defragments the members at `endpoints` (every member's client URL) one at a time,
 /// followers first; then, given the backend quota, disarms NOSPACE if every member is under
 /// it again.
-pub async fn defragment_all(endpoints: &[String], quota_bytes: Option<i64>) -> Result<Report> {
+pub async fn defragment_all(
+    access: &Access,
+    endpoints: &[String],
+    quota_bytes: Option<i64>,
+) -> Result<Report> {
     let mut healths = Vec::new();
     for endpoint in endpoints {
-        healths.push((endpoint.clone(), members::status(endpoint).await.ok()));
+        healths.push((
+            endpoint.clone(),
+            members::status(access, endpoint).await.ok(),
+        ));
     }
     let mut report = Report::default();
     for (endpoint, leader) in order(&healths)? {
-        let mut client = connect(&endpoint, DEFRAG_TIMEOUT).await?;
+        let mut client = access.connect(&[endpoint.clone()], DEFRAG_TIMEOUT).await?;
         let before = client.status().await?.db_size();
         client.defragment().await?;
         let after = client.status().await?.db_size();
@@ -90,7 +90,9 @@ pub async fn defragment_all(endpoints: &[String], quota_bytes: Option<i64>) -> R
     let Some(quota) = quota_bytes else {
         return Ok(report);
     };
-    let mut client = connect(&endpoints[0], Duration::from_secs(5)).await?;
+    let mut client = access
+        .connect(&endpoints[..1], Duration::from_secs(5))
+        .await?;
     let alarms = client
         .alarm(AlarmAction::Get, AlarmType::None, None)
         .await?;

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, MemberAddOptions};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, GetOptions, Identity, MemberAddOptions, TlsOptions,
+};
 
 use crate::error::{Error, Result};
 
@@ -54,17 +56,55 @@ pub struct ClusterView {
     pub health: BTreeMap<String, MemberHealth>,
 }
 
-async fn connect(endpoints: &[String]) -> Result<Client> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT);
-    Ok(Client::connect(endpoints, Some(options)).await?)
+/// How the operator reaches members: plain, or over TLS with the CA it trusts and the
+/// client certificate it presents (members that check client certificates admit it).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    tls: Option<ClientTls>,
+}
+
+/// PEM: the CA (or bundle) that signs the members' certificates, and a client identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Access {
+    pub fn plain() -> Access {
+        Access::default()
+    }
+
+    pub fn tls(tls: ClientTls) -> Access {
+        Access { tls: Some(tls) }
+    }
+
+    /// A client over `endpoints`, each request bounded by `timeout`.
+    pub async fn connect(&self, endpoints: &[String], timeout: Duration) -> Result<Client> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(timeout);
+        if let Some(tls) = &self.tls {
+            let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+            options = options.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .identity(identity),
+            );
+        }
+        Ok(Client::connect(endpoints, Some(options)).await?)
+    }
+}
+
+async fn connect(access: &Access, endpoints: &[String]) -> Result<Client> {
+    access.connect(endpoints, REQUEST_TIMEOUT).await
 }
 
 /// Looks at the cluster through `endpoints` (member client URLs): the member list from the
 /// first that answers, then Status from every endpoint and every listed client URL. What no
 /// member answers is missing from the view.
-pub async fn observe(endpoints: &[String]) -> ClusterView {
+pub async fn observe(access: &Access, endpoints: &[String]) -> ClusterView {
     let mut view = ClusterView::default();
     // A member that has just restarted lists the members it had applied, which may miss
     // later changes until it hears from the leader; a member listed as gone would have its
@@ -73,7 +113,7 @@ pub async fn observe(endpoints: &[String]) -> ClusterView {
     // quorum no member can, and the list any member gives is kept as unconfirmed.
     for confirm in [true, false] {
         for endpoint in endpoints {
-            if let Some(list) = member_list(endpoint, confirm).await {
+            if let Some(list) = member_list(access, endpoint, confirm).await {
                 view.cluster_id = list.header().map(|h| h.cluster_id());
                 view.members = list
                     .members()
@@ -102,7 +142,7 @@ pub async fn observe(endpoints: &[String]) -> ClusterView {
     );
     urls.sort();
     urls.dedup();
-    let answers = futures::future::join_all(urls.iter().map(|u| status(u))).await;
+    let answers = futures::future::join_all(urls.iter().map(|u| status(access, u))).await;
     for (url, answer) in urls.into_iter().zip(answers) {
         if let Ok(health) = answer {
             view.health.insert(url, health);
@@ -112,8 +152,12 @@ pub async fn observe(endpoints: &[String]) -> ClusterView {
 }
 
 /// The member list of the member at `endpoint`, after a linearizable read there if `confirm`.
-async fn member_list(endpoint: &str, confirm: bool) -> Option<etcd_client::MemberListResponse> {
-    let mut client = connect(&[endpoint.to_string()]).await.ok()?;
+async fn member_list(
+    access: &Access,
+    endpoint: &str,
+    confirm: bool,
+) -> Option<etcd_client::MemberListResponse> {
+    let mut client = connect(access, &[endpoint.to_string()]).await.ok()?;
     if confirm {
         let barrier = GetOptions::new().with_count_only();
         client.get(BARRIER_KEY, Some(barrier)).await.ok()?;
@@ -123,8 +167,8 @@ async fn member_list(endpoint: &str, confirm: bool) -> Option<etcd_client::Membe
 
 /// Every member's client URLs, from the member list of the first of `endpoints` that
 /// answers (etcdctl's `--cluster`). A member that has not started yet has none.
-pub async fn client_urls(endpoints: &[String]) -> Result<Vec<String>> {
-    let list = connect(endpoints).await?.member_list().await?;
+pub async fn client_urls(access: &Access, endpoints: &[String]) -> Result<Vec<String>> {
+    let list = connect(access, endpoints).await?.member_list().await?;
     let mut urls: Vec<String> = list
         .members()
         .iter()
@@ -141,8 +185,8 @@ pub async fn client_urls(endpoints: &[String]) -> Result<Vec<String>> {
 }
 
 /// The Status of the member at `endpoint`.
-pub async fn status(endpoint: &str) -> Result<MemberHealth> {
-    let mut client = connect(&[endpoint.to_string()]).await?;
+pub async fn status(access: &Access, endpoint: &str) -> Result<MemberHealth> {
+    let mut client = connect(access, &[endpoint.to_string()]).await?;
     let status = client.status().await?;
     Ok(MemberHealth {
         member_id: status.header().map_or(0, |h| h.member_id()),
@@ -156,8 +200,8 @@ pub async fn status(endpoint: &str) -> Result<MemberHealth> {
 }
 
 /// MemberAdd as a learner: the new member's id.
-pub async fn add_learner(endpoints: &[String], peer_url: &str) -> Result<u64> {
-    let mut client = connect(endpoints).await?;
+pub async fn add_learner(access: &Access, endpoints: &[String], peer_url: &str) -> Result<u64> {
+    let mut client = connect(access, endpoints).await?;
     let options = MemberAddOptions::new().with_is_learner();
     let added = client
         .member_add([peer_url.to_string()], Some(options))
@@ -168,19 +212,19 @@ pub async fn add_learner(endpoints: &[String], peer_url: &str) -> Result<u64> {
         .ok_or_else(|| Error::Other("MemberAdd answered without the member".into()))
 }
 
-pub async fn promote(endpoints: &[String], id: u64) -> Result<()> {
-    connect(endpoints).await?.member_promote(id).await?;
+pub async fn promote(access: &Access, endpoints: &[String], id: u64) -> Result<()> {
+    connect(access, endpoints).await?.member_promote(id).await?;
     Ok(())
 }
 
-pub async fn remove(endpoints: &[String], id: u64) -> Result<()> {
-    connect(endpoints).await?.member_remove(id).await?;
+pub async fn remove(access: &Access, endpoints: &[String], id: u64) -> Result<()> {
+    connect(access, endpoints).await?.member_remove(id).await?;
     Ok(())
 }
 
 /// MoveLeader, sent to the leader's own client URL (only the leader can hand leadership on).
-pub async fn move_leader(leader_endpoint: &str, to: u64) -> Result<()> {
-    connect(&[leader_endpoint.to_string()])
+pub async fn move_leader(access: &Access, leader_endpoint: &str, to: u64) -> Result<()> {
+    connect(access, &[leader_endpoint.to_string()])
         .await?
         .move_leader(to)
         .await?;

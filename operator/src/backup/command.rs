@@ -50,12 +50,50 @@ impl StoreArgs {
     }
 }
 
+/// etcdctl's TLS flags: how to reach members that serve TLS and check client certificates.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientTlsArgs {
+    /// The CA bundle that signs the members' certificates.
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// This client's certificate.
+    #[arg(long, requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// This client's key.
+    #[arg(long, requires = "cert")]
+    key: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// Plain without `--cacert`; TLS with it.
+    pub fn access(&self) -> Result<crate::members::Access> {
+        let Some(ca) = &self.cacert else {
+            return Ok(crate::members::Access::plain());
+        };
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| crate::Error::Other(format!("{}: {e}", path.display())))
+        };
+        let (cert_pem, key_pem) = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => (read(cert)?, read(key)?),
+            _ => (String::new(), String::new()),
+        };
+        Ok(crate::members::Access::tls(crate::members::ClientTls {
+            ca_pem: read(ca)?,
+            cert_pem,
+            key_pem,
+        }))
+    }
+}
+
 /// `oxcd-operator backup`.
 #[derive(Args, Debug, Clone)]
 pub struct BackupArgs {
     /// The members' client URLs, comma-separated; the first healthy one is backed up.
     #[arg(long, value_delimiter = ',', required = true)]
     endpoints: Vec<String>,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     /// Where backups go: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or
     /// file:///dir.
     #[arg(long)]
@@ -118,12 +156,13 @@ pub async fn fetch(args: FetchArgs) -> Result<()> {
 /// Runs `oxcd-operator backup`.
 pub async fn backup(args: BackupArgs) -> Result<()> {
     let target = args.store.open(&args.to)?;
+    let access = args.tls.access()?;
     let retention = Retention {
         keep: args.keep,
         max_age: args.max_age,
     };
     let Some(expr) = &args.schedule else {
-        let record = target.take(&args.endpoints).await?;
+        let record = target.take(&access, &args.endpoints).await?;
         println!("{}", serde_json::to_string(&record).unwrap_or_default());
         for name in retention.apply(&target, chrono::Utc::now()).await? {
             tracing::info!(name, "retention: deleted");
@@ -133,6 +172,7 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
     let schedule = Schedule::parse(expr)?;
     schedule::run(
         &schedule,
+        &access,
         &args.endpoints,
         &target,
         retention,

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::members::Access;
 
 /// Bytes of etcd's snapshot trailer: the sha256 of the database before it.
 const TRAILER: usize = 32;
@@ -31,6 +32,8 @@ const TRAILER: usize = 32;
 /// [`UPLOADS_IN_FLIGHT`] parts are held at once.
 const PART_SIZE: usize = 8 << 20;
 const UPLOADS_IN_FLIGHT: usize = 2;
+/// A bound on the snapshot request of a backup, however large the snapshot.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Prefix and suffix of backup object names.
 const NAME_PREFIX: &str = "snapshot-";
 const NAME_SUFFIX: &str = ".db";
@@ -228,8 +231,8 @@ impl Target {
 
     /// Takes a backup from the first healthy member among `endpoints`: streams its snapshot
     /// into the store, reads the object back, and only then writes its record.
-    pub async fn take(&self, endpoints: &[String]) -> Result<Record> {
-        let (endpoint, mut client, status) = healthy_member(endpoints).await?;
+    pub async fn take(&self, access: &Access, endpoints: &[String]) -> Result<Record> {
+        let (endpoint, mut client, status) = healthy_member(access, endpoints).await?;
         let header = status
             .header()
             .ok_or_else(|| Error::Other("Status answered without a header".into()))?;
@@ -349,13 +352,16 @@ fn install_crypto_provider() {
 /// The first of `endpoints` whose member answers Status with a leader and no alarm: its
 /// endpoint, a client to it alone and its status.
 async fn healthy_member(
+    access: &Access,
     endpoints: &[String],
 ) -> Result<(String, etcd_client::Client, etcd_client::StatusResponse)> {
     let mut why = Vec::new();
     for endpoint in endpoints {
-        let options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(std::time::Duration::from_secs(5));
-        let mut client = match etcd_client::Client::connect([endpoint], Some(options)).await {
+        // No bound on a request: the snapshot streams for as long as it takes.
+        let connected = access
+            .connect(std::slice::from_ref(endpoint), SNAPSHOT_TIMEOUT)
+            .await;
+        let mut client = match connected {
             Ok(c) => c,
             Err(e) => {
                 why.push(format!("{endpoint}: {e}"));

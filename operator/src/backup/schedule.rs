@@ -35,6 +35,7 @@ impl Schedule {
 /// `retention`; reports each outcome to `report`. Runs until the task is dropped.
 pub async fn run(
     schedule: &Schedule,
+    access: &crate::members::Access,
     endpoints: &[String],
     target: &Target,
     retention: Retention,
@@ -45,7 +46,7 @@ pub async fn run(
         let next = schedule.next_after(now)?;
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
-        let taken = target.take(endpoints).await;
+        let taken = target.take(access, endpoints).await;
         if taken.is_ok()
             && let Err(e) = retention.apply(target, Utc::now()).await
         {

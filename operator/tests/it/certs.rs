@@ -259,3 +259,107 @@ async fn issued_certificates_renew_and_their_ca_rotates_without_restarting_a_mem
         assert_eq!(starts(m), 1, "{} restarted:\n{}", m.name, m.log());
     }
 }
+
+/// A client of `access` over `urls`, with the key `probe` read back.
+async fn reads_through(access: &oxcd_operator::members::Access, urls: &[String]) -> bool {
+    let Ok(mut c) = access.connect(urls, Duration::from_secs(5)).await else {
+        return false;
+    };
+    c.get("probe", None).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_a_mutual_tls_cluster_through_renewal_and_a_ca_rotation() {
+    use oxcd_operator::act::Workloads;
+    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
+    use oxcd_operator::plan::Want;
+    let old = Authority::new("demo", YEAR).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let w = LocalWorkloads::new(
+        dir.path(),
+        binary::oxcd().unwrap(),
+        Box::new(oxcd_testkit::free_port),
+    )
+    .with_tls(old.clone())
+    .unwrap();
+    let want = Want::new(3, "v1", "c1");
+    let drive = |step: &'static str| {
+        let w = &w;
+        let want = &want;
+        async move {
+            let timeout = Duration::from_secs(180);
+            local::drive(w, "demo", "default-demo-tls", want, Crashes::Never, timeout)
+                .await
+                .unwrap_or_else(|last| panic!("{step}: not in sync: {last:?}\n{}", w.logs()));
+        }
+    };
+    // Created through learners, every call of the operator's over mutual TLS.
+    drive("create").await;
+    let urls = w.client_urls();
+    assert_eq!(urls.len(), 3);
+    assert!(urls.iter().all(|u| u.starts_with("https://")), "{urls:?}");
+    let before = w.access();
+    let mut c = before.connect(&urls, Duration::from_secs(5)).await.unwrap();
+    c.put("probe", "v", None).await.unwrap();
+    assert_eq!(c.member_list().await.unwrap().members().len(), 3);
+    // Without a client certificate, refused.
+    let anonymous = oxcd_operator::members::Access::tls(oxcd_operator::members::ClientTls {
+        ca_pem: old.cert_pem.clone(),
+        cert_pem: String::new(),
+        key_pem: String::new(),
+    });
+    assert!(!reads_through(&anonymous, &urls).await);
+
+    // Renewal: new certificates from the same CA, files replaced under running members.
+    w.reissue_certificates(old.clone(), &old.cert_pem).unwrap();
+    drive("renewal").await;
+    // The CA rotation: trust both, then certificates from the new CA, then the new CA alone.
+    let new = Authority::new("demo", YEAR).unwrap();
+    let both = bundle(&old.cert_pem, &new.cert_pem);
+    w.reissue_certificates(old.clone(), &both).unwrap();
+    drive("bundle").await;
+    w.reissue_certificates(new.clone(), &both).unwrap();
+    drive("re-issue").await;
+    let new_ca = dir.path().join("new-ca.pem");
+    std::fs::write(&new_ca, &new.cert_pem).unwrap();
+    for url in &urls {
+        let served = dir.path().join("served.pem");
+        let what = format!("{url} to serve a certificate of the new CA");
+        wait_for(CONVERGE, &what, || {
+            std::fs::write(&served, served_cert(url)).unwrap();
+            let verified = Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(&new_ca)
+                .arg(&served)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            async move { verified.then_some(()) }
+        })
+        .await;
+    }
+    w.reissue_certificates(new.clone(), &new.cert_pem).unwrap();
+    drive("drop the old CA").await;
+    assert!(
+        reads_through(&w.access(), &urls).await,
+        "the operator's new identity"
+    );
+    // The operator's identity from the old CA is refused once the old CA is dropped.
+    wait_for(CONVERGE, "the old CA's client to be refused", || {
+        let before = before.clone();
+        let urls = urls.clone();
+        async move { (!reads_through(&before, &urls).await).then_some(()) }
+    })
+    .await;
+    // No member restarted.
+    for name in ["demo-0", "demo-1", "demo-2"] {
+        let log = std::fs::read_to_string(dir.path().join("volumes").join(name).join("member.log"))
+            .unwrap();
+        assert_eq!(
+            log.matches("serving client requests").count(),
+            1,
+            "{name}:\n{log}"
+        );
+    }
+    assert_eq!(w.client_urls(), urls);
+}

@@ -47,7 +47,7 @@ fn workloads(dir: &std::path::Path) -> LocalWorkloads {
 async fn voters(w: &LocalWorkloads) -> (Option<u64>, Vec<(String, bool)>) {
     let started = Instant::now();
     loop {
-        let view = members::observe(&w.client_urls()).await;
+        let view = members::observe(&members::Access::plain(), &w.client_urls()).await;
         let mut listed: Vec<(String, bool)> = view
             .members
             .iter()
