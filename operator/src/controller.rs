@@ -129,7 +129,12 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         want.restore = Some(r.name_any());
         want.bootstrap_from = Some(jobs::restore_from(&r.spec.backup));
     }
-    let workloads = KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone());
+    let tls = crate::tls::Tls::new(ctx.client.clone(), ec)
+        .prepare(time::OffsetDateTime::now_utc())
+        .await?;
+    let tls_transitions = tls.transitions.clone();
+    let workloads =
+        KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone()).with_tls(tls);
     let crash = CrashPoints::disarmed();
     let mut status = ec.status.clone().unwrap_or_default();
     status.selector = Some(resources::selector_string(ec));
@@ -145,7 +150,8 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         extra_conditions,
     };
     let done = actor.pass().await?;
-    let mut transitions = done.transitions.clone();
+    let mut transitions = tls_transitions;
+    transitions.extend(done.transitions.iter().cloned());
     for name in workloads.grow_volumes().await? {
         let size = ec.spec.storage.size.clone().unwrap_or_default();
         let note = format!("volume {name} asks for {size} now");

@@ -12,6 +12,7 @@ use crate::crd::{EtcdCluster, EtcdClusterStatus};
 use crate::error::Result;
 use crate::plan::{self, Volume};
 use crate::resources::{self, ANNOTATION_CONFIG, ANNOTATION_VERSION, LABEL_CLUSTER_UID};
+use crate::tls;
 
 pub const FIELD_MANAGER: &str = "oxcd-operator";
 
@@ -28,6 +29,8 @@ pub struct KubeWorkloads<'a> {
     /// Our claims that ask for less storage than the spec, as the last look found them.
     /// A std Mutex: never held across an await.
     undersized: Mutex<Vec<String>>,
+    /// How to reach the members, and the CA of `auto` TLS.
+    tls: tls::Prepared,
 }
 
 impl<'a> KubeWorkloads<'a> {
@@ -37,7 +40,14 @@ impl<'a> KubeWorkloads<'a> {
             cluster,
             image_repository,
             undersized: Mutex::default(),
+            tls: tls::Prepared::default(),
         }
+    }
+
+    /// With the cluster's TLS as [`tls::Tls::prepare`] left it.
+    pub fn with_tls(mut self, prepared: tls::Prepared) -> Self {
+        self.tls = prepared;
+        self
     }
 
     /// Grows the claims the last look found smaller than `storage.size` (the storage class
@@ -142,15 +152,21 @@ fn failing(pod: &Pod) -> Option<String> {
 impl Workloads for KubeWorkloads<'_> {
     fn peer_url(&self, member: &str) -> String {
         format!(
-            "http://{}:{}",
+            "{}://{}:{}",
+            tls::scheme(self.cluster, tls::Port::Peer),
             resources::member_host(self.cluster, member),
             resources::PEER_PORT
         )
     }
 
+    fn access(&self) -> crate::members::Access {
+        self.tls.access.clone()
+    }
+
     fn client_url(&self, member: &str) -> String {
         format!(
-            "http://{}:{}",
+            "{}://{}:{}",
+            tls::scheme(self.cluster, tls::Port::Client),
             resources::member_host(self.cluster, member),
             resources::CLIENT_PORT
         )
@@ -219,6 +235,11 @@ impl Workloads for KubeWorkloads<'_> {
                     .patch(&launch.member, &apply_params(), &Patch::Apply(&claim))
                     .await?;
             }
+        }
+        if let Some(authority) = &self.tls.authority {
+            tls::Tls::new(self.client.clone(), self.cluster)
+                .ensure_member(authority, &launch.member)
+                .await?;
         }
         let pod = resources::member_pod(self.cluster, launch, &self.image_repository);
         if self.pods().get_opt(&launch.member).await?.is_none() {

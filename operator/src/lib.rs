@@ -12,6 +12,8 @@
 //! - [`local`]: [`act::Workloads`] as local processes and directories, for tests and the
 //!   benchmark.
 //! - [`jobs`]: the CronJobs of scheduled backups and defragmentation.
+//! - [`tls`]: `spec.tls` on Kubernetes: the CA and certificate Secrets of `auto`, their
+//!   renewal, cert-manager Certificates, and the TLS of member pods.
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
@@ -37,5 +39,6 @@ pub mod observe;
 pub mod plan;
 pub mod resources;
 pub mod status;
+pub mod tls;
 
 pub use error::{Error, Result};

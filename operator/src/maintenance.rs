@@ -75,7 +75,9 @@ pub async fn defragment_all(
     }
     let mut report = Report::default();
     for (endpoint, leader) in order(&healths)? {
-        let mut client = access.connect(&[endpoint.clone()], DEFRAG_TIMEOUT).await?;
+        let mut client = access
+            .connect(std::slice::from_ref(&endpoint), DEFRAG_TIMEOUT)
+            .await?;
         let before = client.status().await?.db_size();
         client.defragment().await?;
         let after = client.status().await?.db_size();

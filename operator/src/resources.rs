@@ -317,6 +317,8 @@ pub(crate) fn locked_down() -> SecurityContext {
 /// identity and URLs as flags and the shared config file.
 pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
     let host = member_host(ec, &launch.member);
+    let client = crate::tls::scheme(ec, crate::tls::Port::Client);
+    let peer = crate::tls::scheme(ec, crate::tls::Port::Peer);
     let initial_cluster: Vec<String> = launch
         .initial_cluster
         .iter()
@@ -327,16 +329,19 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
         ("--data-dir", DATA_DIR.into()),
         (
             "--listen-client-urls",
-            format!("http://0.0.0.0:{CLIENT_PORT}"),
+            format!("{client}://0.0.0.0:{CLIENT_PORT}"),
         ),
         (
             "--advertise-client-urls",
-            format!("http://{host}:{CLIENT_PORT}"),
+            format!("{client}://{host}:{CLIENT_PORT}"),
         ),
-        ("--listen-peer-urls", format!("http://0.0.0.0:{PEER_PORT}")),
+        (
+            "--listen-peer-urls",
+            format!("{peer}://0.0.0.0:{PEER_PORT}"),
+        ),
         (
             "--initial-advertise-peer-urls",
-            format!("http://{host}:{PEER_PORT}"),
+            format!("{peer}://{host}:{PEER_PORT}"),
         ),
         ("--initial-cluster", initial_cluster.join(",")),
         (
@@ -489,8 +494,9 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
         }),
         ..Pod::default()
     };
+    crate::tls::add_to_pod(&mut pod, ec, &launch.member);
     if let Some(restore) = &launch.restore {
-        let peer_url = format!("http://{host}:{PEER_PORT}");
+        let peer_url = format!("{peer}://{host}:{PEER_PORT}");
         crate::jobs::add_restore_step(&mut pod, restore, launch, DATA_DIR, &peer_url);
     }
     pod

@@ -122,6 +122,14 @@ fn backup_defrag_and_recovery_settings_are_checked_before_the_operator_sees_them
             "maintenance.defragSchedule must be a cron expression of five fields",
         ),
         (
+            serde_json::json!({"tls": {"client": {"auto": {}, "secretName": "mine"}}}),
+            "take exactly one of auto, secretName and certManager",
+        ),
+        (
+            serde_json::json!({"tls": {"peer": {}}}),
+            "take exactly one of auto, secretName and certManager",
+        ),
+        (
             serde_json::json!({"recovery": {"after": "5 minutes"}}),
             "recovery.after must be a duration such as 30s, 5m or 1h",
         ),

@@ -879,3 +879,327 @@ async fn an_etcd_restore_is_recorded_with_the_old_cluster_id_and_reported_on_its
     let event = body_of(&sent, "/apis/events.k8s.io/v1/namespaces/default/events");
     assert_eq!(event["reason"], "RestoreStarted");
 }
+
+fn tls_cluster(tls: Value) -> EtcdCluster {
+    let mut doc = cluster(json!({}));
+    doc["spec"]["tls"] = tls;
+    serde_json::from_value(doc).unwrap()
+}
+
+fn secret_data(secret: &Value, key: &str) -> String {
+    let bytes: k8s_openapi::ByteString = serde_json::from_value(secret["data"][key].clone())
+        .unwrap_or_else(|e| panic!("no {key}: {e}"));
+    String::from_utf8(bytes.0).unwrap()
+}
+
+fn secret_json(name: &str, files: &[(&str, &str)]) -> Value {
+    let data: std::collections::BTreeMap<String, k8s_openapi::ByteString> = files
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                k8s_openapi::ByteString(v.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": name, "namespace": "default"}, "data": data})
+}
+
+/// The DNS names of a PEM certificate.
+fn dns_names(pem: &str) -> Vec<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let sans = cert.subject_alternative_name().unwrap().unwrap();
+    sans.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn auto_tls_makes_a_ca_once_and_the_operators_client_certificate_before_anything_else() {
+    let (ctx, handle) = context();
+    let ec = tls_cluster(json!({"client": {"auto": {}}, "peer": {"auto": {}}}));
+    let mut script: Vec<Expect> = opening().into_iter().take(5).collect();
+    script.extend([
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-ca",
+            not_found(),
+        ),
+        expect(
+            Method::POST,
+            "/api/v1/namespaces/default/secrets?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-operator-tls",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/secrets/demo-operator-tls?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets?",
+            empty_list("SecretList"),
+        ),
+    ]);
+    let server = tokio::spawn(verify(handle, script));
+    // The pass stops at reading back the operator's Secret, which this fake does not keep.
+    let _ = controller::reconcile(Arc::new(ec), ctx).await;
+    let sent = server.await.unwrap();
+    let ca = &sent[6].1;
+    assert_eq!(ca["metadata"]["name"], "demo-ca");
+    let ca_pem = secret_data(ca, "ca.crt");
+    assert!(secret_data(ca, "ca.key").contains("PRIVATE KEY"));
+    let operator = body_of(
+        &sent,
+        "/api/v1/namespaces/default/secrets/demo-operator-tls?",
+    );
+    let authority =
+        oxcd_operator::certs::Authority::from_pem(&ca_pem, &secret_data(ca, "ca.key")).unwrap();
+    assert_eq!(secret_data(operator, "ca.crt"), authority.cert_pem);
+    let (_, leaf) =
+        x509_parser::pem::parse_x509_pem(secret_data(operator, "tls.crt").as_bytes()).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    assert!(leaf.subject().to_string().contains("oxcd-operator"));
+    assert_eq!(operator["metadata"]["ownerReferences"][0]["uid"], UID);
+}
+
+#[tokio::test]
+async fn a_member_of_an_auto_tls_cluster_gets_its_certificate_secret_and_mounts_it() {
+    let (ctx, handle) = context();
+    let ec = tls_cluster(json!({"client": {"auto": {}}, "peer": {"auto": {}}}));
+    let authority =
+        oxcd_operator::certs::Authority::new("demo", Duration::from_secs(86_400 * 365)).unwrap();
+    let prepared = oxcd_operator::tls::Prepared {
+        authority: Some(authority.clone()),
+        ..Default::default()
+    };
+    let workloads =
+        KubeWorkloads::new(ctx.client.clone(), &ec, "repo/oxcd".into()).with_tls(prepared);
+    assert_eq!(
+        workloads.peer_url("demo-0"),
+        "https://demo-0.demo-peers.default.svc:2380"
+    );
+    let launch = Launch {
+        member: "demo-0".into(),
+        new_cluster: true,
+        initial_cluster: vec![("demo-0".into(), workloads.peer_url("demo-0"))],
+        token: "default-demo-x".into(),
+        guard: Guard::default(),
+        version: "0.1.0".into(),
+        config: "c1".into(),
+        force_new_cluster: false,
+        restore: None,
+    };
+    let script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-0",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/persistentvolumeclaims/demo-0?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-0-tls",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/secrets/demo-0-tls?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/pods/demo-0",
+            not_found(),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/pods/demo-0?",
+            Reply::Echo,
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    workloads.start_member(&launch).await.unwrap();
+    let sent = server.await.unwrap();
+    let secret = body_of(&sent, "/api/v1/namespaces/default/secrets/demo-0-tls?");
+    assert_eq!(secret["metadata"]["labels"]["oxcd.io/tls"], "member");
+    let names = dns_names(&secret_data(secret, "tls.crt"));
+    for name in [
+        "demo-0.demo-peers.default.svc",
+        "demo-client.default.svc",
+        "localhost",
+    ] {
+        assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+    }
+    let pod = body_of(&sent, "/api/v1/namespaces/default/pods/demo-0?");
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<String> = serde_json::from_value(container["args"].clone()).unwrap();
+    for arg in [
+        "--listen-client-urls=https://0.0.0.0:2379",
+        "--advertise-client-urls=https://demo-0.demo-peers.default.svc:2379",
+        "--initial-advertise-peer-urls=https://demo-0.demo-peers.default.svc:2380",
+        "--initial-cluster=demo-0=https://demo-0.demo-peers.default.svc:2380",
+        "--cert-file=/etc/oxcd/tls/client/tls.crt",
+        "--trusted-ca-file=/etc/oxcd/tls/client/ca.crt",
+        "--client-cert-auth",
+        "--peer-key-file=/etc/oxcd/tls/peer/tls.key",
+        "--peer-client-cert-auth",
+        "--listen-metrics-urls=http://0.0.0.0:2381",
+    ] {
+        assert!(args.contains(&arg.to_string()), "{arg} in {args:?}");
+    }
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], 2381);
+    let volumes = pod["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "demo-0-tls")
+    );
+}
+
+#[tokio::test]
+async fn certificates_due_are_issued_again_in_place_and_others_are_left_alone() {
+    let (ctx, handle) = context();
+    let ec = tls_cluster(json!({"client": {"auto": {}}, "peer": {"auto": {}},
+                                "renewBefore": "30d"}));
+    let day = Duration::from_secs(86_400);
+    let ca = oxcd_operator::certs::Authority::new("demo", day * 3650).unwrap();
+    let sans = oxcd_operator::certs::member_sans("demo", "default", "demo-0");
+    let fresh = ca.issue("demo-0", &sans, day * 90).unwrap();
+    let expiring = ca.issue("demo-1", &sans, day * 10).unwrap();
+    let operator = ca.issue("oxcd-operator", &[], day * 90).unwrap();
+    let member_secret = |name: &str, issued: &oxcd_operator::certs::Issued| {
+        let mut s = secret_json(
+            name,
+            &[
+                ("ca.crt", &ca.cert_pem),
+                ("tls.crt", &issued.cert_pem),
+                ("tls.key", &issued.key_pem),
+            ],
+        );
+        s["metadata"]["labels"] = json!({"oxcd.io/tls": "member"});
+        s
+    };
+    let listed = json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {},
+        "items": [member_secret("demo-0-tls", &fresh), member_secret("demo-1-tls", &expiring)]});
+    let operator_secret = secret_json(
+        "demo-operator-tls",
+        &[
+            ("ca.crt", &ca.cert_pem),
+            ("tls.crt", &operator.cert_pem),
+            ("tls.key", &operator.key_pem),
+        ],
+    );
+    let script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-ca",
+            Reply::Json(secret_json(
+                "demo-ca",
+                &[("ca.crt", &ca.cert_pem), ("ca.key", ca.key_pem())],
+            )),
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-operator-tls",
+            Reply::Json(operator_secret.clone()),
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets?",
+            Reply::Json(listed),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/default/secrets/demo-1-tls?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-operator-tls",
+            Reply::Json(operator_secret),
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    let prepared = oxcd_operator::tls::Tls::new(ctx.client.clone(), &ec)
+        .prepare(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let sent = server.await.unwrap();
+    let renewed = body_of(&sent, "/api/v1/namespaces/default/secrets/demo-1-tls?");
+    let pem = secret_data(renewed, "tls.crt");
+    assert_ne!(pem, expiring.cert_pem);
+    let at = oxcd_operator::certs::renew_at(&pem, day * 30).unwrap();
+    assert!(at > time::OffsetDateTime::now_utc(), "no longer due");
+    assert_eq!(
+        prepared
+            .transitions
+            .iter()
+            .map(|t| t.reason)
+            .collect::<Vec<_>>(),
+        ["CertificateRenewed"]
+    );
+    assert!(prepared.authority.is_some());
+}
+
+#[tokio::test]
+async fn cert_manager_tls_writes_a_certificate_and_waits_for_its_secret() {
+    let (ctx, handle) = context();
+    let ec = tls_cluster(
+        json!({"client": {"certManager": {"issuerRef": {"name": "corp-ca",
+        "kind": "ClusterIssuer"}}}}),
+    );
+    let script = vec![
+        expect(
+            Method::PATCH,
+            "/apis/cert-manager.io/v1/namespaces/default/certificates/demo-client-tls?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-client-tls",
+            not_found(),
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    let error = oxcd_operator::tls::Tls::new(ctx.client.clone(), &ec)
+        .prepare(time::OffsetDateTime::now_utc())
+        .await
+        .expect_err("no Secret yet");
+    let sent = server.await.unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("waiting for the Secret demo-client-tls"),
+        "{error}"
+    );
+    let certificate = &sent[0].1;
+    assert_eq!(certificate["kind"], "Certificate");
+    assert_eq!(certificate["apiVersion"], "cert-manager.io/v1");
+    assert_eq!(certificate["spec"]["secretName"], "demo-client-tls");
+    assert_eq!(
+        certificate["spec"]["issuerRef"],
+        json!({"name": "corp-ca",
+        "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+    let dns = certificate["spec"]["dnsNames"].to_string();
+    assert!(dns.contains("*.demo-peers.default.svc"), "{dns}");
+    assert!(dns.contains("demo-client.default.svc"), "{dns}");
+    assert_eq!(certificate["metadata"]["ownerReferences"][0]["uid"], UID);
+}

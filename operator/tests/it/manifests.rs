@@ -299,6 +299,10 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
             volume_claim_name: Some("zoned-backups".into()),
         }),
     };
+    // With TLS on both ports, from the operator's own CA.
+    ec.spec.tls = serde_json::from_value(serde_json::json!({
+        "client": {"auto": {}}, "peer": {"auto": {}}}))
+    .unwrap();
     let pod = resources::member_pod(&ec, &launch, "ghcr.io/oxcd/oxcd");
     let inits: Vec<&str> = pod
         .spec

@@ -1,0 +1,426 @@
+//! A cluster's TLS on Kubernetes (`spec.tls`): where each port's certificates come from, the
+//! Secrets the operator keeps for `auto` (the CA, one per member, its own client
+//! certificate), their renewal before expiry, the cert-manager Certificates it writes for
+//! `certManager` (through the dynamic API, no cert-manager types), and how the operator
+//! reaches the members.
+//!
+//! Renewal replaces a Secret's data in place: the kubelet updates the files the pod
+//! mounts, and oxcd reads changed certificate files on its next handshake, so no member
+//! restarts. The CA is made once and never replaced by a pass.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    ContainerPort, Pod, Secret, SecretVolumeSource, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PostParams};
+use kube::{Client, ResourceExt};
+
+use crate::act::Transition;
+use crate::certs::{self, Authority};
+use crate::crd::{EtcdCluster, TlsSource, TlsSpec};
+use crate::error::{Error, Result};
+use crate::k8s::apply_params;
+use crate::members::{Access, ClientTls};
+use crate::resources::{self, meta};
+
+/// How long the CA `auto` makes is valid.
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// Labels a member certificate Secret of ours, for renewal.
+const LABEL_TLS: &str = "oxcd.io/tls";
+
+pub const CA_CERT: &str = "ca.crt";
+const CA_KEY: &str = "ca.key";
+pub const CERT: &str = "tls.crt";
+pub const KEY: &str = "tls.key";
+
+/// A member's two ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Client,
+    Peer,
+}
+
+impl Port {
+    fn name(self) -> &'static str {
+        match self {
+            Port::Client => "client",
+            Port::Peer => "peer",
+        }
+    }
+
+    pub fn source(self, tls: &TlsSpec) -> Option<&TlsSource> {
+        match self {
+            Port::Client => tls.client.as_ref(),
+            Port::Peer => tls.peer.as_ref(),
+        }
+    }
+}
+
+/// Whether `port` serves TLS.
+pub fn enabled(ec: &EtcdCluster, port: Port) -> bool {
+    ec.spec.tls.as_ref().and_then(|t| port.source(t)).is_some()
+}
+
+pub fn scheme(ec: &EtcdCluster, port: Port) -> &'static str {
+    if enabled(ec, port) { "https" } else { "http" }
+}
+
+pub fn ca_secret_name(ec: &EtcdCluster) -> String {
+    format!("{}-ca", ec.name_any())
+}
+
+pub fn member_secret_name(member: &str) -> String {
+    format!("{member}-tls")
+}
+
+pub fn operator_secret_name(ec: &EtcdCluster) -> String {
+    format!("{}-operator-tls", ec.name_any())
+}
+
+fn cert_manager_name(ec: &EtcdCluster, port: Port) -> String {
+    format!("{}-{}-tls", ec.name_any(), port.name())
+}
+
+/// The Secret `member` mounts for `port`, if the port serves TLS.
+pub fn secret_for(ec: &EtcdCluster, port: Port, member: &str) -> Option<String> {
+    let source = port.source(ec.spec.tls.as_ref()?)?;
+    Some(if source.auto.is_some() {
+        member_secret_name(member)
+    } else if let Some(name) = &source.secret_name {
+        name.clone()
+    } else {
+        cert_manager_name(ec, port)
+    })
+}
+
+fn uses_auto(ec: &EtcdCluster) -> bool {
+    let Some(tls) = &ec.spec.tls else {
+        return false;
+    };
+    [Port::Client, Port::Peer]
+        .iter()
+        .any(|p| p.source(tls).is_some_and(|s| s.auto.is_some()))
+}
+
+fn durations(tls: &TlsSpec) -> Result<(Duration, Duration)> {
+    let parse = |what: &str, s: &str| {
+        crate::crd::parse_duration(s).map_err(|e| Error::Invalid(format!("tls.{what}: {e}")))
+    };
+    Ok((
+        parse("validity", &tls.validity)?,
+        parse("renewBefore", &tls.renew_before)?,
+    ))
+}
+
+fn data(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+fn tls_secret(ec: &EtcdCluster, name: String, files: &[(&str, &str)], member: bool) -> Secret {
+    let mut metadata = meta(ec, name);
+    if member {
+        let labels = metadata.labels.get_or_insert_default();
+        labels.insert(LABEL_TLS.into(), "member".into());
+    }
+    Secret {
+        metadata,
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(
+            files
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// What a pass needs of the cluster's TLS.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// The CA `auto` issues from.
+    pub authority: Option<Authority>,
+    pub access: Access,
+    pub transitions: Vec<Transition>,
+}
+
+/// One cluster's TLS objects.
+pub struct Tls<'a> {
+    client: Client,
+    ec: &'a EtcdCluster,
+}
+
+impl<'a> Tls<'a> {
+    pub fn new(client: Client, ec: &'a EtcdCluster) -> Tls<'a> {
+        Tls { client, ec }
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(
+            self.client.clone(),
+            &self.ec.namespace().unwrap_or_default(),
+        )
+    }
+
+    /// The CA (made once), the operator's client certificate, renewals, cert-manager
+    /// Certificates, and how to reach the members. A Secret the cluster needs that does
+    /// not exist yet (cert-manager has not issued it) fails the pass, to be tried again.
+    pub async fn prepare(&self, now: time::OffsetDateTime) -> Result<Prepared> {
+        let Some(spec) = &self.ec.spec.tls else {
+            return Ok(Prepared::default());
+        };
+        let mut prepared = Prepared::default();
+        for port in [Port::Client, Port::Peer] {
+            if let Some(issuer) = port.source(spec).and_then(|s| s.cert_manager.as_ref()) {
+                self.apply_certificate(port, &issuer.issuer_ref).await?;
+            }
+        }
+        if uses_auto(self.ec) {
+            let authority = self.authority().await?;
+            let (validity, renew_before) = durations(spec)?;
+            let due = |s: &Secret| {
+                data(s, CERT)
+                    .and_then(|c| certs::renew_at(&c, renew_before))
+                    .is_none_or(|at| at <= now)
+            };
+            let operator = self
+                .secrets()
+                .get_opt(&operator_secret_name(self.ec))
+                .await?;
+            if operator.as_ref().is_none_or(due) {
+                let issued = authority.issue("oxcd-operator", &[], validity)?;
+                let files = [
+                    (CA_CERT, authority.cert_pem.as_str()),
+                    (CERT, issued.cert_pem.as_str()),
+                    (KEY, issued.key_pem.as_str()),
+                ];
+                let secret = tls_secret(self.ec, operator_secret_name(self.ec), &files, false);
+                self.apply(&secret).await?;
+            }
+            let selector = format!("{},{LABEL_TLS}=member", resources::selector_string(self.ec));
+            let listed = self
+                .secrets()
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await?;
+            for secret in listed.items.iter().filter(|s| due(s)) {
+                let Some(member) = secret.name_any().strip_suffix("-tls").map(String::from) else {
+                    continue;
+                };
+                self.issue_member(&authority, &member, validity).await?;
+                prepared.transitions.push(Transition {
+                    reason: "CertificateRenewed",
+                    note: format!("member {member}'s certificate issued again before expiry"),
+                });
+            }
+            prepared.authority = Some(authority);
+        }
+        if let Some(source) = spec.client.as_ref() {
+            let name = if source.auto.is_some() {
+                operator_secret_name(self.ec)
+            } else {
+                secret_for(self.ec, Port::Client, "").unwrap_or_default()
+            };
+            let secret = self.secrets().get_opt(&name).await?.ok_or_else(|| {
+                Error::Other(format!(
+                    "waiting for the Secret {name} (the client certificate)"
+                ))
+            })?;
+            let field = |key: &str| {
+                data(&secret, key)
+                    .ok_or_else(|| Error::Invalid(format!("Secret {name} has no {key}")))
+            };
+            prepared.access = Access::tls(ClientTls {
+                ca_pem: field(CA_CERT)?,
+                cert_pem: field(CERT)?,
+                key_pem: field(KEY)?,
+            });
+        }
+        Ok(prepared)
+    }
+
+    /// The CA in `<cluster>-ca`, made and stored the first time. Created, never applied: a
+    /// pass never overwrites a CA another pass made.
+    async fn authority(&self) -> Result<Authority> {
+        let name = ca_secret_name(self.ec);
+        let read = |s: &Secret| -> Result<Authority> {
+            let field = |k: &str| {
+                data(s, k).ok_or_else(|| Error::Invalid(format!("Secret {name} has no {k}")))
+            };
+            Authority::from_pem(&field(CA_CERT)?, &field(CA_KEY)?)
+        };
+        if let Some(secret) = self.secrets().get_opt(&name).await? {
+            return read(&secret);
+        }
+        let made = Authority::new(&self.ec.name_any(), CA_VALIDITY)?;
+        let mut secret = tls_secret(
+            self.ec,
+            name.clone(),
+            &[(CA_CERT, &made.cert_pem), (CA_KEY, made.key_pem())],
+            false,
+        );
+        secret.type_ = Some("Opaque".into());
+        match self.secrets().create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(made),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let secret = self.secrets().get(&name).await?;
+                read(&secret)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `member`'s certificate Secret, unless it exists.
+    pub async fn ensure_member(&self, authority: &Authority, member: &str) -> Result<()> {
+        if self
+            .secrets()
+            .get_opt(&member_secret_name(member))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let spec = self.ec.spec.tls.as_ref().expect("auto TLS");
+        self.issue_member(authority, member, durations(spec)?.0)
+            .await
+    }
+
+    async fn issue_member(
+        &self,
+        authority: &Authority,
+        member: &str,
+        validity: Duration,
+    ) -> Result<()> {
+        let namespace = self.ec.namespace().unwrap_or_default();
+        let sans = certs::member_sans(&self.ec.name_any(), &namespace, member);
+        let issued = authority.issue(member, &sans, validity)?;
+        let files = [
+            (CA_CERT, authority.cert_pem.as_str()),
+            (CERT, issued.cert_pem.as_str()),
+            (KEY, issued.key_pem.as_str()),
+        ];
+        let secret = tls_secret(self.ec, member_secret_name(member), &files, true);
+        self.apply(&secret).await
+    }
+
+    async fn apply(&self, secret: &Secret) -> Result<()> {
+        let name = secret.name_any();
+        self.secrets()
+            .patch(&name, &apply_params(), &Patch::Apply(secret))
+            .await?;
+        Ok(())
+    }
+
+    /// The cert-manager Certificate of `port`: one certificate for every member (a wildcard
+    /// on the peer Service's names), the client Service and localhost, for server and
+    /// client use.
+    async fn apply_certificate(&self, port: Port, issuer: &crate::crd::IssuerRef) -> Result<()> {
+        let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
+        let resource = ApiResource::from_gvk(&gvk);
+        let namespace = self.ec.namespace().unwrap_or_default();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &namespace, &resource);
+        let name = cert_manager_name(self.ec, port);
+        let mut dns = Vec::new();
+        for service in [
+            format!("*.{}", resources::peers_service_name(self.ec)),
+            resources::client_service_name(self.ec),
+        ] {
+            dns.push(format!("{service}.{namespace}.svc"));
+            dns.push(format!("{service}.{namespace}.svc.cluster.local"));
+        }
+        dns.push("localhost".into());
+        let mut object = DynamicObject::new(&name, &resource).within(&namespace);
+        object.metadata = meta(self.ec, name.clone());
+        object.data = serde_json::json!({
+            "spec": {
+                "secretName": name,
+                "commonName": format!("{}.{namespace}", self.ec.name_any()),
+                "dnsNames": dns,
+                "ipAddresses": ["127.0.0.1"],
+                "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+                "issuerRef": {"name": issuer.name, "kind": issuer.kind, "group": issuer.group},
+            }
+        });
+        api.patch(&name, &apply_params(), &Patch::Apply(&object))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where a port's certificate Secret is mounted in a member's container.
+fn mount_dir(port: Port) -> String {
+    format!("/etc/oxcd/tls/{}", port.name())
+}
+
+/// The port of the plain HTTP listener for health and metrics when the client port checks
+/// client certificates (the kubelet's probes present none).
+pub const METRICS_PORT: i32 = 2381;
+
+/// A member pod's TLS: each port's Secret mounted, oxcd's flags for it (client
+/// certificates checked), and, with TLS on the client port, the probes moved to a plain
+/// health and metrics listener.
+pub fn add_to_pod(pod: &mut Pod, ec: &EtcdCluster, member: &str) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let Some(container) = spec.containers.first_mut() else {
+        return;
+    };
+    let args = container.args.get_or_insert_default();
+    let mounts = container.volume_mounts.get_or_insert_default();
+    let volumes = spec.volumes.get_or_insert_default();
+    for port in [Port::Client, Port::Peer] {
+        let Some(secret) = secret_for(ec, port, member) else {
+            continue;
+        };
+        let dir = mount_dir(port);
+        let prefix = match port {
+            Port::Client => "--",
+            Port::Peer => "--peer-",
+        };
+        args.extend([
+            format!("{prefix}cert-file={dir}/{CERT}"),
+            format!("{prefix}key-file={dir}/{KEY}"),
+            format!("{prefix}trusted-ca-file={dir}/{CA_CERT}"),
+            format!("{prefix}client-cert-auth"),
+        ]);
+        let volume = format!("tls-{}", port.name());
+        mounts.push(VolumeMount {
+            name: volume.clone(),
+            mount_path: dir,
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: volume,
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    if enabled(ec, Port::Client) {
+        args.push(format!(
+            "--listen-metrics-urls=http://0.0.0.0:{METRICS_PORT}"
+        ));
+        container.ports.get_or_insert_default().push(ContainerPort {
+            name: Some("metrics".into()),
+            container_port: METRICS_PORT,
+            ..ContainerPort::default()
+        });
+        for probe in [
+            &mut container.liveness_probe,
+            &mut container.readiness_probe,
+        ] {
+            if let Some(get) = probe.as_mut().and_then(|p| p.http_get.as_mut()) {
+                get.port = IntOrString::Int(METRICS_PORT);
+            }
+        }
+    }
+}
