@@ -31,7 +31,8 @@ pub fn defrag_job_name(ec: &EtcdCluster) -> String {
 /// The client Service's URL, from inside the namespace's pods.
 fn client_endpoint(ec: &EtcdCluster) -> String {
     format!(
-        "http://{}.{}.svc:{}",
+        "{}://{}.{}.svc:{}",
+        crate::tls::scheme(ec, crate::tls::Port::Client),
         resources::client_service_name(ec),
         ec.namespace().unwrap_or_default(),
         resources::CLIENT_PORT
@@ -192,9 +193,35 @@ fn cron_job(
     schedule: String,
     suspend: bool,
     container: Container,
-    volumes: Vec<Volume>,
+    mut volumes: Vec<Volume>,
 ) -> CronJob {
     let template = &ec.spec.pod_template.clone().unwrap_or_default();
+    let mut container = container;
+    if let Some(secret) = crate::tls::client_identity_secret(ec) {
+        // The operator's client certificate, as etcdctl's flags.
+        let dir = "/etc/oxcd/tls/operator";
+        let args = container.args.get_or_insert_default();
+        args.push(format!("--cacert={dir}/{}", crate::tls::CA_CERT));
+        args.push(format!("--cert={dir}/{}", crate::tls::CERT));
+        args.push(format!("--key={dir}/{}", crate::tls::KEY));
+        container
+            .volume_mounts
+            .get_or_insert_default()
+            .push(VolumeMount {
+                name: "operator-tls".into(),
+                mount_path: dir.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        volumes.push(Volume {
+            name: "operator-tls".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some(secret),
+                ..Default::default()
+            }),
+            ..Volume::default()
+        });
+    }
     CronJob {
         metadata: meta(ec, name),
         spec: Some(CronJobSpec {

@@ -166,9 +166,17 @@ async fn member_list(
 }
 
 /// Every member's client URLs, from the member list of the first of `endpoints` that
-/// answers (etcdctl's `--cluster`). A member that has not started yet has none.
+/// answers (etcdctl's `--cluster`). A member that has not published any yet (not started,
+/// or its publication not yet applied where the list came from) is an error: every member
+/// is wanted.
 pub async fn client_urls(access: &Access, endpoints: &[String]) -> Result<Vec<String>> {
     let list = connect(access, endpoints).await?.member_list().await?;
+    if let Some(m) = list.members().iter().find(|m| m.client_urls().is_empty()) {
+        return Err(Error::Unreachable(format!(
+            "member {:x} has published no client URL yet",
+            m.id()
+        )));
+    }
     let mut urls: Vec<String> = list
         .members()
         .iter()

@@ -60,6 +60,18 @@ impl Port {
     }
 }
 
+/// The Secret whose certificate the operator (and its jobs) present to the client port,
+/// and whose `ca.crt` they trust: the operator's own with `auto`, else the members' shared
+/// one. `None` when the client port is plain.
+pub fn client_identity_secret(ec: &EtcdCluster) -> Option<String> {
+    let source = Port::Client.source(ec.spec.tls.as_ref()?)?;
+    if source.auto.is_some() {
+        Some(operator_secret_name(ec))
+    } else {
+        secret_for(ec, Port::Client, "")
+    }
+}
+
 /// Whether `port` serves TLS.
 pub fn enabled(ec: &EtcdCluster, port: Port) -> bool {
     ec.spec.tls.as_ref().and_then(|t| port.source(t)).is_some()
@@ -219,12 +231,7 @@ impl<'a> Tls<'a> {
             }
             prepared.authority = Some(authority);
         }
-        if let Some(source) = spec.client.as_ref() {
-            let name = if source.auto.is_some() {
-                operator_secret_name(self.ec)
-            } else {
-                secret_for(self.ec, Port::Client, "").unwrap_or_default()
-            };
+        if let Some(name) = client_identity_secret(self.ec) {
             let secret = self.secrets().get_opt(&name).await?.ok_or_else(|| {
                 Error::Other(format!(
                     "waiting for the Secret {name} (the client certificate)"

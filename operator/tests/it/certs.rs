@@ -310,6 +310,57 @@ async fn the_operator_runs_a_mutual_tls_cluster_through_renewal_and_a_ca_rotatio
     });
     assert!(!reads_through(&anonymous, &urls).await);
 
+    // The backup and defrag commands, as the CronJobs run them, with etcdctl's TLS flags.
+    let client = old.issue("backup-job", &[], MONTH).unwrap();
+    let files = Files::write(dir.path(), "job", &client, &old.cert_pem);
+    let tls_flags = |files: &Files| {
+        vec![
+            format!("--cacert={}", files.ca.display()),
+            format!("--cert={}", files.cert.display()),
+            format!("--key={}", files.key.display()),
+        ]
+    };
+    let store = format!("file://{}", dir.path().join("backups").display());
+    std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+    for args in [
+        vec![
+            "backup".to_string(),
+            format!("--endpoints={}", urls[0]),
+            format!("--to={store}"),
+        ],
+        vec![
+            "defrag".to_string(),
+            "--cluster".into(),
+            format!("--endpoints={}", urls[1]),
+        ],
+    ] {
+        // A member promoted just now may not have its client URL in every member's list yet.
+        let out = wait_for(CONVERGE, &format!("{args:?} to succeed"), || {
+            let out = Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
+                .args(["--log-format", "text"])
+                .args(&args)
+                .args(tls_flags(&files))
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            async move { out.status.success().then_some(out) }
+        })
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        if args[0] == "defrag" {
+            assert_eq!(
+                report["defragmented"].as_array().unwrap().len(),
+                3,
+                "{report}"
+            );
+        } else {
+            assert!(report["revision"].as_i64().unwrap() > 1, "{report}");
+        }
+    }
+
     // Renewal: new certificates from the same CA, files replaced under running members.
     w.reissue_certificates(old.clone(), &old.cert_pem).unwrap();
     drive("renewal").await;

@@ -126,6 +126,20 @@ fn check_document(doc: &Value, what: &str) {
 /// The `oxcd-operator` commands a CronJob runs take their flags: run here against endpoints
 /// that do not answer, each fails for want of a cluster, never with clap's usage error (2).
 fn commands_parse(doc: &Value, what: &str) {
+    // TLS flags name files in the job's Secret volume: real ones here.
+    let files = tempfile::tempdir().unwrap();
+    let ca =
+        oxcd_operator::certs::Authority::new("t", std::time::Duration::from_secs(3600)).unwrap();
+    let leaf = ca
+        .issue("t", &[], std::time::Duration::from_secs(3600))
+        .unwrap();
+    for (name, pem) in [
+        ("ca.crt", &ca.cert_pem),
+        ("tls.crt", &leaf.cert_pem),
+        ("tls.key", &leaf.key_pem),
+    ] {
+        std::fs::write(files.path().join(name), pem).unwrap();
+    }
     let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     for container in pod["containers"].as_array().unwrap() {
         assert_eq!(
@@ -137,9 +151,16 @@ fn commands_parse(doc: &Value, what: &str) {
             .unwrap()
             .iter()
             .map(|a| a.as_str().unwrap().to_string())
-            .map(|a| match a.split_once("--endpoints=") {
-                Some(_) => "--endpoints=http://127.0.0.1:1".to_string(),
-                None => a,
+            .map(|a| match a.split_once('=') {
+                Some(("--endpoints", url)) => {
+                    let scheme = url.split_once("://").map_or("http", |(s, _)| s);
+                    format!("--endpoints={scheme}://127.0.0.1:1")
+                }
+                Some((flag @ ("--cacert" | "--cert" | "--key"), path)) => {
+                    let file = path.rsplit('/').next().unwrap();
+                    format!("{flag}={}", files.path().join(file).display())
+                }
+                _ => a,
             })
             .collect();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
@@ -326,6 +347,17 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
     ec.spec.maintenance.defrag_schedule = Some("30 3 * * 0".into());
     let jobs = oxcd_operator::jobs::wanted(&ec, "ghcr.io/oxcd/oxcd").unwrap();
     assert_eq!(jobs.len(), 2);
+    let backup_args =
+        serde_json::to_value(&jobs[0]).unwrap()["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0]["args"]
+            .to_string();
+    for flag in [
+        "--endpoints=https://zoned-client.default.svc:2379",
+        "--cacert=/etc/oxcd/tls/operator/ca.crt",
+        "--cert=/etc/oxcd/tls/operator/tls.crt",
+    ] {
+        assert!(backup_args.contains(flag), "{flag} in {backup_args}");
+    }
     for job in &jobs {
         // Their commands take these flags (the binary is run with them).
         check_document(
