@@ -180,6 +180,9 @@ pub struct Actor<'a, W: Workloads> {
     pub generation: Option<i64>,
     /// Conditions observed outside the pass, reported with its own.
     pub extra_conditions: Vec<status::ExtraCondition>,
+    /// The status was changed before the pass (a CA rotation's step): saved even if the
+    /// pass changes nothing.
+    pub changed_before: bool,
 }
 
 /// What a pass did.
@@ -212,7 +215,7 @@ impl<W: Workloads> Actor<'_, W> {
         let transitions = self.perform(&step, &observed, &view).await?;
         // Begin, Finish and the restore's steps saved the status themselves; any other step
         // saves what it reports.
-        if self.status == reported && reported != loaded {
+        if self.status == reported && (reported != loaded || self.changed_before) {
             self.workloads.save_status(&self.status).await?;
             self.crash.check("writing the status")?;
         }

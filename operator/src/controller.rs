@@ -129,14 +129,18 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         want.restore = Some(r.name_any());
         want.bootstrap_from = Some(jobs::restore_from(&r.spec.backup));
     }
+    let mut status = ec.status.clone().unwrap_or_default();
+    let stored = status.clone();
     let tls = crate::tls::Tls::new(ctx.client.clone(), ec)
-        .prepare(time::OffsetDateTime::now_utc())
+        .prepare(time::OffsetDateTime::now_utc(), &mut status)
         .await?;
     let tls_transitions = tls.transitions.clone();
+    let mut extra_conditions = extra_conditions;
+    extra_conditions.extend(tls.condition.clone());
     let workloads =
         KubeWorkloads::new(ctx.client.clone(), ec, ctx.image_repository.clone()).with_tls(tls);
     let crash = CrashPoints::disarmed();
-    let mut status = ec.status.clone().unwrap_or_default();
+    let status_changed = status.ca_rotation != stored.ca_rotation;
     status.selector = Some(resources::selector_string(ec));
     let mut actor = Actor {
         workloads: &workloads,
@@ -148,6 +152,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         now: Timestamp::now(),
         generation: ec.meta().generation,
         extra_conditions,
+        changed_before: status_changed,
     };
     let done = actor.pass().await?;
     let mut transitions = tls_transitions;

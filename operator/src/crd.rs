@@ -575,6 +575,31 @@ pub struct EtcdClusterStatus {
     /// The in-place restore in progress, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreProgress>,
+    /// The rotation of the `auto` TLS CA in progress, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_rotation: Option<CaRotation>,
+}
+
+/// A CA rotation, in steps that each wait for the kubelet to update the mounted files:
+/// trust both CAs, issue every certificate from the new one, trust the new one alone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaRotation {
+    pub step: CaRotationStep,
+    /// When the step was taken.
+    pub since: Time,
+    /// What asked for it: the `oxcd.io/rotate-ca` annotation's value, or `expiry`.
+    pub trigger: String,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaRotationStep {
+    /// Every member and the operator trust the old and the new CA.
+    TrustBoth,
+    /// Every certificate is issued by the new CA; both are still trusted.
+    Reissued,
+    /// The new CA alone is trusted and issues; the old one is gone.
+    Done,
 }
 
 /// An in-place restore (an `EtcdRestore`): the members are stopped and their volumes

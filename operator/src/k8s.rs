@@ -238,7 +238,7 @@ impl Workloads for KubeWorkloads<'_> {
         }
         if let Some(authority) = &self.tls.authority {
             tls::Tls::new(self.client.clone(), self.cluster)
-                .ensure_member(authority, &launch.member)
+                .ensure_member(authority, &self.tls.trust, &launch.member)
                 .await?;
         }
         let pod = resources::member_pod(self.cluster, launch, &self.image_repository);

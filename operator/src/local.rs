@@ -593,6 +593,7 @@ pub async fn pass(
         now: Timestamp::now(),
         generation: Some(1),
         extra_conditions: Vec::new(),
+        changed_before: false,
     };
     actor.pass().await
 }

@@ -1138,7 +1138,7 @@ async fn certificates_due_are_issued_again_in_place_and_others_are_left_alone() 
     ];
     let server = tokio::spawn(verify(handle, script));
     let prepared = oxcd_operator::tls::Tls::new(ctx.client.clone(), &ec)
-        .prepare(time::OffsetDateTime::now_utc())
+        .prepare(time::OffsetDateTime::now_utc(), &mut Default::default())
         .await
         .unwrap();
     let sent = server.await.unwrap();
@@ -1179,7 +1179,7 @@ async fn cert_manager_tls_writes_a_certificate_and_waits_for_its_secret() {
     ];
     let server = tokio::spawn(verify(handle, script));
     let error = oxcd_operator::tls::Tls::new(ctx.client.clone(), &ec)
-        .prepare(time::OffsetDateTime::now_utc())
+        .prepare(time::OffsetDateTime::now_utc(), &mut Default::default())
         .await
         .expect_err("no Secret yet");
     let sent = server.await.unwrap();
@@ -1202,4 +1202,265 @@ async fn cert_manager_tls_writes_a_certificate_and_waits_for_its_secret() {
     assert!(dns.contains("*.demo-peers.default.svc"), "{dns}");
     assert!(dns.contains("demo-client.default.svc"), "{dns}");
     assert_eq!(certificate["metadata"]["ownerReferences"][0]["uid"], UID);
+}
+
+/// Whether `pem`'s certificate carries a signature of `ca`'s key.
+fn signed_by(pem: &str, ca: &oxcd_operator::certs::Authority) -> bool {
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    let (_, ca_pem) = x509_parser::pem::parse_x509_pem(ca.cert_pem.as_bytes()).unwrap();
+    let ca_cert = ca_pem.parse_x509().unwrap();
+    leaf.verify_signature(Some(ca_cert.public_key())).is_ok()
+}
+
+/// The certificates in a PEM bundle.
+fn pem_count(bundle: &str) -> usize {
+    bundle.matches("BEGIN CERTIFICATE").count()
+}
+
+#[tokio::test]
+async fn a_ca_rotation_goes_trust_both_then_reissued_then_done_each_after_a_pause() {
+    use oxcd_operator::certs::{Authority, Issued};
+    use oxcd_operator::crd::{CaRotationStep, EtcdClusterStatus};
+    let day = Duration::from_secs(86_400);
+    let old = Authority::new("demo", day * 3650).unwrap();
+    let new = Authority::new("demo", day * 3650).unwrap();
+    let both = oxcd_operator::certs::bundle(&old.cert_pem, &new.cert_pem);
+    let sans = oxcd_operator::certs::member_sans("demo", "default", "demo-0");
+    let member = old.issue("demo-0", &sans, day * 90).unwrap();
+    let operator = old.issue("oxcd-operator", &[], day * 90).unwrap();
+    let tls_secret = |name: &str, trust: &str, issued: &Issued| {
+        let mut s = secret_json(
+            name,
+            &[
+                ("ca.crt", trust),
+                ("tls.crt", &issued.cert_pem),
+                ("tls.key", &issued.key_pem),
+            ],
+        );
+        if name != "demo-operator-tls" {
+            s["metadata"]["labels"] = json!({"oxcd.io/tls": "member"});
+        }
+        s
+    };
+    let members = |trust: &str, issued: &Issued| {
+        Reply::Json(
+            json!({"kind": "SecretList", "apiVersion": "v1", "metadata": {},
+            "items": [tls_secret("demo-0-tls", trust, issued)]}),
+        )
+    };
+    let get = |path: &'static str, reply: Reply| expect(Method::GET, path, reply);
+    let patch = |path: &'static str| expect(Method::PATCH, path, Reply::Echo);
+    const CA: &str = "/api/v1/namespaces/default/secrets/demo-ca";
+    const OPERATOR: &str = "/api/v1/namespaces/default/secrets/demo-operator-tls";
+    const MEMBER: &str = "/api/v1/namespaces/default/secrets/demo-0-tls?";
+    const LIST: &str = "/api/v1/namespaces/default/secrets?";
+    let mut doc = cluster(json!({}));
+    doc["spec"]["tls"] = json!({"client": {"auto": {}}, "peer": {"auto": {}}});
+    doc["metadata"]["annotations"] = json!({"oxcd.io/rotate-ca": "r1"});
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let run = |script: Vec<Expect>, status: EtcdClusterStatus, minutes_later: i64| {
+        let ec = ec.clone();
+        async move {
+            let (ctx, handle) = context();
+            let server = tokio::spawn(verify(handle, script));
+            let mut status = status;
+            let now = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes_later);
+            let prepared = oxcd_operator::tls::Tls::new(ctx.client.clone(), &ec)
+                .prepare(now, &mut status)
+                .await
+                .unwrap();
+            (server.await.unwrap(), prepared, status)
+        }
+    };
+    let ca_only = secret_json(
+        "demo-ca",
+        &[("ca.crt", &old.cert_pem), ("ca.key", old.key_pem())],
+    );
+    let ca_and_next = secret_json(
+        "demo-ca",
+        &[
+            ("ca.crt", &old.cert_pem),
+            ("ca.key", old.key_pem()),
+            ("next.crt", &new.cert_pem),
+            ("next.key", new.key_pem()),
+        ],
+    );
+
+    // 1. Asked for: a new CA beside the old, and every Secret trusts both.
+    let (sent, prepared, status) = run(
+        vec![
+            get(CA, Reply::Json(ca_only)),
+            patch("/api/v1/namespaces/default/secrets/demo-ca?"),
+            get(LIST, members(&old.cert_pem, &member)),
+            patch(MEMBER),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &old.cert_pem, &operator)),
+            ),
+            patch("/api/v1/namespaces/default/secrets/demo-operator-tls?"),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &old.cert_pem, &operator)),
+            ),
+            get(LIST, members(&old.cert_pem, &member)),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &old.cert_pem, &operator)),
+            ),
+        ],
+        EtcdClusterStatus::default(),
+        0,
+    )
+    .await;
+    let stored_ca = &sent[1].1;
+    assert!(secret_data(stored_ca, "next.crt").contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        secret_data(stored_ca, "ca.crt"),
+        old.cert_pem,
+        "the old CA stays in force"
+    );
+    let trusted = &sent[3].1;
+    assert_eq!(pem_count(&secret_data(trusted, "ca.crt")), 2);
+    assert_eq!(
+        secret_data(trusted, "tls.crt"),
+        member.cert_pem,
+        "the certificate is kept"
+    );
+    let rotation = status.ca_rotation.clone().unwrap();
+    assert_eq!(
+        (rotation.step, rotation.trigger.as_str()),
+        (CaRotationStep::TrustBoth, "r1")
+    );
+    assert_eq!(prepared.condition.as_ref().unwrap().2, "TrustBoth");
+    assert_eq!(prepared.transitions[0].reason, "CARotationStarted");
+
+    // Too soon for the next step: nothing is rewritten.
+    let (_, prepared, same) = run(
+        vec![
+            get(CA, Reply::Json(ca_and_next.clone())),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &both, &operator)),
+            ),
+            get(LIST, members(&both, &member)),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &both, &operator)),
+            ),
+        ],
+        status.clone(),
+        1,
+    )
+    .await;
+    assert_eq!(same, status);
+    assert!(prepared.transitions.is_empty());
+
+    // 2. After the pause: every certificate from the new CA, both still trusted.
+    let (sent, prepared, status) = run(
+        vec![
+            get(CA, Reply::Json(ca_and_next.clone())),
+            get(LIST, members(&both, &member)),
+            patch(MEMBER),
+            patch("/api/v1/namespaces/default/secrets/demo-operator-tls?"),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &both, &operator)),
+            ),
+            get(LIST, members(&both, &member)),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &both, &operator)),
+            ),
+        ],
+        status,
+        3,
+    )
+    .await;
+    let reissued = &sent[2].1;
+    assert!(signed_by(&secret_data(reissued, "tls.crt"), &new));
+    assert_eq!(pem_count(&secret_data(reissued, "ca.crt")), 2);
+    assert!(
+        signed_by(&secret_data(&sent[3].1, "tls.crt"), &new),
+        "the operator's too"
+    );
+    assert_eq!(
+        status.ca_rotation.as_ref().unwrap().step,
+        CaRotationStep::Reissued
+    );
+    assert!(signed_by(
+        &prepared
+            .authority
+            .unwrap()
+            .issue("x", &[], day)
+            .unwrap()
+            .cert_pem,
+        &new
+    ));
+
+    // 3. The new CA alone.
+    let renewed = new.issue("demo-0", &sans, day * 90).unwrap();
+    let (sent, prepared, status) = run(
+        vec![
+            get(CA, Reply::Json(ca_and_next)),
+            patch("/api/v1/namespaces/default/secrets/demo-ca?"),
+            get(LIST, members(&both, &renewed)),
+            patch(MEMBER),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &both, &operator)),
+            ),
+            patch("/api/v1/namespaces/default/secrets/demo-operator-tls?"),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &new.cert_pem, &operator)),
+            ),
+            get(LIST, members(&new.cert_pem, &renewed)),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &new.cert_pem, &operator)),
+            ),
+        ],
+        status,
+        6,
+    )
+    .await;
+    let ca = &sent[1].1;
+    assert_eq!(secret_data(ca, "ca.crt"), new.cert_pem);
+    assert!(ca["data"].get("next.crt").is_none(), "the old CA is gone");
+    assert_eq!(secret_data(&sent[3].1, "ca.crt"), new.cert_pem);
+    assert_eq!(secret_data(&sent[3].1, "tls.crt"), renewed.cert_pem);
+    assert_eq!(
+        status.ca_rotation.as_ref().unwrap().step,
+        CaRotationStep::Done
+    );
+    let condition = prepared.condition.unwrap();
+    assert_eq!((condition.1.as_str(), condition.2), ("False", "Done"));
+
+    // The same annotation again starts nothing.
+    let (_, prepared, after) = run(
+        vec![
+            get(
+                CA,
+                Reply::Json(secret_json(
+                    "demo-ca",
+                    &[("ca.crt", &new.cert_pem), ("ca.key", new.key_pem())],
+                )),
+            ),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &new.cert_pem, &operator)),
+            ),
+            get(LIST, members(&new.cert_pem, &renewed)),
+            get(
+                OPERATOR,
+                Reply::Json(tls_secret("demo-operator-tls", &new.cert_pem, &operator)),
+            ),
+        ],
+        status.clone(),
+        60,
+    )
+    .await;
+    assert_eq!(after, status);
+    assert!(prepared.transitions.is_empty());
 }

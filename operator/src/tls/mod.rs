@@ -21,11 +21,16 @@ use kube::{Client, ResourceExt};
 
 use crate::act::Transition;
 use crate::certs::{self, Authority};
-use crate::crd::{EtcdCluster, TlsSource, TlsSpec};
+use crate::crd::{EtcdCluster, EtcdClusterStatus, TlsSource, TlsSpec};
+use crate::status::ExtraCondition;
+
+mod rotation;
+
 use crate::error::{Error, Result};
 use crate::k8s::apply_params;
 use crate::members::{Access, ClientTls};
 use crate::resources::{self, meta};
+pub use rotation::{PROPAGATION, ROTATE_ANNOTATION};
 
 /// How long the CA `auto` makes is valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -34,6 +39,9 @@ const LABEL_TLS: &str = "oxcd.io/tls";
 
 pub const CA_CERT: &str = "ca.crt";
 const CA_KEY: &str = "ca.key";
+/// The CA Secret's keys for the next CA, during a rotation.
+const NEXT_CERT: &str = "next.crt";
+const NEXT_KEY: &str = "next.key";
 pub const CERT: &str = "tls.crt";
 pub const KEY: &str = "tls.key";
 
@@ -157,8 +165,24 @@ fn tls_secret(ec: &EtcdCluster, name: String, files: &[(&str, &str)], member: bo
 pub struct Prepared {
     /// The CA `auto` issues from.
     pub authority: Option<Authority>,
+    /// The `ca.crt` members and the operator hold: the CA, or both during a rotation.
+    pub trust: String,
     pub access: Access,
     pub transitions: Vec<Transition>,
+    /// CARotation, with `auto`.
+    pub condition: Option<ExtraCondition>,
+}
+
+/// The CAs of `auto`: the one in force, and the next one during a rotation.
+#[derive(Debug, Clone)]
+pub struct Cas {
+    pub current: Authority,
+    pub next: Option<Authority>,
+}
+
+/// The member a member certificate Secret (`<member>-tls`) is for.
+fn member_of(secret: &Secret) -> Option<String> {
+    secret.name_any().strip_suffix("-tls").map(String::from)
 }
 
 /// One cluster's TLS objects.
@@ -182,7 +206,13 @@ impl<'a> Tls<'a> {
     /// The CA (made once), the operator's client certificate, renewals, cert-manager
     /// Certificates, and how to reach the members. A Secret the cluster needs that does
     /// not exist yet (cert-manager has not issued it) fails the pass, to be tried again.
-    pub async fn prepare(&self, now: time::OffsetDateTime) -> Result<Prepared> {
+    ///
+    /// With `auto`, a CA rotation's next step is taken here and recorded in `status`.
+    pub async fn prepare(
+        &self,
+        now: time::OffsetDateTime,
+        status: &mut EtcdClusterStatus,
+    ) -> Result<Prepared> {
         let Some(spec) = &self.ec.spec.tls else {
             return Ok(Prepared::default());
         };
@@ -193,8 +223,12 @@ impl<'a> Tls<'a> {
             }
         }
         if uses_auto(self.ec) {
-            let authority = self.authority().await?;
             let (validity, renew_before) = durations(spec)?;
+            let mut cas = self.cas().await?;
+            let rotated =
+                rotation::step(self, &mut cas, status, now, validity, renew_before).await?;
+            prepared.transitions.extend(rotated);
+            let (issuing, trust) = rotation::in_force(&cas, status.ca_rotation.as_ref());
             let due = |s: &Secret| {
                 data(s, CERT)
                     .and_then(|c| certs::renew_at(&c, renew_before))
@@ -205,31 +239,22 @@ impl<'a> Tls<'a> {
                 .get_opt(&operator_secret_name(self.ec))
                 .await?;
             if operator.as_ref().is_none_or(due) {
-                let issued = authority.issue("oxcd-operator", &[], validity)?;
-                let files = [
-                    (CA_CERT, authority.cert_pem.as_str()),
-                    (CERT, issued.cert_pem.as_str()),
-                    (KEY, issued.key_pem.as_str()),
-                ];
-                let secret = tls_secret(self.ec, operator_secret_name(self.ec), &files, false);
-                self.apply(&secret).await?;
+                self.issue_operator(&issuing, &trust, validity).await?;
             }
-            let selector = format!("{},{LABEL_TLS}=member", resources::selector_string(self.ec));
-            let listed = self
-                .secrets()
-                .list(&kube::api::ListParams::default().labels(&selector))
-                .await?;
-            for secret in listed.items.iter().filter(|s| due(s)) {
-                let Some(member) = secret.name_any().strip_suffix("-tls").map(String::from) else {
+            for secret in self.member_secrets().await?.iter().filter(|s| due(s)) {
+                let Some(member) = member_of(secret) else {
                     continue;
                 };
-                self.issue_member(&authority, &member, validity).await?;
+                self.issue_member(&issuing, &trust, &member, validity)
+                    .await?;
                 prepared.transitions.push(Transition {
                     reason: "CertificateRenewed",
                     note: format!("member {member}'s certificate issued again before expiry"),
                 });
             }
-            prepared.authority = Some(authority);
+            prepared.condition = rotation::condition(status.ca_rotation.as_ref());
+            prepared.authority = Some(issuing);
+            prepared.trust = trust;
         }
         if let Some(name) = client_identity_secret(self.ec) {
             let secret = self.secrets().get_opt(&name).await?.ok_or_else(|| {
@@ -250,29 +275,37 @@ impl<'a> Tls<'a> {
         Ok(prepared)
     }
 
-    /// The CA in `<cluster>-ca`, made and stored the first time. Created, never applied: a
-    /// pass never overwrites a CA another pass made.
-    async fn authority(&self) -> Result<Authority> {
+    /// The CA in `<cluster>-ca` (and the next one, during a rotation), made and stored the
+    /// first time. Created, never applied: a pass never overwrites a CA another pass made.
+    async fn cas(&self) -> Result<Cas> {
         let name = ca_secret_name(self.ec);
-        let read = |s: &Secret| -> Result<Authority> {
+        let read = |s: &Secret| -> Result<Cas> {
             let field = |k: &str| {
                 data(s, k).ok_or_else(|| Error::Invalid(format!("Secret {name} has no {k}")))
             };
-            Authority::from_pem(&field(CA_CERT)?, &field(CA_KEY)?)
+            let next = match (data(s, NEXT_CERT), data(s, NEXT_KEY)) {
+                (Some(cert), Some(key)) => Some(Authority::from_pem(&cert, &key)?),
+                _ => None,
+            };
+            Ok(Cas {
+                current: Authority::from_pem(&field(CA_CERT)?, &field(CA_KEY)?)?,
+                next,
+            })
         };
         if let Some(secret) = self.secrets().get_opt(&name).await? {
             return read(&secret);
         }
         let made = Authority::new(&self.ec.name_any(), CA_VALIDITY)?;
-        let mut secret = tls_secret(
-            self.ec,
-            name.clone(),
-            &[(CA_CERT, &made.cert_pem), (CA_KEY, made.key_pem())],
-            false,
-        );
-        secret.type_ = Some("Opaque".into());
-        match self.secrets().create(&PostParams::default(), &secret).await {
-            Ok(_) => Ok(made),
+        let secret = self.ca_secret(&made, None);
+        let create = PostParams {
+            field_manager: Some(crate::k8s::FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match self.secrets().create(&create, &secret).await {
+            Ok(_) => Ok(Cas {
+                current: made,
+                next: None,
+            }),
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 let secret = self.secrets().get(&name).await?;
                 read(&secret)
@@ -281,8 +314,55 @@ impl<'a> Tls<'a> {
         }
     }
 
+    /// The CA Secret holding `current`, and `next` during a rotation.
+    fn ca_secret(&self, current: &Authority, next: Option<&Authority>) -> Secret {
+        let mut files = vec![
+            (CA_CERT, current.cert_pem.as_str()),
+            (CA_KEY, current.key_pem()),
+        ];
+        if let Some(next) = next {
+            files.extend([
+                (NEXT_CERT, next.cert_pem.as_str()),
+                (NEXT_KEY, next.key_pem()),
+            ]);
+        }
+        let mut secret = tls_secret(self.ec, ca_secret_name(self.ec), &files, false);
+        secret.type_ = Some("Opaque".into());
+        secret
+    }
+
+    async fn member_secrets(&self) -> Result<Vec<Secret>> {
+        let selector = format!("{},{LABEL_TLS}=member", resources::selector_string(self.ec));
+        let listed = self
+            .secrets()
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        Ok(listed.items)
+    }
+
+    async fn issue_operator(
+        &self,
+        issuing: &Authority,
+        trust: &str,
+        validity: Duration,
+    ) -> Result<()> {
+        let issued = issuing.issue("oxcd-operator", &[], validity)?;
+        let files = [
+            (CA_CERT, trust),
+            (CERT, issued.cert_pem.as_str()),
+            (KEY, issued.key_pem.as_str()),
+        ];
+        let secret = tls_secret(self.ec, operator_secret_name(self.ec), &files, false);
+        self.apply(&secret).await
+    }
+
     /// `member`'s certificate Secret, unless it exists.
-    pub async fn ensure_member(&self, authority: &Authority, member: &str) -> Result<()> {
+    pub async fn ensure_member(
+        &self,
+        authority: &Authority,
+        trust: &str,
+        member: &str,
+    ) -> Result<()> {
         if self
             .secrets()
             .get_opt(&member_secret_name(member))
@@ -292,13 +372,14 @@ impl<'a> Tls<'a> {
             return Ok(());
         }
         let spec = self.ec.spec.tls.as_ref().expect("auto TLS");
-        self.issue_member(authority, member, durations(spec)?.0)
+        self.issue_member(authority, trust, member, durations(spec)?.0)
             .await
     }
 
     async fn issue_member(
         &self,
         authority: &Authority,
+        trust: &str,
         member: &str,
         validity: Duration,
     ) -> Result<()> {
@@ -306,7 +387,7 @@ impl<'a> Tls<'a> {
         let sans = certs::member_sans(&self.ec.name_any(), &namespace, member);
         let issued = authority.issue(member, &sans, validity)?;
         let files = [
-            (CA_CERT, authority.cert_pem.as_str()),
+            (CA_CERT, trust),
             (CERT, issued.cert_pem.as_str()),
             (KEY, issued.key_pem.as_str()),
         ];
