@@ -198,7 +198,7 @@ impl<W: Workloads> Actor<'_, W> {
     pub async fn pass(&mut self) -> Result<Pass> {
         let workloads = self.workloads.observe().await?;
         let endpoints = self.endpoints(&workloads);
-        let view = members::observe(&self.workloads.access(), &endpoints).await;
+        let view = members::observe(&self.access(), &endpoints).await;
         let observed = observe::combine(self, &workloads, &view);
         let step = plan::plan(&observed);
         let loaded = self.status.clone();
@@ -248,6 +248,15 @@ impl<W: Workloads> Actor<'_, W> {
         }
     }
 
+    /// How to reach the members: the workloads' TLS, and root's password with `spec.auth`.
+    fn access(&self) -> members::Access {
+        let access = self.workloads.access();
+        match &self.want.auth {
+            Some(password) => access.with_credentials(members::ROOT, &password.0),
+            None => access,
+        }
+    }
+
     /// Client URLs to reach the cluster: every member with a pod, then those in status.
     fn endpoints(&self, workloads: &[Workload]) -> Vec<String> {
         let mut urls: Vec<String> = workloads
@@ -274,7 +283,7 @@ impl<W: Workloads> Actor<'_, W> {
     ) -> Result<Vec<Transition>> {
         let endpoints: Vec<String> = view.health.keys().cloned().collect();
         let w = self.workloads;
-        let access = w.access();
+        let access = self.access();
         let mut transitions = Vec::new();
         let mut note = |reason: &'static str, note: String| {
             transitions.push(Transition { reason, note });
@@ -457,6 +466,15 @@ impl<W: Workloads> Actor<'_, W> {
                 }
                 w.save_status(&self.status).await?;
                 self.crash.check("finishing the restore")?;
+            }
+            Step::EnableAuth => {
+                let password = self.want.auth.clone().map(|p| p.0).unwrap_or_default();
+                members::enable_auth(&access, &endpoints, &password).await?;
+                self.crash.check("AuthEnable")?;
+                self.status.auth_enabled = true;
+                w.save_status(&self.status).await?;
+                self.crash.check("recording auth")?;
+                note("AuthEnabled", "auth enabled with the user root".into());
             }
             Step::ForceNewCluster { member, id } => {
                 w.delete_pod(member).await?;

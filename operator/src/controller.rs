@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams, Patch};
@@ -29,7 +29,7 @@ use crate::crd::{EtcdRestore, EtcdRestoreStatus, RecoveryPolicy, RestorePhase};
 use crate::error::{Error, Result};
 use crate::k8s::{KubeWorkloads, apply_params};
 use crate::metrics::Metrics;
-use crate::plan::{APPROVAL_ANNOTATION, RecoveryWant, Step, Want};
+use crate::plan::{APPROVAL_ANNOTATION, Password, RecoveryWant, Step, Want};
 use crate::resources;
 use crate::{jobs, status};
 
@@ -95,6 +95,7 @@ pub fn want(ec: &EtcdCluster) -> Result<Want> {
         recovery,
         bootstrap_from: jobs::restore(ec),
         restore: None,
+        auth: None,
     })
 }
 
@@ -120,6 +121,9 @@ pub async fn reconcile(ec: Arc<EtcdCluster>, ctx: Arc<Context>) -> Result<Action
 async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     let namespace = ec.namespace().unwrap_or_default();
     let mut want = want(ec)?;
+    if let Some(auth) = &ec.spec.auth {
+        want.auth = Some(root_password(ctx, ec, auth, &namespace).await?);
+    }
     apply(ctx, &namespace, &resources::peers_service(ec)).await?;
     apply(ctx, &namespace, &resources::client_service(ec)).await?;
     apply(ctx, &namespace, &resources::config_map(ec)).await?;
@@ -200,6 +204,60 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
         Step::Wait { .. } | Step::Refuse { .. } => Action::requeue(Duration::from_secs(5)),
         _ => Action::requeue(Duration::from_millis(500)),
     })
+}
+
+/// Root's password from `spec.auth`'s Secret, which is made with a random password if it
+/// does not exist.
+async fn root_password(
+    ctx: &Context,
+    ec: &EtcdCluster,
+    auth: &crate::crd::AuthSpec,
+    namespace: &str,
+) -> Result<Password> {
+    let name = auth
+        .root_secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-root", ec.name_any()));
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = match api.get_opt(&name).await? {
+        Some(secret) => secret,
+        None => {
+            let mut bytes = [0u8; 24];
+            std::io::Read::read_exact(
+                &mut std::fs::File::open("/dev/urandom")
+                    .map_err(|e| Error::Other(format!("/dev/urandom: {e}")))?,
+                &mut bytes,
+            )
+            .map_err(|e| Error::Other(format!("/dev/urandom: {e}")))?;
+            let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut secret = Secret {
+                metadata: resources::meta(ec, name.clone()),
+                string_data: Some([("password".to_string(), password)].into()),
+                ..Secret::default()
+            };
+            secret.type_ = Some("Opaque".into());
+            let params = kube::api::PostParams {
+                field_manager: Some(crate::k8s::FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&params, &secret).await {
+                Ok(created) => created,
+                Err(kube::Error::Api(e)) if e.code == 409 => api.get(&name).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let data = secret.data.as_ref().and_then(|d| d.get("password"));
+    let from_string = secret.string_data.as_ref().and_then(|d| d.get("password"));
+    let password = match (data, from_string) {
+        (Some(bytes), _) => String::from_utf8(bytes.0.clone())
+            .map_err(|_| Error::Invalid(format!("Secret {name}: password is not UTF-8")))?,
+        (None, Some(text)) => text.clone(),
+        (None, None) => {
+            return Err(Error::Invalid(format!("Secret {name} has no password")));
+        }
+    };
+    Ok(Password(password.trim_end_matches('\n').to_string()))
 }
 
 /// The oldest EtcdRestore naming this cluster that has not completed.

@@ -92,6 +92,20 @@ pub struct EtcdClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("tls cannot change once the cluster exists"))]
     pub tls: Option<TlsSpec>,
+    /// Auth: once the cluster is as specified, the user `root` (role `root`) is made with
+    /// the password in a Secret and auth is enabled; the operator then authenticates as
+    /// root. Clients need a user from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// The Secret with root's password under `password`; made with a random password if it
+    /// does not exist (default `<cluster>-root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_secret_name: Option<String>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -578,6 +592,9 @@ pub struct EtcdClusterStatus {
     /// The rotation of the `auto` TLS CA in progress, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_rotation: Option<CaRotation>,
+    /// Auth is enabled (`spec.auth`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auth_enabled: bool,
 }
 
 /// A CA rotation, in steps that each wait for the kubelet to update the mounted files:

@@ -6,8 +6,9 @@
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec,
-    PodTemplateSpec, SeccompProfile, SecretEnvSource, Volume, VolumeMount,
+    Container, EnvFromSource, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, Volume, VolumeMount,
 };
 use kube::ResourceExt;
 
@@ -197,6 +198,32 @@ fn cron_job(
 ) -> CronJob {
     let template = &ec.spec.pod_template.clone().unwrap_or_default();
     let mut container = container;
+    if let Some(auth) = &ec.spec.auth {
+        // root, with the password from its Secret, through the environment.
+        let secret = auth
+            .root_secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-root", ec.name_any()));
+        container.env.get_or_insert_default().extend([
+            EnvVar {
+                name: "ETCDCTL_USER".into(),
+                value: Some(crate::members::ROOT.into()),
+                ..EnvVar::default()
+            },
+            EnvVar {
+                name: "ETCDCTL_PASSWORD".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret,
+                        key: "password".into(),
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+        ]);
+    }
     if let Some(secret) = crate::tls::client_identity_secret(ec) {
         // The operator's client certificate, as etcdctl's flags.
         let dir = "/etc/oxcd/tls/operator";

@@ -61,6 +61,8 @@ pub struct ClusterView {
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     tls: Option<ClientTls>,
+    /// A user and password, used once the cluster has auth enabled.
+    credentials: Option<(String, String)>,
 }
 
 /// PEM: the CA (or bundle) that signs the members' certificates, and a client identity.
@@ -77,11 +79,40 @@ impl Access {
     }
 
     pub fn tls(tls: ClientTls) -> Access {
-        Access { tls: Some(tls) }
+        Access {
+            tls: Some(tls),
+            credentials: None,
+        }
     }
 
-    /// A client over `endpoints`, each request bounded by `timeout`.
+    /// Authenticates as `user` where the cluster has auth enabled.
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Access {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
+    }
+
+    /// A client over `endpoints`, each request bounded by `timeout`: authenticated with
+    /// the credentials if there are any and the cluster has auth enabled.
     pub async fn connect(&self, endpoints: &[String], timeout: Duration) -> Result<Client> {
+        let Some((user, password)) = &self.credentials else {
+            return Ok(Client::connect(endpoints, Some(self.options(timeout))).await?);
+        };
+        let options = self.options(timeout).with_user(user, password);
+        match Client::connect(endpoints, Some(options)).await {
+            // Before auth is enabled, or on a learner (which authenticates no one but
+            // answers Status to anyone): no user.
+            Err(e)
+                if ["authentication is not enabled", "not supported for learner"]
+                    .iter()
+                    .any(|why| e.to_string().contains(why)) =>
+            {
+                Ok(Client::connect(endpoints, Some(self.options(timeout))).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn options(&self, timeout: Duration) -> ConnectOptions {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(timeout);
@@ -93,8 +124,38 @@ impl Access {
                     .identity(identity),
             );
         }
-        Ok(Client::connect(endpoints, Some(options)).await?)
+        options
     }
+}
+
+/// The user auth is enabled with.
+pub const ROOT: &str = "root";
+
+/// Enables auth with the user `root` (role `root`) and `password`: etcdctl's `user add` and
+/// `auth enable`. Each step that was already done is taken as done.
+pub async fn enable_auth(access: &Access, endpoints: &[String], password: &str) -> Result<()> {
+    let mut client = connect(access, endpoints).await?;
+    let done = |e: &etcd_client::Error| {
+        let text = e.to_string();
+        text.contains("already exists") || text.contains("already granted")
+    };
+    if let Err(e) = client.user_add(ROOT, password, None).await
+        && !done(&e)
+    {
+        return Err(e.into());
+    }
+    if let Err(e) = client.role_add(ROOT).await
+        && !done(&e)
+    {
+        return Err(e.into());
+    }
+    if let Err(e) = client.user_grant_role(ROOT, ROOT).await
+        && !done(&e)
+    {
+        return Err(e.into());
+    }
+    client.auth_enable().await?;
+    Ok(())
 }
 
 async fn connect(access: &Access, endpoints: &[String]) -> Result<Client> {

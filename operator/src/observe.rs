@@ -125,6 +125,7 @@ pub fn combine<W: Workloads>(
         list_confirmed: view.confirmed,
         quorum_lost_since: actor.status.quorum_lost_since.as_ref().map(|t| t.0),
         restore: actor.status.restore.clone(),
+        auth_enabled: actor.status.auth_enabled,
         now: actor.now,
     }
 }

@@ -55,6 +55,8 @@ pub struct Observed {
     pub quorum_lost_since: Option<Timestamp>,
     /// The in-place restore in progress, or the last one (from status).
     pub restore: Option<crate::crd::RestoreProgress>,
+    /// Auth was enabled (from status).
+    pub auth_enabled: bool,
     pub now: Timestamp,
 }
 
@@ -74,6 +76,18 @@ pub struct Want {
     pub bootstrap_from: Option<crate::act::Restore>,
     /// The name of an EtcdRestore asking for this cluster to be restored in place.
     pub restore: Option<String>,
+    /// `spec.auth`: auth enabled with the user root and this password.
+    pub auth: Option<Password>,
+}
+
+/// A password, never printed.
+#[derive(Clone, PartialEq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 /// `spec.recovery`, and the approval annotation.
@@ -108,6 +122,7 @@ impl Want {
             recovery: RecoveryWant::default(),
             bootstrap_from: None,
             restore: None,
+            auth: None,
         }
     }
 }
@@ -227,6 +242,8 @@ pub enum Step {
     ResetForRestore,
     /// The restored cluster is as specified: record its id and revision.
     FinishRestore,
+    /// Enable auth with the user root (`spec.auth`), then record it.
+    EnableAuth,
     /// Requeue and look again: something is in progress or must recover first.
     Wait {
         reason: &'static str,
@@ -615,6 +632,9 @@ fn next_operation(o: &Observed) -> Step {
             OperationKind::RollMember
         };
         return Step::Begin(o.operation(kind, &m.name, &reason));
+    }
+    if o.want.auth.is_some() && !o.auth_enabled {
+        return Step::EnableAuth;
     }
     Step::InSync
 }

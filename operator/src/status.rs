@@ -223,6 +223,7 @@ pub fn describe(step: &Step) -> String {
         Step::BeginRestore { name } => format!("starting the in-place restore {name}"),
         Step::ResetForRestore => "every member stopped: creating the cluster again".into(),
         Step::FinishRestore => "finishing the in-place restore".into(),
+        Step::EnableAuth => "enabling auth with the user root".into(),
         Step::ForceNewCluster { member, .. } => {
             format!("restarting {member} with --force-new-cluster")
         }

@@ -62,11 +62,25 @@ pub struct ClientTlsArgs {
     /// This client's key.
     #[arg(long, requires = "cert")]
     key: Option<std::path::PathBuf>,
+    /// A user, where the cluster has auth enabled.
+    #[arg(long, env = "ETCDCTL_USER", requires = "password")]
+    user: Option<String>,
+    /// The user's password (best from the environment).
+    #[arg(long, env = "ETCDCTL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 impl ClientTlsArgs {
-    /// Plain without `--cacert`; TLS with it.
+    /// Plain without `--cacert`; TLS with it; authenticated with `--user`.
     pub fn access(&self) -> Result<crate::members::Access> {
+        let access = self.transport()?;
+        Ok(match (&self.user, &self.password) {
+            (Some(user), Some(password)) => access.with_credentials(user, password),
+            _ => access,
+        })
+    }
+
+    fn transport(&self) -> Result<crate::members::Access> {
         let Some(ca) = &self.cacert else {
             return Ok(crate::members::Access::plain());
         };

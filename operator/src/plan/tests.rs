@@ -26,6 +26,7 @@ fn running(replicas: usize, voters: u32) -> Observed {
         list_confirmed: true,
         quorum_lost_since: None,
         restore: None,
+        auth_enabled: false,
         now: now(),
     }
 }
@@ -549,7 +550,10 @@ fn apply(o: &mut Observed, step: &Step) {
             o.members.remove(i);
         }
         Step::InSync | Step::Wait { .. } | Step::Refuse { .. } => {}
-        Step::BeginRestore { .. } | Step::ResetForRestore | Step::FinishRestore => {
+        Step::BeginRestore { .. }
+        | Step::ResetForRestore
+        | Step::FinishRestore
+        | Step::EnableAuth => {
             panic!("no restore in the model: {step:?}")
         }
     }
@@ -802,4 +806,21 @@ fn an_in_place_restore_stops_everything_then_creates_the_cluster_again() {
     assert_eq!(plan(&done), Step::FinishRestore);
     done.restore = progress(RestorePhase::Completed);
     assert_eq!(plan(&done), Step::InSync);
+}
+
+#[test]
+fn auth_is_enabled_once_the_cluster_is_as_specified() {
+    let mut o = running(3, 3);
+    o.want.auth = Some(Password("p".into()));
+    assert_eq!(plan(&o), Step::EnableAuth);
+    // Membership work comes first.
+    let mut growing = running(3, 2);
+    growing.want.auth = o.want.auth.clone();
+    assert_eq!(
+        begun(&plan(&growing)),
+        Some((OperationKind::AddMember, "demo-2"))
+    );
+    o.auth_enabled = true;
+    assert_eq!(plan(&o), Step::InSync);
+    assert_eq!(format!("{:?}", o.want.auth), "Some(Password(..))");
 }

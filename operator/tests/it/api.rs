@@ -1464,3 +1464,40 @@ async fn a_ca_rotation_goes_trust_both_then_reissued_then_done_each_after_a_paus
     assert_eq!(after, status);
     assert!(prepared.transitions.is_empty());
 }
+
+#[tokio::test]
+async fn auth_makes_root_a_random_password_secret_once_and_never_logs_it() {
+    let (ctx, handle) = context();
+    let mut doc = cluster(json!({}));
+    doc["spec"]["auth"] = json!({});
+    let ec: EtcdCluster = serde_json::from_value(doc).unwrap();
+    let mut script = vec![
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/demo-root",
+            not_found(),
+        ),
+        expect(
+            Method::POST,
+            "/api/v1/namespaces/default/secrets?",
+            Reply::Echo,
+        ),
+    ];
+    script.extend(opening());
+    script.extend([status_write(), pdb_apply(), event()]);
+    let server = tokio::spawn(verify(handle, script));
+    controller::reconcile(Arc::new(ec), ctx)
+        .await
+        .expect("the pass succeeds");
+    let sent = server.await.unwrap();
+    let secret = &sent[1].1;
+    assert_eq!(secret["metadata"]["name"], "demo-root");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], UID);
+    let password = secret["stringData"]["password"].as_str().unwrap();
+    assert_eq!(password.len(), 48);
+    assert!(password.chars().all(|c| c.is_ascii_hexdigit()));
+    // Nothing else the operator sent carries it.
+    for (uri, body) in &sent[2..] {
+        assert!(!body.to_string().contains(password), "{uri}");
+    }
+}

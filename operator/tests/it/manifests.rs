@@ -345,12 +345,21 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
         "volumeClaimName": "zoned-backups", "retention": {"keep": 7}}))
     .unwrap();
     ec.spec.maintenance.defrag_schedule = Some("30 3 * * 0".into());
+    ec.spec.auth = Some(Default::default());
     let jobs = oxcd_operator::jobs::wanted(&ec, "ghcr.io/oxcd/oxcd").unwrap();
     assert_eq!(jobs.len(), 2);
     let backup_args =
         serde_json::to_value(&jobs[0]).unwrap()["spec"]["jobTemplate"]["spec"]["template"]["spec"]
             ["containers"][0]["args"]
             .to_string();
+    let env =
+        serde_json::to_value(&jobs[0]).unwrap()["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0]["env"]
+            .to_string();
+    assert!(
+        env.contains("ETCDCTL_PASSWORD") && env.contains("zoned-root"),
+        "{env}"
+    );
     for flag in [
         "--endpoints=https://zoned-client.default.svc:2379",
         "--cacert=/etc/oxcd/tls/operator/ca.crt",

@@ -584,3 +584,61 @@ async fn manual_recovery_waits_for_the_annotation_naming_the_survivor() {
     );
     assert_recovered(&w, cluster_id, &written).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_is_enabled_with_root_and_the_operator_goes_on_scaling_as_root() {
+    use oxcd_operator::members::Access;
+    use oxcd_operator::plan::Password;
+    let dir = tempfile::tempdir().unwrap();
+    let w = workloads(dir.path());
+    let mut want = want(3);
+    want.auth = Some(Password("s3cret-root".into()));
+    let events = drive(&w, &want, false).await;
+    assert_eq!(
+        events.last().map(|t| t.reason),
+        Some("AuthEnabled"),
+        "{events:#?}"
+    );
+    assert!(w.status.lock().unwrap().auth_enabled);
+    let urls = w.client_urls();
+    let timeout = Duration::from_secs(5);
+    // Without a user: refused. As root: served.
+    let mut anonymous = Access::plain().connect(&urls, timeout).await.unwrap();
+    let refused = anonymous.get("k", None).await.expect_err("auth is on");
+    assert!(
+        refused.to_string().contains("user name is empty"),
+        "{refused}"
+    );
+    let root = Access::plain().with_credentials("root", "s3cret-root");
+    let mut client = root.connect(&urls, timeout).await.unwrap();
+    client.put("k", "v", None).await.unwrap();
+    let wrong = Access::plain().with_credentials("root", "guess");
+    assert!(wrong.connect(&urls, timeout).await.is_err());
+
+    // Membership changes go on as root.
+    want.replicas = 4;
+    drive(&w, &want, false).await;
+    want.replicas = 3;
+    drive(&w, &want, false).await;
+    let mut client = root.connect(&w.client_urls(), timeout).await.unwrap();
+    assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+    assert_eq!(client.get("k", None).await.unwrap().kvs()[0].value(), b"v");
+
+    // The backup command, as the CronJob runs it: root through the environment.
+    let store = dir.path().join("backups");
+    std::fs::create_dir_all(&store).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
+        .args(["--log-format", "text", "backup"])
+        .arg(format!("--endpoints={}", w.client_urls()[0]))
+        .arg(format!("--to=file://{}", store.display()))
+        .env("ETCDCTL_USER", "root")
+        .env("ETCDCTL_PASSWORD", "s3cret-root")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-root"),
+        "the password is not logged"
+    );
+}
