@@ -439,8 +439,9 @@ where
     }
 }
 
-/// Runs the controller until `shutdown` resolves: over one namespace, or all of them. A
-/// change to a member pod, volume or Service the operator made wakes its cluster's pass.
+/// Runs the controllers of EtcdClusters and EtcdBackups until `shutdown` resolves: over one
+/// namespace, or all of them. A change to a member pod, volume or Service the operator
+/// made wakes its cluster's pass; a change to a backup's Job, the backup's.
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -448,8 +449,24 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let backups = Controller::new(
+        scoped::<crate::crd::EtcdBackup>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(
+        scoped::<k8s_openapi::api::batch::v1::Job>(&client, ns),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=oxcd-operator"),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        crate::oneoff::reconcile,
+        crate::oneoff::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
     let ours = watcher::Config::default().labels("app.kubernetes.io/managed-by=oxcd-operator");
-    Controller::new(
+    let clusters = Controller::new(
         scoped::<EtcdCluster>(&client, ns),
         watcher::Config::default(),
     )
@@ -469,6 +486,6 @@ pub async fn run(
     )
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    .for_each(|_| futures::future::ready(()));
+    futures::future::join(clusters, backups).await;
 }

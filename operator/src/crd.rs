@@ -655,6 +655,77 @@ pub enum RestorePhase {
     Completed,
 }
 
+/// A one-off backup of an EtcdCluster, to the store its `spec.backup` names: a Job runs
+/// `oxcd-operator backup` (streamed, checked, recorded) and the record is reported here.
+// The printer columns repeat `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "oxcd.io",
+    version = "v1alpha1",
+    kind = "EtcdBackup",
+    namespaced,
+    status = "EtcdBackupStatus",
+    derive = "PartialEq",
+    doc = "A one-off backup of an EtcdCluster",
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterName"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Revision",
+        type_ = "integer",
+        json_path = ".status.record.revision"
+    ),
+    printcolumn(name = "Size", type_ = "integer", json_path = ".status.record.size"),
+    printcolumn(
+        name = "Location",
+        type_ = "string",
+        json_path = ".status.record.location"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdBackupSpec {
+    /// The EtcdCluster to back up, in this namespace; its `spec.backup` gives the store,
+    /// region, endpoint and credentials.
+    pub cluster_name: String,
+    /// Where this backup goes, if not the cluster's `backup.to` (same store settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdBackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// The Job that takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The backup's record, as written beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<BackupRecord>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupPhase {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    pub name: String,
+    pub location: String,
+    pub revision: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub taken_at: String,
+}
+
 /// Restores an existing EtcdCluster in place from a backup: same name, same Services, a new
 /// cluster id. Every member's data is replaced: the members are stopped, their volumes
 /// deleted, and the cluster created again with its first member restored from the backup.

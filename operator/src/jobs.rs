@@ -105,21 +105,53 @@ pub fn wanted(ec: &EtcdCluster, repository: &str) -> Result<Vec<CronJob>> {
 
 fn backup_cron_job(ec: &EtcdCluster, backup: &BackupSpec, repository: &str) -> Result<CronJob> {
     let schedule = checked_schedule("backup.schedule", &backup.schedule)?;
+    let (container, volumes) = backup_pod(ec, backup, &backup.to, true, repository)?;
+    Ok(cron_job(
+        ec,
+        backup_job_name(ec),
+        schedule,
+        backup.suspend,
+        container,
+        volumes,
+    ))
+}
+
+/// A one-off backup (an `EtcdBackup`) to `to`, with the store settings of the cluster's
+/// `spec.backup` and no retention: the Job's spec.
+pub fn one_off_backup(
+    ec: &EtcdCluster,
+    backup: &BackupSpec,
+    to: &str,
+    repository: &str,
+) -> Result<JobSpec> {
+    let (container, volumes) = backup_pod(ec, backup, to, false, repository)?;
+    Ok(job_spec(ec, container, volumes))
+}
+
+/// The container and volumes of a backup to `to`, with `backup`'s store and credentials
+/// (and its retention, if `retention`).
+fn backup_pod(
+    ec: &EtcdCluster,
+    backup: &BackupSpec,
+    to: &str,
+    retention: bool,
+    repository: &str,
+) -> Result<(Container, Vec<Volume>)> {
     let mut args = vec![
         "--log-format=json".to_string(),
         "backup".into(),
         format!("--endpoints={}", client_endpoint(ec)),
-        format!("--to={}", backup.to),
+        format!("--to={to}"),
     ];
     args.extend(store_args(
         backup.s3_endpoint.as_deref(),
         backup.s3_region.as_deref(),
         backup.s3_virtual_hosted_style,
     ));
-    if let Some(keep) = backup.retention.keep {
+    if let (true, Some(keep)) = (retention, backup.retention.keep) {
         args.push(format!("--keep={keep}"));
     }
-    if let Some(age) = &backup.retention.max_age {
+    if let (true, Some(age)) = (retention, &backup.retention.max_age) {
         crate::crd::parse_duration(age)
             .map_err(|e| Error::Invalid(format!("backup.retention.maxAge: {e}")))?;
         args.push(format!("--max-age={age}"));
@@ -145,14 +177,7 @@ fn backup_cron_job(ec: &EtcdCluster, backup: &BackupSpec, repository: &str) -> R
             ..Volume::default()
         });
     }
-    Ok(cron_job(
-        ec,
-        backup_job_name(ec),
-        schedule,
-        backup.suspend,
-        container,
-        volumes,
-    ))
+    Ok((container, volumes))
 }
 
 fn defrag_cron_job(ec: &EtcdCluster, expr: &str, repository: &str) -> Result<CronJob> {
@@ -194,8 +219,29 @@ fn cron_job(
     schedule: String,
     suspend: bool,
     container: Container,
-    mut volumes: Vec<Volume>,
+    volumes: Vec<Volume>,
 ) -> CronJob {
+    CronJob {
+        metadata: meta(ec, name),
+        spec: Some(CronJobSpec {
+            schedule,
+            suspend: Some(suspend),
+            concurrency_policy: Some("Forbid".into()),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(job_spec(ec, container, volumes)),
+            },
+            ..CronJobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// A job's spec: the container with the cluster's credentials (root's password, the
+/// operator's client certificate), as locked down as the members, retried twice.
+fn job_spec(ec: &EtcdCluster, container: Container, mut volumes: Vec<Volume>) -> JobSpec {
     let template = &ec.spec.pod_template.clone().unwrap_or_default();
     let mut container = container;
     if let Some(auth) = &ec.spec.auth {
@@ -249,50 +295,35 @@ fn cron_job(
             ..Volume::default()
         });
     }
-    CronJob {
-        metadata: meta(ec, name),
-        spec: Some(CronJobSpec {
-            schedule,
-            suspend: Some(suspend),
-            concurrency_policy: Some("Forbid".into()),
-            successful_jobs_history_limit: Some(3),
-            failed_jobs_history_limit: Some(3),
-            job_template: JobTemplateSpec {
-                metadata: None,
-                spec: Some(JobSpec {
-                    backoff_limit: Some(2),
-                    template: PodTemplateSpec {
-                        metadata: None,
-                        spec: Some(PodSpec {
-                            restart_policy: Some("OnFailure".into()),
-                            security_context: Some(PodSecurityContext {
-                                run_as_non_root: Some(true),
-                                run_as_user: Some(NON_ROOT),
-                                run_as_group: Some(NON_ROOT),
-                                fs_group: Some(NON_ROOT),
-                                seccomp_profile: Some(SeccompProfile {
-                                    type_: "RuntimeDefault".into(),
-                                    ..SeccompProfile::default()
-                                }),
-                                ..PodSecurityContext::default()
-                            }),
-                            containers: vec![container],
-                            volumes: (!volumes.is_empty()).then_some(volumes),
-                            image_pull_secrets: (!template.image_pull_secrets.is_empty())
-                                .then(|| template.image_pull_secrets.clone()),
-                            node_selector: (!template.node_selector.is_empty())
-                                .then(|| template.node_selector.clone()),
-                            tolerations: (!template.tolerations.is_empty())
-                                .then(|| template.tolerations.clone()),
-                            ..PodSpec::default()
-                        }),
-                    },
-                    ..JobSpec::default()
+    JobSpec {
+        backoff_limit: Some(2),
+        template: PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                restart_policy: Some("OnFailure".into()),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(NON_ROOT),
+                    run_as_group: Some(NON_ROOT),
+                    fs_group: Some(NON_ROOT),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        ..SeccompProfile::default()
+                    }),
+                    ..PodSecurityContext::default()
                 }),
-            },
-            ..CronJobSpec::default()
-        }),
-        status: None,
+                containers: vec![container],
+                volumes: (!volumes.is_empty()).then_some(volumes),
+                image_pull_secrets: (!template.image_pull_secrets.is_empty())
+                    .then(|| template.image_pull_secrets.clone()),
+                node_selector: (!template.node_selector.is_empty())
+                    .then(|| template.node_selector.clone()),
+                tolerations: (!template.tolerations.is_empty())
+                    .then(|| template.tolerations.clone()),
+                ..PodSpec::default()
+            }),
+        },
+        ..JobSpec::default()
     }
 }
 

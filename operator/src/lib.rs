@@ -14,6 +14,7 @@
 //! - [`jobs`]: the CronJobs of scheduled backups and defragmentation.
 //! - [`tls`]: `spec.tls` on Kubernetes: the CA and certificate Secrets of `auto`, their
 //!   renewal, cert-manager Certificates, and the TLS of member pods.
+//! - [`oneoff`]: `EtcdBackup`, a one-off backup run as a Job.
 //! - [`status`]: the status and conditions derived from an observation and a step.
 //! - [`controller`]: the reconcile loop, error policy and events.
 //! - [`metrics`]: the operator's own Prometheus metrics.
@@ -36,6 +37,7 @@ pub mod maintenance;
 pub mod members;
 pub mod metrics;
 pub mod observe;
+pub mod oneoff;
 pub mod plan;
 pub mod resources;
 pub mod status;

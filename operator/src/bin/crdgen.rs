@@ -1,5 +1,5 @@
 //! Prints a CustomResourceDefinition as YAML: `crdgen etcdcluster` (the default) or
-//! `crdgen etcdrestore`. `crds/` is this output, checked for drift.
+//! `crdgen etcdrestore` or `crdgen etcdbackup`. `crds/` is this output, checked for drift.
 
 use kube::CustomResourceExt;
 
@@ -10,8 +10,9 @@ fn main() {
     let crd = match kind.as_str() {
         "etcdcluster" => oxcd_operator::crd::EtcdCluster::crd(),
         "etcdrestore" => oxcd_operator::crd::EtcdRestore::crd(),
+        "etcdbackup" => oxcd_operator::crd::EtcdBackup::crd(),
         other => {
-            eprintln!("crdgen: no CRD {other:?}; etcdcluster or etcdrestore");
+            eprintln!("crdgen: no CRD {other:?}; etcdcluster, etcdrestore or etcdbackup");
             std::process::exit(2);
         }
     };

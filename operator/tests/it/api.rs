@@ -44,6 +44,8 @@ enum Reply {
     /// Echo the request's body, as a server-side apply or a create answers.
     Echo,
     Json(Value),
+    /// A plain-text body, as a pod's log.
+    Text(String),
     Status(StatusCode, &'static str),
 }
 
@@ -100,6 +102,7 @@ async fn verify(
         let response = match e.reply {
             Reply::Echo => Response::new(Body::from(serde_json::to_vec(&body).unwrap())),
             Reply::Json(v) => Response::new(Body::from(serde_json::to_vec(&v).unwrap())),
+            Reply::Text(t) => Response::new(Body::from(t.into_bytes())),
             Reply::Status(code, reason) => {
                 let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                     "message": format!("fake {reason}"), "reason": reason, "code": code.as_u16()});
@@ -1500,4 +1503,172 @@ async fn auth_makes_root_a_random_password_secret_once_and_never_logs_it() {
     for (uri, body) in &sent[2..] {
         assert!(!body.to_string().contains(password), "{uri}");
     }
+}
+
+fn etcd_backup(status: Value) -> oxcd_operator::crd::EtcdBackup {
+    serde_json::from_value(json!({
+        "apiVersion": "oxcd.io/v1alpha1", "kind": "EtcdBackup",
+        "metadata": {"name": "nightly-1", "namespace": "default",
+                     "uid": "0a1b2c3d-0000-4000-8000-0000000000bb", "resourceVersion": "1"},
+        "spec": {"clusterName": "demo"},
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn cluster_with_backup() -> Value {
+    let mut doc = cluster(json!({"clusterId": "c1"}));
+    doc["spec"]["backup"] = json!({"schedule": "0 2 * * *", "to": "s3://backups/demo",
+        "credentialsSecret": "demo-s3", "retention": {"keep": 3}});
+    doc
+}
+
+const BACKUP_STATUS: &str =
+    "/apis/oxcd.io/v1alpha1/namespaces/default/etcdbackups/nightly-1/status?";
+
+#[tokio::test]
+async fn an_etcd_backup_runs_as_a_job_owned_by_it_with_the_clusters_store() {
+    use kube::runtime::controller::Action;
+    let (ctx, handle) = context();
+    let backup = etcd_backup(json!({}));
+    let script = vec![
+        expect(
+            Method::GET,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo",
+            Reply::Json(cluster_with_backup()),
+        ),
+        expect(
+            Method::GET,
+            "/apis/batch/v1/namespaces/default/jobs/nightly-1-etcdbackup",
+            not_found(),
+        ),
+        expect(
+            Method::POST,
+            "/apis/batch/v1/namespaces/default/jobs?",
+            Reply::Echo,
+        ),
+        expect(
+            Method::PATCH,
+            BACKUP_STATUS,
+            Reply::Json(serde_json::to_value(etcd_backup(json!({}))).unwrap()),
+        ),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    let action = oxcd_operator::oneoff::reconcile(Arc::new(backup), ctx)
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
+    let sent = server.await.unwrap();
+    let job = &sent[2].1;
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "EtcdBackup");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].to_string();
+    assert!(args.contains("--to=s3://backups/demo"), "{args}");
+    assert!(
+        !args.contains("--keep"),
+        "no retention for a one-off: {args}"
+    );
+    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "demo-s3");
+    assert_eq!(sent[3].1["status"]["phase"], "Running");
+    assert_eq!(sent[3].1["status"]["jobName"], "nightly-1-etcdbackup");
+}
+
+#[tokio::test]
+async fn a_finished_backup_job_reports_its_record_and_a_failed_one_its_reason() {
+    let record = json!({"name": "snapshot-20261207T100000Z.db", "location":
+        "s3://backups/demo/snapshot-20261207T100000Z.db", "revision": 4242, "size": 123456,
+        "sha256": "ab".repeat(32), "takenAt": "2026-12-07T10:00:00Z", "clusterId": "c1",
+        "memberId": "100", "endpoint": "http://demo-client.default.svc:2379"});
+    let log = format!("{{\"level\":\"INFO\",\"message\":\"snapshot streamed\"}}\n{record}\n");
+    for (condition, expected) in [("Complete", "Succeeded"), ("Failed", "Failed")] {
+        let (ctx, handle) = context();
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "nightly-1-etcdbackup", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": []}}},
+            "status": {"conditions": [{"type": condition, "status": "True",
+                "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
+        let pods = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "nightly-1-etcdbackup-x7", "namespace": "default"}}]});
+        let mut script = vec![
+            expect(
+                Method::GET,
+                "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo",
+                Reply::Json(cluster_with_backup()),
+            ),
+            expect(
+                Method::GET,
+                "/apis/batch/v1/namespaces/default/jobs/nightly-1-etcdbackup",
+                Reply::Json(job),
+            ),
+        ];
+        if condition == "Complete" {
+            script.extend([
+                expect(
+                    Method::GET,
+                    "/api/v1/namespaces/default/pods?",
+                    Reply::Json(pods),
+                ),
+                expect(
+                    Method::GET,
+                    "/api/v1/namespaces/default/pods/nightly-1-etcdbackup-x7/log",
+                    Reply::Text(log.clone()),
+                ),
+            ]);
+        }
+        script.extend([
+            expect(
+                Method::PATCH,
+                BACKUP_STATUS,
+                Reply::Json(serde_json::to_value(etcd_backup(json!({}))).unwrap()),
+            ),
+            event(),
+        ]);
+        let server = tokio::spawn(verify(handle, script));
+        let running = etcd_backup(json!({"phase": "Running", "jobName": "nightly-1-etcdbackup"}));
+        oxcd_operator::oneoff::reconcile(Arc::new(running), ctx)
+            .await
+            .unwrap();
+        let sent = server.await.unwrap();
+        let status = &body_of(&sent, BACKUP_STATUS)["status"];
+        assert_eq!(status["phase"], expected);
+        let event = body_of(&sent, "/apis/events.k8s.io/v1/namespaces/default/events");
+        if expected == "Succeeded" {
+            assert_eq!(status["record"]["revision"], 4242);
+            assert_eq!(status["record"]["size"], 123456);
+            assert_eq!(event["reason"], "BackupSucceeded");
+        } else {
+            assert!(
+                status["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("backoff limit"),
+                "{status}"
+            );
+            assert_eq!(event["reason"], "BackupFailed");
+            assert_eq!(event["type"], "Warning");
+        }
+    }
+    // A cluster with nowhere to back up to: failed at once.
+    let (ctx, handle) = context();
+    let script = vec![
+        expect(
+            Method::GET,
+            "/apis/oxcd.io/v1alpha1/namespaces/default/etcdclusters/demo",
+            Reply::Json(cluster(json!({}))),
+        ),
+        expect(
+            Method::PATCH,
+            BACKUP_STATUS,
+            Reply::Json(serde_json::to_value(etcd_backup(json!({}))).unwrap()),
+        ),
+        event(),
+    ];
+    let server = tokio::spawn(verify(handle, script));
+    oxcd_operator::oneoff::reconcile(Arc::new(etcd_backup(json!({}))), ctx)
+        .await
+        .unwrap();
+    let sent = server.await.unwrap();
+    let message = sent[1].1["status"]["message"].to_string();
+    assert!(message.contains("has no spec.backup"), "{message}");
 }

@@ -118,6 +118,7 @@ fn check_document(doc: &Value, what: &str) {
             EtcdCluster::validate_cel(&cluster).unwrap_or_else(|e| panic!("{what}: {e:?}"));
         }
         "EtcdRestore" => round_trip::<oxcd_operator::crd::EtcdRestore>(doc, &what),
+        "EtcdBackup" => round_trip::<oxcd_operator::crd::EtcdBackup>(doc, &what),
         "ServiceMonitor" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{what}"),
         other => panic!("{what}: no check for kind {other}"),
     }
@@ -191,6 +192,7 @@ fn the_committed_crds_are_what_crdgen_prints() {
     for (file, crd) in [
         ("etcdcluster.yaml", EtcdCluster::crd()),
         ("etcdrestore.yaml", oxcd_operator::crd::EtcdRestore::crd()),
+        ("etcdbackup.yaml", oxcd_operator::crd::EtcdBackup::crd()),
     ] {
         let generated = serde_yaml::to_string(&crd).unwrap();
         for dir in ["crds", "charts/oxcd-operator/crds"] {
@@ -223,7 +225,10 @@ fn install_yaml_and_the_examples_are_valid_kubernetes_1_33_objects() {
             seen += 1;
         }
     }
-    assert!(seen >= 6, "the three clusters, two CronJobs and a restore");
+    assert!(
+        seen >= 7,
+        "the three clusters, two CronJobs, a restore and a backup"
+    );
 }
 
 #[test]
@@ -426,7 +431,7 @@ fn install_yaml_and_the_operators_objects_pass_a_strict_kubernetes_1_33_schema_c
     assert!(out.status.success(), "{report}");
     assert_eq!(
         report.matches("passed for resource").count(),
-        10 + objects.len(),
+        11 + objects.len(),
         "{report}"
     );
 }
