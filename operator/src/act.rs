@@ -350,7 +350,16 @@ impl<W: Workloads> Actor<'_, W> {
             Step::CreateSeed { member } => {
                 let seed_only = vec![(member.clone(), w.peer_url(member))];
                 let mut launch = self.launch(member, true, seed_only, Guard::default());
-                launch.restore = self.want.bootstrap_from.clone();
+                // A restore the operator began itself (a quorum loss with no survivor)
+                // starts from the latest backup.
+                let own_restore = self.want.restore.is_none()
+                    && self.status.restore.as_ref().is_some_and(|r| {
+                        r.phase != RestorePhase::Completed && r.name.starts_with("quorum-loss-")
+                    });
+                launch.restore = match own_restore {
+                    true => self.want.recovery.backup.clone(),
+                    false => self.want.bootstrap_from.clone(),
+                };
                 w.start_member(&launch).await?;
                 self.crash.check("creating the seed")?;
             }

@@ -85,6 +85,7 @@ pub fn want(ec: &EtcdCluster) -> Result<Want> {
         after: SignedDuration::try_from(after)
             .map_err(|e| Error::Invalid(format!("recovery.after: {e}")))?,
         approved: ec.annotations().get(APPROVAL_ANNOTATION).cloned(),
+        backup: jobs::latest_backup(ec),
     };
     Ok(Want {
         replicas,
@@ -184,7 +185,9 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     if let Some(r) = &restore {
         report_restore(ctx, r, &actor.status, &namespace).await?;
     }
-    let recovered = transitions.iter().any(|t| t.reason == "QuorumRecovered");
+    let recovered = transitions
+        .iter()
+        .any(|t| t.reason == "QuorumRecovered" || t.reason == "Restored");
     if recovered && ec.annotations().contains_key(APPROVAL_ANNOTATION) {
         // An approval is for one recovery: left in place, it would approve the next one.
         let api: Api<EtcdCluster> = Api::namespaced(ctx.client.clone(), &namespace);

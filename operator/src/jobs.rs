@@ -72,6 +72,20 @@ pub fn restore(ec: &EtcdCluster) -> Option<Restore> {
     Some(restore_from(from))
 }
 
+/// The latest backup `spec.backup` keeps, as a seed's restore step.
+pub fn latest_backup(ec: &EtcdCluster) -> Option<Restore> {
+    let backup = ec.spec.backup.as_ref()?;
+    Some(restore_from(&FromBackup {
+        from: backup.to.clone(),
+        name: "latest".into(),
+        s3_endpoint: backup.s3_endpoint.clone(),
+        s3_region: backup.s3_region.clone(),
+        s3_virtual_hosted_style: backup.s3_virtual_hosted_style,
+        credentials_secret: backup.credentials_secret.clone(),
+        volume_claim_name: backup.volume_claim_name.clone(),
+    }))
+}
+
 /// The seed's restore step from a backup source (`spec.bootstrap.fromBackup`, or an
 /// EtcdRestore's `backup`).
 pub fn restore_from(from: &FromBackup) -> Restore {

@@ -21,7 +21,7 @@ mod restore;
 #[cfg(test)]
 mod tests;
 
-pub use recovery::{APPROVAL_ANNOTATION, RecoveryPlan, recovery_plan};
+pub use recovery::{APPROVAL_ANNOTATION, LATEST_BACKUP, RecoveryPlan, recovery_plan};
 
 /// How long an operation may take before Progressing reports it stuck.
 pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_mins(10);
@@ -97,6 +97,9 @@ pub struct RecoveryWant {
     pub after: SignedDuration,
     /// The member the annotation `oxcd.io/force-new-cluster` names.
     pub approved: Option<String>,
+    /// Where the latest backup is (`spec.backup`): with no member left to recover from, the
+    /// cluster is restored in place from it.
+    pub backup: Option<crate::act::Restore>,
 }
 
 impl Default for RecoveryWant {
@@ -105,6 +108,7 @@ impl Default for RecoveryWant {
             automatic: false,
             after: SignedDuration::from_mins(5),
             approved: None,
+            backup: None,
         }
     }
 }

@@ -104,16 +104,7 @@ pub(super) fn quorum_lost(o: &Observed) -> Step {
                     .to_string(),
             );
         }
-        Some(Err(lost)) => {
-            return Step::Refuse {
-                reason: "QuorumLost",
-                message: format!(
-                    "voting members {} are gone and no voting member answers: nothing survives \
-                     to recover from; restore the cluster from a backup",
-                    lost.join(", ")
-                ),
-            };
-        }
+        Some(Err(lost)) => return from_backup(o, &lost),
         Some(Ok(plan)) => plan,
     };
     let recovery = &o.want.recovery;
@@ -142,6 +133,52 @@ pub(super) fn quorum_lost(o: &Observed) -> Step {
     }
     let reason = format!("quorum lost: {}", plan.describe());
     Step::Begin(o.operation(OperationKind::ForceNewCluster, &plan.survivor, &reason))
+}
+
+/// The annotation value that approves a `Manual` restore from the latest backup when no
+/// member survives.
+pub const LATEST_BACKUP: &str = "latest-backup";
+
+/// A majority gone and no voter answering: restore in place from the latest backup, if
+/// `spec.backup` says where it is and the policy allows.
+fn from_backup(o: &Observed, lost: &[String]) -> Step {
+    let recovery = &o.want.recovery;
+    let gone = format!(
+        "voting members {} are gone and no voting member answers",
+        lost.join(", ")
+    );
+    if recovery.backup.is_none() {
+        return Step::Refuse {
+            reason: "QuorumLost",
+            message: format!(
+                "{gone}: nothing survives to recover from and spec.backup names no backups; \
+                 restore the cluster from a backup (EtcdRestore)"
+            ),
+        };
+    }
+    let approved = recovery.approved.as_deref() == Some(LATEST_BACKUP);
+    if !recovery.automatic && !approved {
+        return Step::Refuse {
+            reason: "QuorumLost",
+            message: format!(
+                "{gone}; set the annotation {APPROVAL_ANNOTATION}={LATEST_BACKUP} to restore the \
+                 cluster in place from its latest backup (writes after it are lost)"
+            ),
+        };
+    }
+    let since = o.quorum_lost_since.unwrap_or(o.now);
+    if recovery.automatic && !approved && o.now < since + recovery.after {
+        let due = since + recovery.after;
+        return wait(
+            "QuorumLost",
+            format!(
+                "{gone}; the cluster is restored from its latest backup at {due} unless a member comes back"
+            ),
+        );
+    }
+    Step::BeginRestore {
+        name: format!("quorum-loss-{}", since.as_second()),
+    }
 }
 
 /// The next step of a recovery from `name`.

@@ -9,7 +9,14 @@ use crate::crd::RestorePhase;
 /// The restore's step, while one asked for is not complete; `None` leaves the members to
 /// the usual plan.
 pub(super) fn step(o: &Observed) -> Option<Step> {
-    let name = o.want.restore.as_ref()?;
+    // Asked for by an EtcdRestore, or begun by the operator itself (a quorum loss with no
+    // survivor): a restore under way is finished either way.
+    let underway = o
+        .restore
+        .as_ref()
+        .filter(|p| p.phase != RestorePhase::Completed)
+        .map(|p| &p.name);
+    let name = o.want.restore.as_ref().or(underway)?;
     let progress = o.restore.as_ref().filter(|p| p.name == *name);
     match progress.map(|p| p.phase) {
         None => Some(Step::BeginRestore { name: name.clone() }),

@@ -824,3 +824,52 @@ fn auth_is_enabled_once_the_cluster_is_as_specified() {
     assert_eq!(plan(&o), Step::InSync);
     assert_eq!(format!("{:?}", o.want.auth), "Some(Password(..))");
 }
+
+#[test]
+fn with_no_survivor_the_cluster_is_restored_from_its_latest_backup_when_allowed() {
+    use crate::crd::{RestorePhase, RestoreProgress};
+    let mut o = majority_lost(true, 60);
+    o.members.iter_mut().for_each(|m| m.answered = None);
+    o.want.recovery.backup = Some(crate::act::Restore {
+        args: vec!["--from=s3://b/demo".into()],
+        credentials_secret: None,
+        volume_claim_name: None,
+    });
+    let Step::BeginRestore { name } = plan(&o) else {
+        panic!("{:?}", plan(&o))
+    };
+    assert!(name.starts_with("quorum-loss-"), "{name}");
+    // Not before `after`.
+    let mut early = o.clone();
+    early.quorum_lost_since = Some(now());
+    assert!(matches!(
+        plan(&early),
+        Step::Wait {
+            reason: "QuorumLost",
+            ..
+        }
+    ));
+    // Manual: only with the annotation naming the latest backup.
+    let mut manual = o.clone();
+    manual.want.recovery.automatic = false;
+    let Step::Refuse { message, .. } = plan(&manual) else {
+        panic!("{:?}", plan(&manual))
+    };
+    assert!(
+        message.contains("oxcd.io/force-new-cluster=latest-backup"),
+        "{message}"
+    );
+    manual.want.recovery.approved = Some(LATEST_BACKUP.into());
+    assert!(matches!(plan(&manual), Step::BeginRestore { .. }));
+    // Once begun, the restore goes on with no EtcdRestore asking for it.
+    o.restore = Some(RestoreProgress {
+        name,
+        phase: RestorePhase::Stopping,
+        ..RestoreProgress::default()
+    });
+    o.members.iter_mut().for_each(|m| {
+        m.pod = None;
+        m.volume = Volume::Missing;
+    });
+    assert_eq!(plan(&o), Step::ResetForRestore);
+}

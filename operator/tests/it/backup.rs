@@ -581,3 +581,78 @@ fn kvs_of(r: &etcd_client::GetResponse) -> Vec<KeyAt> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_member_lost_the_cluster_comes_back_from_its_latest_backup() {
+    use etcd_client::{Client, GetOptions};
+    use oxcd_operator::act::Workloads;
+    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
+    use oxcd_operator::plan::Want;
+    let dir = tempfile::tempdir().unwrap();
+    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
+    let w = LocalWorkloads::new(dir.path(), oxcd, Box::new(free_port))
+        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into());
+    let token = "default-demo-lost";
+    let timeout = Duration::from_secs(180);
+    let mut want = Want::new(3, "v1", "c1");
+    local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
+        .await
+        .unwrap_or_else(|last| panic!("not in sync: {last:?}\n{}", w.logs()));
+    let old_id = w.status.lock().unwrap().cluster_id.clone().unwrap();
+    let mut client = Client::connect(w.client_urls(), None).await.unwrap();
+    for i in 0..50 {
+        client.put(format!("k{i:02}"), "v", None).await.unwrap();
+    }
+    let all = GetOptions::new().with_prefix();
+    let backed_up = client.get("k", Some(all.clone())).await.unwrap();
+    drop(client);
+    // Backups in a directory store, as spec.backup's `to: file:///...` keeps them.
+    let store = dir.path().join("backups");
+    std::fs::create_dir_all(&store).unwrap();
+    let to = format!("file://{}", store.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_oxcd-operator"))
+        .args(["--log-format", "text", "backup"])
+        .arg(format!("--endpoints={}", w.client_urls().join(",")))
+        .arg(format!("--to={to}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every member and every volume gone.
+    for member in ["demo-0", "demo-1", "demo-2"] {
+        w.kill_pod(member);
+        w.delete_volume(member).await.unwrap();
+    }
+    want.recovery.automatic = true;
+    want.recovery.after = k8s_openapi::jiff::SignedDuration::from_secs(1);
+    want.recovery.backup = Some(oxcd_operator::act::Restore {
+        args: vec![format!("--from={to}"), "--name=latest".into()],
+        credentials_secret: None,
+        volume_claim_name: None,
+    });
+    let events = local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
+        .await
+        .unwrap_or_else(|last| panic!("not back: {last:?}\n{}", w.logs()));
+    let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
+    assert_eq!(reasons.first(), Some(&"RestoreStarted"), "{events:#?}");
+    assert!(reasons.contains(&"Restored"), "{events:#?}");
+    let status = w.status.lock().unwrap().clone();
+    let progress = status.restore.expect("reported");
+    assert!(
+        progress.name.starts_with("quorum-loss-"),
+        "{}",
+        progress.name
+    );
+    assert_eq!(progress.old_cluster_id.as_deref(), Some(old_id.as_str()));
+    assert_ne!(status.cluster_id.as_deref(), Some(old_id.as_str()));
+    let urls = w.client_urls();
+    assert_eq!(urls.len(), 3);
+    let mut c = Client::connect(urls, None).await.unwrap();
+    let got = c.get("k", Some(all)).await.unwrap();
+    assert_eq!(kvs_of(&got), kvs_of(&backed_up));
+    assert_eq!(c.member_list().await.unwrap().members().len(), 3);
+}
