@@ -303,6 +303,8 @@ impl<W: Workloads> Actor<'_, W> {
                         survivor_applied_index: plan.survivor_applied,
                         lost_members: plan.lost,
                         lost_applied_index: plan.lost_applied,
+                        survivor_revision: plan.survivor_revision,
+                        lost_revision: plan.lost_revision,
                     });
                 }
                 w.save_status(&self.status).await?;

@@ -161,6 +161,7 @@ async fn pass(ec: &EtcdCluster, ctx: &Context) -> Result<Action> {
     };
     let done = actor.pass().await?;
     let mut transitions = tls_transitions;
+    transitions.extend(backup_transition(ec, &actor.status));
     transitions.extend(done.transitions.iter().cloned());
     for name in workloads.grow_volumes().await? {
         let size = ec.spec.storage.size.clone().unwrap_or_default();
@@ -261,6 +262,32 @@ async fn root_password(
         }
     };
     Ok(Password(password.trim_end_matches('\n').to_string()))
+}
+
+/// An Event when BackupReady turns: the scheduled backups started failing, or succeed again.
+fn backup_transition(ec: &EtcdCluster, now: &crate::crd::EtcdClusterStatus) -> Option<Transition> {
+    let ready = |s: &crate::crd::EtcdClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "BackupReady")
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    let before = ec.status.as_ref().and_then(ready).map(|(s, _)| s);
+    let (after, message) = ready(now)?;
+    if before.as_deref() == Some(after.as_str()) {
+        return None;
+    }
+    match after.as_str() {
+        "False" => Some(Transition {
+            reason: "BackupFailed",
+            note: message,
+        }),
+        "True" if before.is_some() => Some(Transition {
+            reason: "BackupSucceeded",
+            note: message,
+        }),
+        _ => None,
+    }
 }
 
 /// The oldest EtcdRestore naming this cluster that has not completed.
@@ -398,7 +425,12 @@ async fn publish(ctx: &Context, ec: &EtcdCluster, transitions: &[Transition]) {
     let reference = ec.object_ref(&());
     for t in transitions {
         let event = Event {
-            type_: EventType::Normal,
+            // Failures are warnings.
+            type_: if t.reason.ends_with("Failed") {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: t.reason.to_string(),
             note: Some(t.note.clone()),
             action: t.reason.to_string(),

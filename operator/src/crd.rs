@@ -537,6 +537,13 @@ pub struct RecoveryReport {
     /// after it was last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_applied_index: Option<u64>,
+    /// The survivor's revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivor_revision: Option<i64>,
+    /// The highest revision a lost member was last seen at: revisions past the survivor's,
+    /// up to this one, may be lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_revision: Option<i64>,
 }
 
 /// What the operator last saw and what it is doing.
@@ -792,6 +799,9 @@ pub struct MemberStatus {
     /// The raft index the member had applied when it last answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_index: Option<u64>,
+    /// Its store's revision when it last answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
 }
 
 /// One operation in progress. It is recorded before its first action, so an operator that

@@ -32,6 +32,7 @@ pub fn combine<W: Workloads>(
             health: None,
             answered: None,
             last_applied: None,
+            revision: None,
         })
         .collect();
     // Names the operator gave: for members that have not started yet, which publish no name.
@@ -97,6 +98,7 @@ pub fn combine<W: Workloads>(
         // A member answering for another cluster, or one not in the list, is not healthy here.
         let Some(listed) = m.listed else { continue };
         m.answered = Some(answer.applied_index);
+        m.revision = Some(answer.revision);
         if !answer.errors.is_empty() || answer.leader_id == 0 {
             continue;
         }
@@ -108,6 +110,7 @@ pub fn combine<W: Workloads>(
     for m in &mut members {
         let recorded = actor.status.members.iter().find(|r| r.name == m.name);
         m.last_applied = recorded.and_then(|r| r.applied_index);
+        m.revision = m.revision.or(recorded.and_then(|r| r.revision));
     }
     members.sort_by_key(|m| (m.ordinal, m.name.clone()));
     Observed {

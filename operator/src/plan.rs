@@ -146,6 +146,8 @@ pub struct Member {
     pub answered: Option<u64>,
     /// The index it had applied when it last answered, as status recorded it.
     pub last_applied: Option<u64>,
+    /// Its store's revision: as it answers now, or as status last recorded it.
+    pub revision: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

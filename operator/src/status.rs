@@ -43,6 +43,7 @@ pub fn report(
                 version: answer.map(|a| a.version.clone()),
                 db_size: answer.map(|a| a.db_size),
                 applied_index: m.answered.or(m.last_applied),
+                revision: m.revision,
             }
         })
         .collect();

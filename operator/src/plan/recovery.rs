@@ -20,6 +20,9 @@ pub struct RecoveryPlan {
     pub lost: Vec<String>,
     /// The highest index a lost member was last seen to have applied.
     pub lost_applied: Option<u64>,
+    pub survivor_revision: Option<i64>,
+    /// The highest revision a lost member was last seen at.
+    pub lost_revision: Option<i64>,
 }
 
 impl RecoveryPlan {
@@ -31,8 +34,14 @@ impl RecoveryPlan {
             ),
             _ => "no lost member was seen past that index".to_string(),
         };
+        let revisions = match (self.survivor_revision, self.lost_revision) {
+            (Some(kept), Some(seen)) if seen > kept => {
+                format!(" (revisions {} to {seen})", kept + 1)
+            }
+            _ => String::new(),
+        };
         format!(
-            "voting members {} are gone; {} survives with applied index {}; {risk}",
+            "voting members {} are gone; {} survives with applied index {}; {risk}{revisions}",
             self.lost.join(", "),
             self.survivor,
             self.survivor_applied
@@ -90,6 +99,8 @@ pub fn recovery_plan(o: &Observed) -> Option<Result<RecoveryPlan, Vec<String>>> 
         survivor_applied: applied,
         lost: names,
         lost_applied: lost.iter().filter_map(|m| m.last_applied).max(),
+        survivor_revision: survivor.revision,
+        lost_revision: lost.iter().filter_map(|m| m.revision).max(),
     }))
 }
 

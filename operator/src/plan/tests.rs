@@ -55,6 +55,7 @@ fn member(ordinal: u32, learner: bool) -> Member {
         }),
         answered: Some(1000),
         last_applied: Some(1000),
+        revision: Some(500),
     }
 }
 
@@ -610,11 +611,13 @@ fn majority_lost(automatic: bool, lost_for_mins: i64) -> Observed {
     for m in &mut o.members {
         m.health = None;
         m.answered = Some(900 + 50 * m.ordinal as u64);
+        m.revision = Some(400 + 20 * m.ordinal as i64);
         if m.ordinal >= 2 {
             m.pod = None;
             m.volume = Volume::Missing;
             m.answered = None;
             m.last_applied = Some(990);
+            m.revision = Some(470);
         }
     }
     o
@@ -636,6 +639,7 @@ fn a_lost_majority_is_recovered_from_the_survivor_with_the_highest_applied_index
         op.reason
     );
     assert!(op.reason.contains("entries 951 to 990"), "{}", op.reason);
+    assert!(op.reason.contains("revisions 421 to 470"), "{}", op.reason);
     assert!(op.reason.contains("demo-2 (volume lost)"), "{}", op.reason);
     // Before `after` has passed, the plan is only reported.
     let early = majority_lost(true, 1);

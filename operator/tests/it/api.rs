@@ -723,12 +723,23 @@ async fn backup_and_defrag_schedules_become_cron_jobs_and_backup_ready_follows_t
             ),
         ],
     );
-    script.extend([status_write(), pdb_apply(), event()]);
+    script.extend([status_write(), pdb_apply(), event(), event()]);
     let server = tokio::spawn(verify(handle, script));
     controller::reconcile(Arc::new(ec), ctx)
         .await
         .expect("the pass succeeds");
     let sent = server.await.unwrap();
+    // BackupReady turned False: a warning Event says so.
+    let events: Vec<&Value> = sent
+        .iter()
+        .filter(|(uri, _)| uri.contains("/events"))
+        .map(|(_, body)| body)
+        .collect();
+    let failed = events
+        .iter()
+        .find(|e| e["reason"] == "BackupFailed")
+        .expect("a BackupFailed Event");
+    assert_eq!(failed["type"], "Warning");
     let list = &sent[3].0;
     assert!(
         list.contains("app.kubernetes.io%2Fmanaged-by%3Doxcd-operator"),

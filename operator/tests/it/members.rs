@@ -481,6 +481,13 @@ async fn assert_recovered(
     assert_eq!(report.survivor, "demo-2");
     assert_eq!(report.lost_members.len(), 2, "{report:?}");
     assert!(report.survivor_applied_index > 0);
+    // Every write was applied everywhere before the loss: nothing reported as possibly lost.
+    let (kept, seen) = (
+        report.survivor_revision.unwrap(),
+        report.lost_revision.unwrap(),
+    );
+    assert!(kept >= seen, "{report:?}");
+    assert!(kept > 100, "the survivor holds the 100 writes: {report:?}");
     assert_eq!(status.quorum_lost_since, None);
     let mut client = Client::connect(w.client_urls(), None).await.unwrap();
     client
