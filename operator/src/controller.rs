@@ -334,14 +334,7 @@ async fn report_restore(
         return Ok(());
     }
     let api: Api<EtcdRestore> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = serde_json::json!({
-        "apiVersion": "oxcd.io/v1alpha1",
-        "kind": "EtcdRestore",
-        "status": next,
-    });
-    api.patch_status(&restore.name_any(), &apply_params(), &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    crate::k8s::apply_status(&api, &restore.name_any(), &next).await
 }
 
 /// Applies the CronJobs the spec asks for (scheduled backups, defragmentation) and deletes

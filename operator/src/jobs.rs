@@ -7,8 +7,7 @@
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvFromSource, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretEnvSource,
-    SecretKeySelector, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, SecretEnvSource, SecretKeySelector, Volume, VolumeMount,
 };
 use kube::ResourceExt;
 
@@ -16,7 +15,7 @@ use crate::act::{Launch, Restore};
 use crate::backup::schedule::Schedule;
 use crate::crd::{BackupSpec, EtcdCluster, FromBackup};
 use crate::error::{Error, Result};
-use crate::resources::{self, NON_ROOT, locked_down, meta};
+use crate::resources::{self, locked_down, meta};
 
 /// Where `backup.volumeClaimName` is mounted.
 pub const BACKUP_DIR: &str = "/backups";
@@ -315,17 +314,7 @@ fn job_spec(ec: &EtcdCluster, container: Container, mut volumes: Vec<Volume>) ->
             metadata: None,
             spec: Some(PodSpec {
                 restart_policy: Some("OnFailure".into()),
-                security_context: Some(PodSecurityContext {
-                    run_as_non_root: Some(true),
-                    run_as_user: Some(NON_ROOT),
-                    run_as_group: Some(NON_ROOT),
-                    fs_group: Some(NON_ROOT),
-                    seccomp_profile: Some(SeccompProfile {
-                        type_: "RuntimeDefault".into(),
-                        ..SeccompProfile::default()
-                    }),
-                    ..PodSecurityContext::default()
-                }),
+                security_context: Some(resources::pod_security()),
                 containers: vec![container],
                 volumes: (!volumes.is_empty()).then_some(volumes),
                 image_pull_secrets: (!template.image_pull_secrets.is_empty())

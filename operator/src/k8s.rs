@@ -20,6 +20,22 @@ pub fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// Writes `status` to the status subresource of the `oxcd.io` object `name` of `K`, by
+/// server-side apply.
+pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl serde::Serialize) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &apply_params(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
 /// One EtcdCluster's members on Kubernetes.
 pub struct KubeWorkloads<'a> {
     client: Client,
@@ -266,17 +282,6 @@ impl Workloads for KubeWorkloads<'_> {
 
     async fn save_status(&self, status: &EtcdClusterStatus) -> Result<()> {
         let api: Api<EtcdCluster> = Api::namespaced(self.client.clone(), &self.namespace());
-        let patch = serde_json::json!({
-            "apiVersion": "oxcd.io/v1alpha1",
-            "kind": "EtcdCluster",
-            "status": status,
-        });
-        api.patch_status(
-            &self.cluster.name_any(),
-            &apply_params(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        Ok(())
+        apply_status(&api, &self.cluster.name_any(), status).await
     }
 }

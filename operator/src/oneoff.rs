@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, LogParams, Patch, PostParams};
+use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use crate::controller::Context;
 use crate::crd::{BackupPhase, BackupRecord, EtcdBackup, EtcdBackupStatus, EtcdCluster};
 use crate::error::{Error, Result};
-use crate::k8s::{FIELD_MANAGER, apply_params};
+use crate::k8s::FIELD_MANAGER;
 use crate::{jobs, resources};
 
 /// The Job of an EtcdBackup.
@@ -144,14 +144,7 @@ async fn record_from_logs(
 async fn save(ctx: &Context, backup: &EtcdBackup, status: &EtcdBackupStatus) -> Result<()> {
     let api: Api<EtcdBackup> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": "oxcd.io/v1alpha1",
-        "kind": "EtcdBackup",
-        "status": status,
-    });
-    api.patch_status(&backup.name_any(), &apply_params(), &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+    crate::k8s::apply_status(&api, &backup.name_any(), status).await
 }
 
 /// Records the outcome and publishes it as an Event.

@@ -299,6 +299,22 @@ pub fn image(ec: &EtcdCluster, repository: &str) -> String {
 /// The user of the runtime image (distroless `nonroot`).
 pub(crate) const NON_ROOT: i64 = 65532;
 
+/// The pods' user: the image's non-root user, fsGroup making volumes writable by it, the
+/// runtime's default seccomp profile.
+pub(crate) fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NON_ROOT),
+        run_as_group: Some(NON_ROOT),
+        fs_group: Some(NON_ROOT),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
 /// What a member's containers may do: no privilege escalation, no capabilities, a
 /// read-only root filesystem (they write only to their volume).
 pub(crate) fn locked_down() -> SecurityContext {
@@ -427,17 +443,7 @@ pub fn member_pod(ec: &EtcdCluster, launch: &Launch, repository: &str) -> Pod {
             // everything else (a new pod, a replacement).
             restart_policy: Some("Always".into()),
             // The image's non-root user; fsGroup makes the volume writable by it.
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(NON_ROOT),
-                run_as_group: Some(NON_ROOT),
-                fs_group: Some(NON_ROOT),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..SeccompProfile::default()
-                }),
-                ..PodSecurityContext::default()
-            }),
+            security_context: Some(pod_security()),
             init_containers: Some(vec![Container {
                 name: "member-guard".into(),
                 image: Some(image.clone()),

@@ -381,7 +381,6 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
 async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_its_revision() {
     use etcd_client::{Client, GetOptions};
     use oxcd_operator::act::Restore;
-    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
     use oxcd_operator::plan::Want;
     let s3 = LocalS3::start("seeds").await;
     let member = Member::start();
@@ -424,20 +423,8 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
     let mut want = Want::new(3, "v1", "c1");
     want.bootstrap_from = Some(restore);
     let dir = tempfile::tempdir().unwrap();
-    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
-    let w = LocalWorkloads::new(dir.path(), oxcd, Box::new(free_port))
-        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into());
-    let timeout = Duration::from_secs(180);
-    local::drive(
-        &w,
-        "demo",
-        "default-demo-seeded",
-        &want,
-        Crashes::Never,
-        timeout,
-    )
-    .await
-    .unwrap_or_else(|last| panic!("not in sync: {last:?}\n{}", w.logs()));
+    let w = restoring_workloads(dir.path());
+    drive_to(&w, "default-demo-seeded", &want).await;
 
     let urls = w.client_urls();
     assert_eq!(urls.len(), 3);
@@ -469,19 +456,13 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
 async fn an_in_place_restore_replaces_every_members_data_and_reports_both_cluster_ids() {
     use etcd_client::{Client, GetOptions};
     use oxcd_operator::crd::RestorePhase;
-    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
     use oxcd_operator::plan::Want;
     let s3 = LocalS3::start("inplace").await;
     let dir = tempfile::tempdir().unwrap();
-    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
-    let w = LocalWorkloads::new(dir.path(), oxcd, Box::new(free_port))
-        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into());
+    let w = restoring_workloads(dir.path());
     let token = "default-demo-inplace";
-    let timeout = Duration::from_secs(180);
     let mut want = Want::new(3, "v1", "c1");
-    local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
-        .await
-        .unwrap_or_else(|last| panic!("not in sync: {last:?}\n{}", w.logs()));
+    drive_to(&w, token, &want).await;
     let old_id = w.status.lock().unwrap().cluster_id.clone().unwrap();
     let mut client = Client::connect(w.client_urls(), None).await.unwrap();
     for i in 0..120 {
@@ -521,9 +502,7 @@ async fn an_in_place_restore_replaces_every_members_data_and_reports_both_cluste
         credentials_secret: None,
         volume_claim_name: None,
     });
-    let events = local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
-        .await
-        .unwrap_or_else(|last| panic!("not restored: {last:?}\n{}", w.logs()));
+    let events = drive_to(&w, token, &want).await;
     let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
     assert_eq!(reasons.first(), Some(&"RestoreStarted"), "{events:#?}");
     assert_eq!(reasons.last(), Some(&"Restored"), "{events:#?}");
@@ -586,18 +565,12 @@ fn kvs_of(r: &etcd_client::GetResponse) -> Vec<KeyAt> {
 async fn with_every_member_lost_the_cluster_comes_back_from_its_latest_backup() {
     use etcd_client::{Client, GetOptions};
     use oxcd_operator::act::Workloads;
-    use oxcd_operator::local::{self, Crashes, LocalWorkloads};
     use oxcd_operator::plan::Want;
     let dir = tempfile::tempdir().unwrap();
-    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
-    let w = LocalWorkloads::new(dir.path(), oxcd, Box::new(free_port))
-        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into());
+    let w = restoring_workloads(dir.path());
     let token = "default-demo-lost";
-    let timeout = Duration::from_secs(180);
     let mut want = Want::new(3, "v1", "c1");
-    local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
-        .await
-        .unwrap_or_else(|last| panic!("not in sync: {last:?}\n{}", w.logs()));
+    drive_to(&w, token, &want).await;
     let old_id = w.status.lock().unwrap().cluster_id.clone().unwrap();
     let mut client = Client::connect(w.client_urls(), None).await.unwrap();
     for i in 0..50 {
@@ -634,9 +607,7 @@ async fn with_every_member_lost_the_cluster_comes_back_from_its_latest_backup() 
         credentials_secret: None,
         volume_claim_name: None,
     });
-    let events = local::drive(&w, "demo", token, &want, Crashes::Never, timeout)
-        .await
-        .unwrap_or_else(|last| panic!("not back: {last:?}\n{}", w.logs()));
+    let events = drive_to(&w, token, &want).await;
     let reasons: Vec<&str> = events.iter().map(|t| t.reason).collect();
     assert_eq!(reasons.first(), Some(&"RestoreStarted"), "{events:#?}");
     assert!(reasons.contains(&"Restored"), "{events:#?}");
@@ -655,4 +626,25 @@ async fn with_every_member_lost_the_cluster_comes_back_from_its_latest_backup() 
     let got = c.get("k", Some(all)).await.unwrap();
     assert_eq!(kvs_of(&got), kvs_of(&backed_up));
     assert_eq!(c.member_list().await.unwrap().members().len(), 3);
+}
+
+/// Members as local processes under `dir`, whose seed can be restored from a backup (the
+/// operator binary runs the restore step).
+fn restoring_workloads(dir: &std::path::Path) -> oxcd_operator::local::LocalWorkloads {
+    let oxcd = oxcd_testkit::binary::oxcd().unwrap();
+    oxcd_operator::local::LocalWorkloads::new(dir, oxcd, Box::new(free_port))
+        .with_operator(env!("CARGO_BIN_EXE_oxcd-operator").into())
+}
+
+/// Reconcile passes until the members are as `want` says; the transitions.
+async fn drive_to(
+    w: &oxcd_operator::local::LocalWorkloads,
+    token: &str,
+    want: &oxcd_operator::plan::Want,
+) -> Vec<oxcd_operator::act::Transition> {
+    use oxcd_operator::local::{self, Crashes};
+    let timeout = Duration::from_secs(180);
+    local::drive(w, "demo", token, want, Crashes::Never, timeout)
+        .await
+        .unwrap_or_else(|last| panic!("not in sync with {want:?}: {last:?}\n{}", w.logs()))
 }
