@@ -301,17 +301,8 @@ async fn a_three_member_cluster_restored_from_the_latest_backup_serves_every_key
     use oxcd_testkit::Cluster;
     use oxcd_testkit::cluster::CLUSTER_TOKEN;
     let s3 = LocalS3::start("restores").await;
-    let member = Member::start();
-    let mut client = member.client().await;
-    for i in 0..200 {
-        client
-            .put(format!("k{:03}", i % 120), format!("v{i}"), None)
-            .await
-            .unwrap();
-    }
-    client.delete("k007", None).await.unwrap();
+    let (member, original) = member_with_keys(200, 120, "k007").await;
     let all = GetOptions::new().with_prefix();
-    let original = client.get("k", Some(all.clone())).await.unwrap();
     let original_cluster = original.header().unwrap().cluster_id();
     for _ in 0..2 {
         run_ok(
@@ -383,17 +374,8 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
     use oxcd_operator::act::Restore;
     use oxcd_operator::plan::Want;
     let s3 = LocalS3::start("seeds").await;
-    let member = Member::start();
-    let mut client = member.client().await;
-    for i in 0..300 {
-        client
-            .put(format!("k{:03}", i % 150), format!("v{i}"), None)
-            .await
-            .unwrap();
-    }
-    client.delete("k042", None).await.unwrap();
+    let (member, original) = member_with_keys(300, 150, "k042").await;
     let all = GetOptions::new().with_prefix();
-    let original = client.get("k", Some(all.clone())).await.unwrap();
     let taken = run_ok(
         &[
             "backup",
@@ -647,4 +629,25 @@ async fn drive_to(
     local::drive(w, "demo", token, want, Crashes::Never, timeout)
         .await
         .unwrap_or_else(|last| panic!("not in sync with {want:?}: {last:?}\n{}", w.logs()))
+}
+
+/// A single member holding `puts` writes over `keys` keys `k000..` (so most have several
+/// versions) and one of them deleted: the member, and every `k` key as read.
+async fn member_with_keys(
+    puts: usize,
+    keys: usize,
+    deleted: &str,
+) -> (Member, etcd_client::GetResponse) {
+    let member = Member::start();
+    let mut client = member.client().await;
+    for i in 0..puts {
+        client
+            .put(format!("k{:03}", i % keys), format!("v{i}"), None)
+            .await
+            .unwrap();
+    }
+    client.delete(deleted, None).await.unwrap();
+    let all = etcd_client::GetOptions::new().with_prefix();
+    let keys = client.get("k", Some(all)).await.unwrap();
+    (member, keys)
 }
