@@ -99,7 +99,9 @@ pub fn combine<W: Workloads>(
         let Some(listed) = m.listed else { continue };
         m.answered = Some(answer.applied_index);
         m.revision = Some(answer.revision);
-        if !answer.errors.is_empty() || answer.leader_id == 0 {
+        // An alarm (NOSPACE) is reported on its own; a member that knows no leader is not
+        // one to build on.
+        if answer.leader_id == 0 {
             continue;
         }
         m.health = Some(Health {

@@ -85,8 +85,19 @@ pub fn report(
         let why = m.pod.as_ref()?.failing.as_ref()?;
         Some(("MemberPodFailing", format!("member {}: {why}", m.name)))
     });
+    // etcd reports each alarm in Status's errors as `memberID:<id> alarm:NOSPACE`.
+    let nospace = view
+        .health
+        .values()
+        .find_map(|h| h.errors.iter().find(|e| e.contains("alarm:NOSPACE")));
     let degraded = match step {
         Step::Refuse { reason, message } => Some((*reason, message.clone())),
+        _ if nospace.is_some() => Some((
+            "NoSpace",
+            "the NOSPACE alarm is raised: writes are refused until keys are deleted, the \
+             store compacted and defragmented (spec.maintenance) and the alarm disarmed"
+                .to_string(),
+        )),
         _ => failing.or_else(|| {
             voters.iter().find(|m| !m.healthy).map(|m| {
                 (
@@ -170,6 +181,19 @@ pub fn report(
             now,
         );
     }
+    let (value, reason, message) = match nospace {
+        Some(alarm) => (true, "AlarmRaised", alarm.trim().to_string()),
+        None => (false, "NoAlarm", "no NOSPACE alarm".to_string()),
+    };
+    set(
+        &mut conditions,
+        "NoSpace",
+        value,
+        reason,
+        message,
+        generation,
+        now,
+    );
     next.conditions = conditions;
     let restoring = status
         .restore

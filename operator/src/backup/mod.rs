@@ -369,7 +369,8 @@ async fn healthy_member(
             }
         };
         match client.status().await {
-            Ok(status) if status.leader() != 0 && status.errors().is_empty() => {
+            // An alarm does not stop a backup: a cluster out of space is one to back up.
+            Ok(status) if status.leader() != 0 => {
                 return Ok((endpoint.clone(), client, status));
             }
             Ok(status) => why.push(format!(

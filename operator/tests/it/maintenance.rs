@@ -44,6 +44,18 @@ async fn defrag_goes_through_followers_first_disarms_nospace_and_skips_a_degrade
         .await
         .unwrap();
     assert!(!alarms.alarms().is_empty(), "NOSPACE raised");
+    // Status lists it among its errors, as etcd's does: what the operator's NoSpace
+    // condition reads.
+    let access = oxcd_operator::members::Access::plain();
+    let endpoint = cluster.members[leader].endpoint();
+    let status = oxcd_operator::members::status(&access, &endpoint)
+        .await
+        .unwrap();
+    assert!(
+        status.errors.iter().any(|e| e.contains("alarm:NOSPACE")),
+        "{:?}",
+        status.errors
+    );
     let deleted = c
         .delete("k", Some(DeleteOptions::new().with_prefix()))
         .await
@@ -87,6 +99,10 @@ async fn defrag_goes_through_followers_first_disarms_nospace_and_skips_a_degrade
         );
     }
     assert_eq!(report["disarmedNospace"], true, "{report}");
+    let status = oxcd_operator::members::status(&access, &endpoint)
+        .await
+        .unwrap();
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
     for i in 0..3 {
         cluster
             .client(i)

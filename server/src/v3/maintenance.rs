@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse,
 };
 
 use crate::proto::oxcdpb::internal_request::Request as Command;
@@ -110,6 +111,22 @@ impl Core {
     pub async fn status(&self, _ctx: &RequestContext, _r: StatusRequest) -> Result<StatusResponse> {
         let metrics = self.server.raft.metrics().borrow_watched().clone();
         let db_size = self.server.db_size();
+        // As etcd: no leader, then every active alarm as Go prints an AlarmMember.
+        let mut errors = Vec::new();
+        if metrics.current_leader.is_none() {
+            errors.push("etcdserver: no leader".to_string());
+        }
+        let alarms = self
+            .server
+            .state
+            .read()
+            .kv
+            .alarms
+            .list(AlarmType::None as i32);
+        for a in alarms {
+            let name = AlarmType::try_from(a.alarm).map_or("NONE", |t| t.as_str_name());
+            errors.push(format!("memberID:{} alarm:{name} ", a.member_id));
+        }
         Ok(StatusResponse {
             header: Some(self.server.current_header()),
             version: ETCD_API_VERSION.to_string(),
@@ -118,7 +135,7 @@ impl Core {
             raft_index: metrics.last_log_index.unwrap_or(0),
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
-            errors: Vec::new(),
+            errors,
             db_size_in_use: db_size,
             is_learner: self.server.is_learner(),
             ..Default::default()
