@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
+use etcd_client::{AlarmAction, AlarmOptions, AlarmType, CompactionOptions};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -34,6 +34,10 @@ pub struct Report {
     pub defragmented: Vec<Defragmented>,
     /// The NOSPACE alarm was raised and is now disarmed.
     pub disarmed_nospace: bool,
+    /// With the NOSPACE alarm raised, the store was compacted at this revision first (the
+    /// space of old revisions is only given back by compaction, then defragmentation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compacted_at: Option<i64>,
 }
 
 /// The order to defragment `members` (endpoint, health) in: followers, then the leader.
@@ -73,11 +77,38 @@ pub async fn defragment_all(
             members::status(access, endpoint).await.ok(),
         ));
     }
+    let order = order(&healths)?;
     let mut report = Report::default();
-    for (endpoint, leader) in order(&healths)? {
+    let mut client = access
+        .connect(&endpoints[..1], Duration::from_secs(5))
+        .await?;
+    let alarms = client
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await?;
+    let nospace = alarms
+        .alarms()
+        .iter()
+        .any(|a| a.alarm() == AlarmType::Nospace);
+    if nospace {
+        let status = client.status().await?;
+        let revision = status.header().map_or(0, |h| h.revision());
+        let physical = CompactionOptions::new().with_physical();
+        match client.compact(revision, Some(physical)).await {
+            Ok(_) => report.compacted_at = Some(revision),
+            // Compacted there already.
+            Err(e) if e.to_string().contains("compacted") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (endpoint, leader) in order {
         let mut client = access
             .connect(std::slice::from_ref(&endpoint), DEFRAG_TIMEOUT)
             .await?;
+        if report.compacted_at.is_some() {
+            // A linearizable read through the member: it has applied the compaction.
+            let barrier = etcd_client::GetOptions::new().with_count_only();
+            client.get("\0", Some(barrier)).await?;
+        }
         let before = client.status().await?.db_size();
         client.defragment().await?;
         let after = client.status().await?.db_size();
@@ -92,16 +123,6 @@ pub async fn defragment_all(
     let Some(quota) = quota_bytes else {
         return Ok(report);
     };
-    let mut client = access
-        .connect(&endpoints[..1], Duration::from_secs(5))
-        .await?;
-    let alarms = client
-        .alarm(AlarmAction::Get, AlarmType::None, None)
-        .await?;
-    let nospace = alarms
-        .alarms()
-        .iter()
-        .any(|a| a.alarm() == AlarmType::Nospace);
     let under = report.defragmented.iter().all(|d| d.db_size_after < quota);
     if nospace && under {
         for a in alarms
