@@ -2,6 +2,7 @@
 //! operations played out on a small model of the world, step after step, to InSync.
 
 use super::*;
+use k8s_openapi::jiff::Timestamp;
 
 const CLUSTER_ID: u64 = 0xc1;
 
