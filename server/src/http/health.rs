@@ -162,17 +162,10 @@ async fn health(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Respo
 
 /// The first active alarm whose name is not in `excluded`, by etcd's name for it.
 fn active_alarm(core: &Core, excluded: &[String]) -> Option<&'static str> {
-    let alarms = core
-        .server
-        .state
-        .read()
-        .kv
-        .alarms
-        .list(AlarmType::None as i32);
-    alarms.iter().find_map(|a| {
-        let name = AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
-        (!excluded.iter().any(|e| e == name)).then_some(name)
-    })
+    core.server
+        .active_alarms()
+        .into_iter()
+        .find_map(|(_, name)| (!excluded.iter().any(|e| e == name)).then_some(name))
 }
 
 async fn livez(State(core): State<Arc<Core>>, RawQuery(raw): RawQuery) -> Response {

@@ -31,7 +31,7 @@ use openraft::async_runtime::WatchReceiver;
 use tonic::transport::Channel;
 
 use crate::auth::TokenKind;
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::oxcdpb::peer_client::PeerClient;
 use crate::raft::Raft;
 use crate::raft::peer_activity::PeerActivity;
@@ -278,6 +278,18 @@ impl EtcdServer {
     /// Bytes the databases occupy on disk (measured at most a second ago).
     pub fn db_size(&self) -> i64 {
         self.db_size.load(Ordering::Relaxed) as i64
+    }
+
+    /// Every active alarm: the member it is raised for, and etcd's name for it.
+    pub(crate) fn active_alarms(&self) -> Vec<(u64, &'static str)> {
+        let alarms = self.state.read().kv.alarms.list(AlarmType::None as i32);
+        alarms
+            .iter()
+            .map(|a| {
+                let name = AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
+                (a.member_id, name)
+            })
+            .collect()
     }
 
     pub(crate) fn over_quota(&self) -> bool {

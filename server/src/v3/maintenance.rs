@@ -7,10 +7,9 @@ use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::downgrade_request::DowngradeAction;
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
-    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
-    StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 
 use crate::proto::oxcdpb::internal_request::Request as Command;
@@ -116,16 +115,8 @@ impl Core {
         if metrics.current_leader.is_none() {
             errors.push("etcdserver: no leader".to_string());
         }
-        let alarms = self
-            .server
-            .state
-            .read()
-            .kv
-            .alarms
-            .list(AlarmType::None as i32);
-        for a in alarms {
-            let name = AlarmType::try_from(a.alarm).map_or("NONE", |t| t.as_str_name());
-            errors.push(format!("memberID:{} alarm:{name} ", a.member_id));
+        for (member, name) in self.server.active_alarms() {
+            errors.push(format!("memberID:{member} alarm:{name} "));
         }
         Ok(StatusResponse {
             header: Some(self.server.current_header()),
