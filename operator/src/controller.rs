@@ -251,16 +251,7 @@ async fn root_password(
             }
         }
     };
-    let data = secret.data.as_ref().and_then(|d| d.get("password"));
-    let from_string = secret.string_data.as_ref().and_then(|d| d.get("password"));
-    let password = match (data, from_string) {
-        (Some(bytes), _) => String::from_utf8(bytes.0.clone())
-            .map_err(|_| Error::Invalid(format!("Secret {name}: password is not UTF-8")))?,
-        (None, Some(text)) => text.clone(),
-        (None, None) => {
-            return Err(Error::Invalid(format!("Secret {name} has no password")));
-        }
-    };
+    let password = crate::tls::field(&secret, "password")?;
     Ok(Password(password.trim_end_matches('\n').to_string()))
 }
 

@@ -136,9 +136,17 @@ fn durations(tls: &TlsSpec) -> Result<(Duration, Duration)> {
     ))
 }
 
-fn data(secret: &Secret, key: &str) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok()
+/// `key` of `secret`, as text: from `data`, or from `stringData`, which a Secret just
+/// created may still answer with.
+pub(crate) fn field(secret: &Secret, key: &str) -> Result<String> {
+    let name = secret.name_any();
+    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return String::from_utf8(bytes.0.clone())
+            .map_err(|_| Error::Invalid(format!("Secret {name}: {key} is not UTF-8")));
+    }
+    let text = secret.string_data.as_ref().and_then(|d| d.get(key));
+    text.cloned()
+        .ok_or_else(|| Error::Invalid(format!("Secret {name} has no {key}")))
 }
 
 fn tls_secret(ec: &EtcdCluster, name: String, files: &[(&str, &str)], member: bool) -> Secret {
@@ -217,6 +225,9 @@ impl<'a> Tls<'a> {
             return Ok(Prepared::default());
         };
         let mut prepared = Prepared::default();
+        // The operator's own certificate Secret as it now stands, once `auto` has read or
+        // issued it.
+        let mut identity: Option<Secret> = None;
         for port in [Port::Client, Port::Peer] {
             if let Some(issuer) = port.source(spec).and_then(|s| s.cert_manager.as_ref()) {
                 self.apply_certificate(port, &issuer.issuer_ref).await?;
@@ -230,7 +241,8 @@ impl<'a> Tls<'a> {
             prepared.transitions.extend(rotated);
             let (issuing, trust) = rotation::in_force(&cas, status.ca_rotation.as_ref());
             let due = |s: &Secret| {
-                data(s, CERT)
+                field(s, CERT)
+                    .ok()
                     .and_then(|c| certs::renew_at(&c, renew_before))
                     .is_none_or(|at| at <= now)
             };
@@ -238,9 +250,10 @@ impl<'a> Tls<'a> {
                 .secrets()
                 .get_opt(&operator_secret_name(self.ec))
                 .await?;
-            if operator.as_ref().is_none_or(due) {
-                self.issue_operator(&issuing, &trust, validity).await?;
-            }
+            identity = match operator {
+                Some(secret) if !due(&secret) => Some(secret),
+                _ => Some(self.issue_operator(&issuing, &trust, validity).await?),
+            };
             for secret in self.member_secrets().await?.iter().filter(|s| due(s)) {
                 let Some(member) = member_of(secret) else {
                     continue;
@@ -257,19 +270,18 @@ impl<'a> Tls<'a> {
             prepared.trust = trust;
         }
         if let Some(name) = client_identity_secret(self.ec) {
-            let secret = self.secrets().get_opt(&name).await?.ok_or_else(|| {
-                Error::Other(format!(
-                    "waiting for the Secret {name} (the client certificate)"
-                ))
-            })?;
-            let field = |key: &str| {
-                data(&secret, key)
-                    .ok_or_else(|| Error::Invalid(format!("Secret {name} has no {key}")))
+            let secret = match identity.filter(|s| s.name_any() == name) {
+                Some(secret) => secret,
+                None => self.secrets().get_opt(&name).await?.ok_or_else(|| {
+                    Error::Other(format!(
+                        "waiting for the Secret {name} (the client certificate)"
+                    ))
+                })?,
             };
             prepared.access = Access::tls(ClientTls {
-                ca_pem: field(CA_CERT)?,
-                cert_pem: field(CERT)?,
-                key_pem: field(KEY)?,
+                ca_pem: field(&secret, CA_CERT)?,
+                cert_pem: field(&secret, CERT)?,
+                key_pem: field(&secret, KEY)?,
             });
         }
         Ok(prepared)
@@ -280,15 +292,12 @@ impl<'a> Tls<'a> {
     async fn cas(&self) -> Result<Cas> {
         let name = ca_secret_name(self.ec);
         let read = |s: &Secret| -> Result<Cas> {
-            let field = |k: &str| {
-                data(s, k).ok_or_else(|| Error::Invalid(format!("Secret {name} has no {k}")))
-            };
-            let next = match (data(s, NEXT_CERT), data(s, NEXT_KEY)) {
-                (Some(cert), Some(key)) => Some(Authority::from_pem(&cert, &key)?),
+            let next = match (field(s, NEXT_CERT), field(s, NEXT_KEY)) {
+                (Ok(cert), Ok(key)) => Some(Authority::from_pem(&cert, &key)?),
                 _ => None,
             };
             Ok(Cas {
-                current: Authority::from_pem(&field(CA_CERT)?, &field(CA_KEY)?)?,
+                current: Authority::from_pem(&field(s, CA_CERT)?, &field(s, CA_KEY)?)?,
                 next,
             })
         };
@@ -345,7 +354,7 @@ impl<'a> Tls<'a> {
         issuing: &Authority,
         trust: &str,
         validity: Duration,
-    ) -> Result<()> {
+    ) -> Result<Secret> {
         let issued = issuing.issue("oxcd-operator", &[], validity)?;
         let files = [
             (CA_CERT, trust),
@@ -392,15 +401,16 @@ impl<'a> Tls<'a> {
             (KEY, issued.key_pem.as_str()),
         ];
         let secret = tls_secret(self.ec, member_secret_name(member), &files, true);
-        self.apply(&secret).await
+        self.apply(&secret).await.map(drop)
     }
 
-    async fn apply(&self, secret: &Secret) -> Result<()> {
+    /// Applies `secret`; the Secret as stored.
+    async fn apply(&self, secret: &Secret) -> Result<Secret> {
         let name = secret.name_any();
-        self.secrets()
+        Ok(self
+            .secrets()
             .patch(&name, &apply_params(), &Patch::Apply(secret))
-            .await?;
-        Ok(())
+            .await?)
     }
 
     /// The cert-manager Certificate of `port`: one certificate for every member (a wildcard

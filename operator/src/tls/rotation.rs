@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::{CA_CERT, CERT, Cas, KEY, Tls, data, member_of, operator_secret_name, tls_secret};
+use super::{CA_CERT, CERT, Cas, KEY, Tls, field, member_of, operator_secret_name, tls_secret};
 use crate::act::Transition;
 use crate::certs::{self, Authority};
 use crate::crd::{CaRotation, CaRotationStep, EtcdClusterStatus};
@@ -183,7 +183,7 @@ async fn rewrite(
         }
     }
     if let Some(validity) = reissue {
-        return tls.issue_operator(issuing, trust, validity).await;
+        return tls.issue_operator(issuing, trust, validity).await.map(drop);
     }
     match tls.secrets().get_opt(&operator_secret_name(tls.ec)).await? {
         Some(secret) => retrust(tls, &secret, trust, false).await,
@@ -193,12 +193,9 @@ async fn rewrite(
 
 /// The Secret with its certificate and key kept and `ca.crt` replaced.
 async fn retrust(tls: &Tls<'_>, secret: &Secret, trust: &str, member: bool) -> Result<()> {
-    let name = secret.name_any();
-    let field = |key: &str| {
-        data(secret, key).ok_or_else(|| Error::Invalid(format!("Secret {name} has no {key}")))
-    };
-    let (cert, key) = (field(CERT)?, field(KEY)?);
+    let (cert, key) = (field(secret, CERT)?, field(secret, KEY)?);
     let files = [(CA_CERT, trust), (CERT, cert.as_str()), (KEY, key.as_str())];
-    tls.apply(&tls_secret(tls.ec, name.clone(), &files, member))
+    tls.apply(&tls_secret(tls.ec, secret.name_any(), &files, member))
         .await
+        .map(drop)
 }
