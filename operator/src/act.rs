@@ -356,7 +356,8 @@ impl<W: Workloads> Actor<'_, W> {
                 // starts from the latest backup.
                 let own_restore = self.want.restore.is_none()
                     && self.status.restore.as_ref().is_some_and(|r| {
-                        r.phase != RestorePhase::Completed && r.name.starts_with("quorum-loss-")
+                        r.phase != RestorePhase::Completed
+                            && r.name.starts_with(plan::OWN_RESTORE_PREFIX)
                     });
                 launch.restore = match own_restore {
                     true => self.want.recovery.backup.clone(),

@@ -23,7 +23,9 @@ mod restore;
 mod tests;
 
 pub use model::*;
-pub use recovery::{APPROVAL_ANNOTATION, LATEST_BACKUP, RecoveryPlan, recovery_plan};
+pub use recovery::{
+    APPROVAL_ANNOTATION, LATEST_BACKUP, OWN_RESTORE_PREFIX, RecoveryPlan, recovery_plan,
+};
 
 /// How long an operation may take before Progressing reports it stuck.
 pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_mins(10);

@@ -150,6 +150,10 @@ pub(super) fn quorum_lost(o: &Observed) -> Step {
 /// member survives.
 pub const LATEST_BACKUP: &str = "latest-backup";
 
+/// The name of an in-place restore the operator begins itself (nothing survived a quorum
+/// loss), before the time the loss was first seen: its seed starts from the latest backup.
+pub const OWN_RESTORE_PREFIX: &str = "quorum-loss-";
+
 /// A majority gone and no voter answering: restore in place from the latest backup, if
 /// `spec.backup` says where it is and the policy allows.
 fn from_backup(o: &Observed, lost: &[String]) -> Step {
@@ -188,7 +192,7 @@ fn from_backup(o: &Observed, lost: &[String]) -> Step {
         );
     }
     Step::BeginRestore {
-        name: format!("quorum-loss-{}", since.as_second()),
+        name: format!("{OWN_RESTORE_PREFIX}{}", since.as_second()),
     }
 }
 
