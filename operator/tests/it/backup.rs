@@ -410,17 +410,7 @@ async fn a_cluster_created_from_a_backup_by_the_operator_serves_every_key_with_i
 
     let urls = w.client_urls();
     assert_eq!(urls.len(), 3);
-    for url in &urls {
-        // Each member's own copy: serializable reads, once it has caught up.
-        let local = GetOptions::new().with_prefix().with_serializable();
-        let what = format!("{url} to hold the backup's keys");
-        wait_for(CONVERGE, &what, || async {
-            let mut c = Client::connect([url.as_str()], None).await.ok()?;
-            let got = c.get("k", Some(local.clone())).await.ok()?;
-            (kvs_of(&got) == kvs_of(&original)).then_some(())
-        })
-        .await;
-    }
+    each_member_holds(&urls, &original, None).await;
     let mut c = Client::connect(urls.clone(), None).await.unwrap();
     let got = c.get("k", Some(all)).await.unwrap();
     assert_eq!(kvs_of(&got), kvs_of(&original));
@@ -510,17 +500,7 @@ async fn an_in_place_restore_replaces_every_members_data_and_reports_both_cluste
 
     let urls = w.client_urls();
     assert_eq!(urls.len(), 3);
-    for url in &urls {
-        let local = GetOptions::new().with_prefix().with_serializable();
-        let what = format!("{url} to hold the backup's keys");
-        wait_for(CONVERGE, &what, || async {
-            let mut c = Client::connect([url.as_str()], None).await.ok()?;
-            let got = c.get("k", Some(local.clone())).await.ok()?;
-            let id = got.header()?.cluster_id();
-            (kvs_of(&got) == kvs_of(&backed_up) && format!("{id:x}") == new_id).then_some(())
-        })
-        .await;
-    }
+    each_member_holds(&urls, &backed_up, Some(&new_id)).await;
     let mut c = Client::connect(urls, None).await.unwrap();
     assert_eq!(c.get("later", None).await.unwrap().count(), 0);
     c.put("after", "restore", None).await.expect("writes work");
@@ -650,4 +630,29 @@ async fn member_with_keys(
     let all = etcd_client::GetOptions::new().with_prefix();
     let keys = client.get("k", Some(all)).await.unwrap();
     (member, keys)
+}
+
+/// Waits until each member's own copy (serializable reads, once it has caught up) holds
+/// exactly the `k` keys of `expected`, under the cluster id `cluster_id` if given (hex).
+async fn each_member_holds(
+    urls: &[String],
+    expected: &etcd_client::GetResponse,
+    cluster_id: Option<&str>,
+) {
+    let local = etcd_client::GetOptions::new()
+        .with_prefix()
+        .with_serializable();
+    for url in urls {
+        let what = format!("{url} to hold the backup's keys");
+        wait_for(CONVERGE, &what, || async {
+            let mut c = etcd_client::Client::connect([url.as_str()], None)
+                .await
+                .ok()?;
+            let got = c.get("k", Some(local.clone())).await.ok()?;
+            let id = format!("{:x}", got.header()?.cluster_id());
+            let same_cluster = cluster_id.is_none_or(|want| want == id);
+            (kvs_of(&got) == kvs_of(expected) && same_cluster).then_some(())
+        })
+        .await;
+    }
 }
