@@ -405,8 +405,13 @@ fn record_members(ctx: &Context, ec: &EtcdCluster, status: &crate::crd::EtcdClus
     }
 }
 
-async fn publish(ctx: &Context, ec: &EtcdCluster, transitions: &[Transition]) {
-    let reference = ec.object_ref(&());
+/// An Event on `object` per transition; failures (a reason ending in `Failed`) as warnings.
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    transitions: &[Transition],
+) {
+    let reference = object.object_ref(&());
     for t in transitions {
         let event = Event {
             // Failures are warnings.
@@ -421,7 +426,8 @@ async fn publish(ctx: &Context, ec: &EtcdCluster, transitions: &[Transition]) {
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(cluster = %key(ec), error = %e, "could not publish an event");
+            let name = object.meta().name.clone().unwrap_or_default();
+            tracing::warn!(object = %name, error = %e, "could not publish an event");
         }
     }
 }

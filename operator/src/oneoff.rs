@@ -10,9 +10,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
+use crate::act::Transition;
 use crate::controller::Context;
 use crate::crd::{BackupPhase, BackupRecord, EtcdBackup, EtcdBackupStatus, EtcdCluster};
 use crate::error::{Error, Result};
@@ -150,9 +150,8 @@ async fn save(ctx: &Context, backup: &EtcdBackup, status: &EtcdBackupStatus) -> 
 /// Records the outcome and publishes it as an Event.
 async fn finish(ctx: &Context, backup: &EtcdBackup, status: EtcdBackupStatus) -> Result<Action> {
     save(ctx, backup, &status).await?;
-    let (type_, reason, note) = match (&status.phase, &status.record) {
+    let (reason, note) = match (&status.phase, &status.record) {
         (Some(BackupPhase::Succeeded), Some(r)) => (
-            EventType::Normal,
             "BackupSucceeded",
             format!(
                 "{} at revision {} ({} bytes)",
@@ -160,26 +159,12 @@ async fn finish(ctx: &Context, backup: &EtcdBackup, status: EtcdBackupStatus) ->
             ),
         ),
         (Some(BackupPhase::Succeeded), None) => (
-            EventType::Normal,
             "BackupSucceeded",
             "the Job completed; its record was not found in its log".into(),
         ),
-        _ => (
-            EventType::Warning,
-            "BackupFailed",
-            status.message.clone().unwrap_or_default(),
-        ),
+        _ => ("BackupFailed", status.message.clone().unwrap_or_default()),
     };
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Backup".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &backup.object_ref(&())).await {
-        tracing::warn!(backup = %backup.name_any(), error = %e, "could not publish an event");
-    }
+    crate::controller::publish(ctx, backup, &[Transition { reason, note }]).await;
     Ok(Action::await_change())
 }
 
